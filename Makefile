@@ -1,0 +1,38 @@
+# grokexp: every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of torch is installed first so that the open range in pyproject
+# does not pull a CUDA build; override TORCH_SPEC to choose another build.
+TORCH_SPEC ?= torch==2.13.0
+SPEC ?= specs/baseline.toml
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint typecheck bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev,postgres]"
+	touch $(STAMP)
+
+run: install
+	$(VENV)/bin/grokexp run $(SPEC)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check grokexp tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy grokexp
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""The modular-arithmetic data set and its train/test splits, one split per member.
+
+Every member of a population sees the same table of pairs; only which pairs are training
+pairs differs (by ``split_seed``). Evaluation therefore runs once over the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .seeding import generator_for
+from .spec import TaskSpec
+
+__all__ = ["PairTable", "Splits", "pair_table", "make_splits"]
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """All operand pairs of the task and their labels."""
+
+    modulus: int
+    left: torch.Tensor  # (N,) int64, first operand i
+    right: torch.Tensor  # (N,) int64, second operand j
+    labels: torch.Tensor  # (N,) int64, (i ∘ j) mod P
+
+    @property
+    def size(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Per-member train/test index sets into the pair table."""
+
+    train_index: torch.Tensor  # (K, N_train) int64
+    test_index: torch.Tensor  # (K, N_test) int64
+    train_mask: torch.Tensor  # (K, N) bool
+
+    @property
+    def members(self) -> int:
+        return int(self.train_index.shape[0])
+
+    def select(self, keep: torch.Tensor) -> Splits:
+        """The splits of the members at positions ``keep`` (population shrinking)."""
+        return Splits(self.train_index[keep], self.test_index[keep], self.train_mask[keep])
+
+    def to(self, device: torch.device) -> Splits:
+        return Splits(self.train_index.to(device), self.test_index.to(device),
+                      self.train_mask.to(device))
+
+
+def pair_table(task: TaskSpec) -> PairTable:
+    """Every (i, j) with i, j in [0, P) (j ≠ 0 for division), labelled by the operation."""
+    p = task.modulus
+    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    i, j = i.reshape(-1), j.reshape(-1)
+    if task.operation == "div":
+        keep = j != 0
+        i, j = i[keep], j[keep]
+    if task.operation == "add":
+        labels = (i + j) % p
+    elif task.operation == "sub":
+        labels = (i - j) % p
+    elif task.operation == "mul":
+        labels = (i * j) % p
+    else:  # div: i · j^(P-2) mod P, Fermat's inverse (P is prime, checked by the spec)
+        inverse = torch.tensor([pow(int(b), p - 2, p) for b in range(p)])
+        labels = (i * inverse[j]) % p
+    return PairTable(p, i.contiguous(), j.contiguous(), labels.contiguous())
+
+
+def train_size(task: TaskSpec, table_size: int) -> int:
+    return max(1, min(table_size - 1, int(task.train_fraction * table_size)))
+
+
+def make_splits(task: TaskSpec, table: PairTable, split_seeds: Sequence[int]) -> Splits:
+    """One random split per member; equal seeds give equal splits."""
+    n = table.size
+    n_train = train_size(task, n)
+    train, test = [], []
+    for seed in split_seeds:
+        order = torch.randperm(n, generator=generator_for(seed, "split"))
+        train.append(order[:n_train].sort().values)
+        test.append(order[n_train:].sort().values)
+    train_index = torch.stack(train)
+    mask = torch.zeros(len(split_seeds), n, dtype=torch.bool)
+    mask.scatter_(1, train_index, True)
+    return Splits(train_index, torch.stack(test), mask)

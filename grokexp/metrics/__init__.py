@@ -1,0 +1,1 @@
+"""Pure metric functions: tensors in, numbers out. Nothing here logs or reads files."""

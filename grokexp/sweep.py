@@ -1,0 +1,81 @@
+"""From one spec to its members: every point of the ``[sweep]`` grid times every seed.
+
+Each member is a complete spec of its own (sweep removed), so the engine, the tracker and a
+later ``grokexp run`` of that member all see the same thing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import SpecError
+from .spec import Spec, apply_overrides, set_dotted, spec_to_dict, validate_spec
+
+__all__ = ["Member", "expand_members", "group_by_shape", "shape_key"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One training run inside a population: its index, its own spec, what was varied."""
+
+    index: int
+    spec: Spec
+    varied: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        if not self.varied:
+            return f"member-{self.index}"
+        return ", ".join(f"{k}={v}" for k, v in self.varied.items())
+
+
+def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
+    """The cartesian product of the sweep's value lists (in key order), times its seeds."""
+    base = spec_to_dict(spec)
+    grid = dict(base.pop("sweep", None) or {})
+    seeds = grid.pop("seeds", None)
+    keys = list(grid)
+    members: list[Member] = []
+    problems: list[str] = []
+    for point in itertools.product(*(grid[k] for k in keys)):
+        for seed in seeds if seeds is not None else [None]:
+            varied = dict(zip(keys, point, strict=True))
+            if seed is not None:
+                varied["train.seed"] = seed
+            raw = apply_overrides(base, [])
+            for key, value in varied.items():
+                set_dotted(raw, key, value)
+            try:
+                member_spec = validate_spec(raw, source)
+            except SpecError as err:
+                problems += [p.replace(f"{source}: ", f"{source}: sweep: ", 1)
+                             for p in err.problems]
+                continue
+            members.append(Member(index=len(members), spec=member_spec, varied=varied))
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))
+    return members
+
+
+def shape_key(spec: Spec) -> tuple[Any, ...]:
+    """Members with equal keys can train in lockstep as one population."""
+    return (
+        spec.task.model_dump_json(),
+        spec.model.model_dump_json(),
+        spec.train.batch_size,
+        spec.train.epochs,
+        spec.train.dropout,
+        spec.train.device,
+        spec.metrics.model_dump_json(exclude={"grok_threshold"}),
+    )
+
+
+def group_by_shape(members: Sequence[Member]) -> list[list[Member]]:
+    """Split members into populations of equal shape, keeping first-seen order."""
+    groups: dict[tuple[Any, ...], list[Member]] = {}
+    for member in members:
+        groups.setdefault(shape_key(member.spec), []).append(member)
+    return list(groups.values())

@@ -1,0 +1,224 @@
+"""The training loop: every member of a population in lockstep, evaluated on a cadence.
+
+``train(population, members, data, hooks) -> History`` never imports mlflow and never reads
+files; whatever should happen at an evaluation (logging, progress, extra metrics, pruning)
+comes in through hooks. Members that finish (generalised and held, diverged, pruned) leave the
+population; the rest go on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .data import PairTable, Splits
+from .init import layer_of
+from .metrics.accuracy import accuracy_and_loss
+from .model import Population
+from .optim import PopulationAdamW
+from .seeding import generator_for
+from .sweep import Member
+
+__all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData"]
+
+
+@dataclass
+class MemberHistory:
+    """One member's metric history and what became of it."""
+
+    index: int
+    epochs: list[int] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    train_grok_epoch: int | None = None
+    test_grok_epoch: int | None = None
+    status: str = "RUNNING"  # FINISHED, FAILED, PRUNED
+    reason: str = ""
+    last_epoch: int = 0
+
+    @property
+    def grokking_delay(self) -> int | None:
+        if self.train_grok_epoch is None or self.test_grok_epoch is None:
+            return None
+        return self.test_grok_epoch - self.train_grok_epoch
+
+    def final(self, name: str) -> float | None:
+        values = self.metrics.get(name)
+        return values[-1] if values else None
+
+    def record(self, epoch: int, values: dict[str, float]) -> None:
+        self.epochs.append(epoch)
+        for name, value in values.items():
+            self.metrics.setdefault(name, []).append(value)
+
+
+@dataclass
+class History:
+    members: list[MemberHistory]
+
+    def by_index(self, index: int) -> MemberHistory:
+        return next(m for m in self.members if m.index == index)
+
+
+@dataclass(frozen=True)
+class TrainData:
+    table: PairTable
+    splits: Splits
+
+
+@dataclass
+class EvalContext:
+    """What a hook sees at an evaluation. Position p is member ``members[p]``."""
+
+    epoch: int
+    population: Population
+    members: list[Member]
+    data: TrainData
+    histories: list[MemberHistory]
+    stop_requests: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    def request_stop(self, member_index: int, status: str = "PRUNED", reason: str = "") -> None:
+        """Ask the loop to retire a member after this evaluation (e.g. an Optuna prune)."""
+        self.stop_requests[member_index] = (status, reason)
+
+
+class Hook:
+    """Override what you need; every method is optional."""
+
+    def metrics(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
+        """Extra per-member metrics, each a (K,) tensor, merged into the evaluation."""
+        return {}
+
+    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
+        """Called after every evaluation with all metrics (member position → value)."""
+
+    def on_member_end(self, member: Member, history: MemberHistory,
+                      state: dict[str, torch.Tensor]) -> None:
+        """A member has left the population; ``state`` is its final parameters (CPU)."""
+
+    def on_train_end(self, history: History) -> None:
+        """All members are done."""
+
+
+def _per_member(members: Sequence[Member], attr: str, device: torch.device) -> torch.Tensor:
+    return torch.tensor([float(getattr(m.spec.train, attr)) for m in members], device=device)
+
+
+def _optimizer(population: Population, members: Sequence[Member]) -> PopulationAdamW:
+    device = population.device
+    trainable = {
+        name: torch.tensor([float(m.spec.init.trainable(layer_of(name))) for m in members],
+                           device=device)
+        for name in population.params
+    }
+    first = members[0].spec.train
+    return PopulationAdamW(population.params, _per_member(members, "lr", device),
+                           _per_member(members, "weight_decay", device), trainable,
+                           betas=first.betas, eps=first.eps)
+
+
+def _dropout_masks(rate: float, generators: list[torch.Generator], device: torch.device):
+    """Training dropout: each member's masks from its own generator (member-alone parity)."""
+    def masks(site: str, shape: tuple[int, ...]) -> torch.Tensor:
+        keep = torch.stack([(torch.rand(shape[1:], generator=g) >= rate) for g in generators])
+        return keep.to(device=device, dtype=torch.float32) / (1.0 - rate)
+    return masks
+
+
+@torch.no_grad()
+def evaluate(population: Population, data: TrainData) -> dict[str, torch.Tensor]:
+    """Train/test accuracy and loss of every member over the whole pair table: (K,) each."""
+    table = data.table
+    out = population.logits(table.left, table.right)  # (K, N, P)
+    return accuracy_and_loss(out, table.labels, data.splits.train_mask)
+
+
+def train(population: Population, members: Sequence[Member], data: TrainData,
+          hooks: Sequence[Hook] = ()) -> History:
+    """Train all members for their epochs; return every member's history."""
+    members = list(members)
+    spec = members[0].spec
+    epochs, batch, every = spec.train.epochs, spec.train.batch_size, spec.metrics.every
+    device = population.device
+    table = PairTable(data.table.modulus, data.table.left.to(device),
+                      data.table.right.to(device), data.table.labels.to(device))
+    data = TrainData(table, data.splits.to(device))
+    histories = [MemberHistory(m.index) for m in members]
+    finished: list[MemberHistory] = []
+    optimizer = _optimizer(population, members)
+    order_gens = [generator_for(m.spec.train.seed, "order") for m in members]
+    dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in members]
+    n_train = int(data.splits.train_index.shape[1])
+
+    def run_evaluation(epoch: int) -> None:
+        nonlocal members, histories, order_gens, dropout_gens, data
+        ctx = EvalContext(epoch, population, members, data, histories)
+        values = evaluate(population, data)
+        for hook in hooks:
+            values.update(hook.metrics(ctx))
+        as_lists = {name: v.detach().float().cpu().tolist() for name, v in values.items()}
+        for pos, (member, hist) in enumerate(zip(members, histories, strict=True)):
+            row = {name: vals[pos] for name, vals in as_lists.items()}
+            hist.record(epoch, row)
+            hist.last_epoch = epoch
+            threshold = member.spec.metrics.grok_threshold
+            if hist.train_grok_epoch is None and row["train_acc"] >= threshold:
+                hist.train_grok_epoch = epoch
+            if hist.test_grok_epoch is None and row["test_acc"] >= threshold:
+                hist.test_grok_epoch = epoch
+            if not math.isfinite(row["train_loss"]):
+                ctx.request_stop(member.index, "FAILED", f"train loss became {row['train_loss']}")
+            hold = member.spec.train.stop_after_generalized
+            if (hold is not None and hist.test_grok_epoch is not None
+                    and epoch - hist.test_grok_epoch >= hold):
+                ctx.stop_requests.setdefault(member.index, ("FINISHED", "generalised"))
+        for hook in hooks:
+            hook.on_evaluation(ctx, as_lists)
+        ending = {m.index for m in members if m.index in ctx.stop_requests}
+        if epoch == epochs:
+            ending = {m.index for m in members}
+        if not ending:
+            return
+        for pos, (member, hist) in enumerate(zip(members, histories, strict=True)):
+            if member.index in ending:
+                hist.status, hist.reason = ctx.stop_requests.get(member.index, ("FINISHED", ""))
+                state = population.member_state(pos)
+                for hook in hooks:
+                    hook.on_member_end(member, hist, state)
+                finished.append(hist)
+        keep_pos = [p for p, m in enumerate(members) if m.index not in ending]
+        if keep_pos:
+            keep = torch.tensor(keep_pos, device=device)
+            population.select(keep)
+            optimizer.select(keep, population.params)
+            data = TrainData(data.table, data.splits.select(keep))
+        members = [members[p] for p in keep_pos]
+        histories = [histories[p] for p in keep_pos]
+        order_gens = [order_gens[p] for p in keep_pos]
+        dropout_gens = [dropout_gens[p] for p in keep_pos]
+
+    run_evaluation(0)
+    for epoch in range(1, epochs + 1):
+        if not members:
+            break
+        perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
+        rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)
+        masks = (_dropout_masks(spec.train.dropout, dropout_gens, device)
+                 if spec.train.dropout > 0 else None)
+        for start in range(0, n_train, batch):
+            ids = rows[:, start:start + batch]  # (K, B)
+            out = population.logits(table.left[ids], table.right[ids], masks)  # (K, B, P)
+            loss = F.cross_entropy(out.flatten(0, 1), table.labels[ids].flatten(),
+                                   reduction="none").view(ids.shape).mean(1)
+            loss.sum().backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        if epoch % every == 0 or epoch == epochs:
+            run_evaluation(epoch)
+    history = History(sorted(finished, key=lambda h: h.index))
+    for hook in hooks:
+        hook.on_train_end(history)
+    return history
