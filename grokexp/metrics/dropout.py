@@ -1,8 +1,8 @@
 """Test accuracy under dropout used as a probe: MC-dropout mean/variance and the DRC.
 
 The weights are frozen; each of M stochastic copies of every member draws its own dropout
-masks at the chosen sites and is scored on that member's test pairs. All copies run as one
-batched population of K·M rows (chunked only to bound memory), never a loop over samples.
+masks at the chosen sites and is scored on that member's test pairs. All copies run batched,
+(K, M·N, ·) per layer (chunked over M only to bound memory), never a loop over samples.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ..model import Architecture, DropoutMasks, logits
+from ..model import _ACTIVATIONS, Architecture, embedded, first_preactivation
 
 __all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES"]
 
@@ -19,17 +19,12 @@ SITES = ("embedding", "hidden")
 _CHUNK_FLOATS = 2**24  # widest activation of one chunk: about 64 MB of float32
 
 
-def _masks(rates: torch.Tensor, sites: Sequence[str], generator: torch.Generator) -> DropoutMasks:
-    """Keep-masks for rows with their own rate each: ``rates`` is (R,) for R rows."""
-
-    def masks(site: str, shape: tuple[int, ...]) -> torch.Tensor:
-        if site not in sites:
-            return torch.ones((), device=rates.device)
-        rate = rates.view(-1, *([1] * (len(shape) - 1)))  # (R, 1, 1)
-        draw = torch.rand(shape, generator=generator, device=generator.device)
-        return (draw.to(rates.device) >= rate).float() / (1.0 - rate)
-
-    return masks
+def _drop_(x: torch.Tensor, rates: torch.Tensor, generator: torch.Generator) -> None:
+    """Dropout in place on x (K, c, N, F): copy j of each member drops with ``rates[j]``."""
+    rate = rates.view(1, -1, 1, 1)  # (1, c, 1, 1)
+    keep = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device)
+    keep.ge_(rate).div_(1.0 - rate)  # 1/(1-r) where kept, 0 where dropped
+    x.mul_(keep)
 
 
 @torch.no_grad()
@@ -40,23 +35,45 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     """Accuracy of M dropout copies of each member on its own pairs: (K, M).
 
     ``left``/``right``/``labels`` are (K, N) per member (its test pairs); ``rates`` is (M,),
-    copy m drops units with probability ``rates[m]`` at every site in ``sites``. Copies are
-    expanded with ``repeat_interleave`` so row k·M + m is copy m of member k.
+    copy m drops units with probability ``rates[m]`` at every site in ``sites``. The forward
+    pass is model.py's, laid out as (K, c·N, ·) so each member's weights multiply all of its
+    c copies in one batched matmul; without the embedding site the first layer is computed
+    once per member and shared by its copies.
     """
     k, n = left.shape
     m = int(rates.shape[0])
+    act = _ACTIVATIONS[arch.activation]
     widest = max(2 * arch.embedding_dim, *arch.hidden, arch.modulus)
     chunk = max(1, min(m, _CHUNK_FLOATS // max(1, k * n * widest)))
+    if "embedding" in sites:
+        emb = embedded(params, arch)  # (K, P, d)
+        d = emb.shape[2]
+        index = torch.cat([left, right], dim=1)[..., None].expand(-1, -1, d)  # (K, 2N, d)
+        rows = torch.gather(emb, 1, index)
+        inputs = torch.cat([rows[:, :n], rows[:, n:]], dim=2)  # (K, N, 2d)
+    else:
+        shared = act(first_preactivation(params, arch, left, right))  # (K, N, H)
     out = []
     for start in range(0, m, chunk):
         part = rates[start:start + chunk]  # (c,)
         c = int(part.shape[0])
-        copies = {name: t.repeat_interleave(c, 0) for name, t in params.items()}  # (K·c, ...)
-        row_rates = part.repeat(k)  # (K·c,)
-        scores = logits(copies, arch, left.repeat_interleave(c, 0), right.repeat_interleave(c, 0),
-                        _masks(row_rates, sites, generator))  # (K·c, N, P)
-        correct = scores.argmax(-1) == labels.repeat_interleave(c, 0)  # (K·c, N)
-        out.append(correct.float().mean(1).view(k, c))
+        if "embedding" in sites:
+            x = inputs[:, None].expand(k, c, n, inputs.shape[2]).contiguous()  # (K, c, N, 2d)
+            _drop_(x, part, generator)
+            h = act(torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
+                                  params["hidden.0.weight"]))  # (K, c·N, H)
+        else:
+            h = shared[:, None].expand(k, c, n, shared.shape[2]).reshape(k, c * n, -1)
+        for layer in range(len(arch.hidden)):
+            if layer > 0:
+                h = act(torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
+                                      params[f"hidden.{layer}.weight"]))
+            if "hidden" in sites:
+                _drop_(h.view(k, c, n, -1), part, generator)
+        scores = torch.baddbmm(params["output.bias"][:, None, :], h,
+                               params["output.weight"])  # (K, c·N, P)
+        correct = scores.view(k, c, n, -1).argmax(-1) == labels[:, None, :]  # (K, c, N)
+        out.append(correct.float().mean(2))
     return torch.cat(out, dim=1)  # (K, M)
 
 
