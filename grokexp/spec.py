@@ -316,10 +316,10 @@ class Spec(_Section):
         """Cross-field rules pydantic's per-field checks cannot see, as (path, message)."""
         out: list[tuple[str, str]] = []
         for layer in LAYERS:
-            for part in ("weight", "bias"):
-                prefix = f"init.{layer}" if part == "weight" else f"init.{layer}.bias"
-                for field, msg in self.init.resolve(layer, part).problems():  # type: ignore[arg-type]
-                    out.append((f"{prefix}.{field}", msg))
+            weight = self.init.resolve(layer, "weight").problems()
+            bias = [p for p in self.init.resolve(layer, "bias").problems() if p not in weight]
+            out += [(f"init.{layer}.{field}", msg) for field, msg in weight]
+            out += [(f"init.{layer}.bias.{field}", msg) for field, msg in bias]
         if self.task.operation == "div" and not _is_prime(self.task.modulus):
             out.append(("task.modulus", f"must be prime for 'div' (got {self.task.modulus})"))
         for key in (self.sweep or {}):
