@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .data import make_splits, pair_table
+from .diagnostics import DiagnosticsHook, log_sweep_figures
 from .figures import accuracy_figure, accuracy_overlay
 from .model import Population
 from .spec import Spec, flatten, spec_hash, spec_to_dict, spec_to_toml
@@ -152,11 +153,12 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         result.members.append(_member_result(member, run_ids[member.index], history))
 
     tracking_hook = TrackingHook(tracker, run_ids, finished)
+    diagnostics = DiagnosticsHook(tracker, run_ids)
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:
         for group in group_by_shape(members):
             train_group(group, device or resolve_device(group[0].spec.train.device),
-                        [*hooks, tracking_hook])
+                        [*hooks, diagnostics, tracking_hook])
     except BaseException:
         tracker.flush()
         done = {m.run_id for m in result.members}
@@ -169,6 +171,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         tracker.log_figure(parent_id, accuracy_overlay(
             [h for _, h in histories], [m.label for m, _ in histories], spec.name),
             "figures/accuracy_overlay.png")
+        log_sweep_figures(tracker, parent_id, spec, members, diagnostics)
         tracker.log_text(parent_id, _members_table(result), "members.md")
         tracker.end_run(parent_id, "FINISHED" if all(
             m.status == "FINISHED" for m in result.members) else "FAILED")
