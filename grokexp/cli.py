@@ -42,7 +42,7 @@ def clean_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def read_spec(path: str, overrides: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
     """Read and validate a spec file and its ``--set`` overrides; expand its members."""
     from .spec import load_spec
     from .sweep import expand_members

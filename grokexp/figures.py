@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -14,7 +15,7 @@ from .train import MemberHistory  # noqa: E402
 __all__ = ["accuracy_figure", "accuracy_overlay"]
 
 
-def _mark(ax, epoch: int | None, color: str, label: str) -> None:  # type: ignore[no-untyped-def]
+def _mark(ax: Any, epoch: int | None, color: str, label: str) -> None:
     if epoch is not None:
         ax.axvline(epoch, color=color, linestyle=":", linewidth=1, label=f"{label} = {epoch}")
 
