@@ -173,6 +173,29 @@ def _print_summary(result: Any, uri: str) -> None:
 
 
 @main.command()
+@click.argument("run_id")
+@uri_option
+def figures(run_id: str, tracking_uri: str | None) -> None:
+    """Redraw a run's paper figures from its metrics and checkpoints, and log them to it."""
+    _figures(run_id, tracking_uri)
+
+
+@clean_errors
+def _figures(run_id: str, tracking_uri: str | None) -> None:
+    from .recompute import redraw
+    from .tracking import tracker_for_run
+
+    uri = resolve_tracking_uri(tracking_uri)
+    tracker = tracker_for_run(uri, run_id)
+    drawn = redraw(tracker.client, run_id)
+    for path, figure in drawn.items():
+        tracker.log_figure(run_id, figure, path)
+        click.echo(f"{run_id}: {path}")
+    if not drawn:
+        click.echo(f"{run_id}: nothing to draw (no diagnostics were recorded)")
+
+
+@main.command()
 @uri_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; the default keeps the UI on this machine.")

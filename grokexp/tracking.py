@@ -25,6 +25,7 @@ __all__ = [
     "EXPERIMENT_KIND_TAG",
     "artifact_root_for",
     "flat_params",
+    "tracker_for_run",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -196,3 +197,15 @@ class MlflowTracker:
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.flush()
         self.client.set_terminated(run_id, status=status)
+
+
+def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
+    """A tracker over the experiment that already holds ``run_id`` (for redrawing)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
+    except Exception as err:  # the store's own exception types vary by backend
+        raise GrokexpError(f"tracking store {tracking_uri}: no run {run_id} ({err})") from None
+    return MlflowTracker(tracking_uri, experiment.name)

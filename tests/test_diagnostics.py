@@ -92,3 +92,26 @@ def test_scale_sweep_parent_gets_fig5(write_spec, tracking_uri) -> None:
     client = MlflowClient(tracking_uri=tracking_uri)
     figs = {a.path for a in client.list_artifacts(out["parent_run_id"], "figures")}
     assert {"figures/fig5_scale.png", "figures/curves_by_group.png"} <= figs
+
+
+def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, tmp_path) -> None:
+    sweep = '\n[sweep]\nseeds = [0, 1]\n'
+    out = _run(_tiny(write_spec, sweep), "--tracking-uri", tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = out["run_ids"][1]
+    logged = client.download_artifacts(run_id, "diagnostics/drc.csv", str(tmp_path))
+    from grokexp.figure_sets import parse_drc_csv
+    from grokexp.recompute import load_record
+
+    rates, curves = parse_drc_csv(open(logged).read())
+    record = load_record(client, run_id)
+    assert sorted(record.drc) == sorted(curves) == [0, 15]
+    for epoch in curves:  # rate 0 is deterministic: recomputed equals logged
+        assert abs(record.drc[epoch][0] - curves[epoch][0]) < 1e-6
+    assert sorted(record.cosine) == [0, 20] and sorted(record.embedding_values) == [10]
+    for target in (run_id, out["parent_run_id"]):
+        result = CliRunner().invoke(main, ["figures", target, "--tracking-uri", tracking_uri])
+        assert result.exit_code == 0, result.output
+    assert "fig3_cosine.png" in result.output or "curves_by_group" in result.output
+    missing = CliRunner().invoke(main, ["figures", "0" * 32, "--tracking-uri", tracking_uri])
+    assert missing.exit_code == 1 and "no run" in missing.output
