@@ -196,6 +196,64 @@ def _figures(run_id: str, tracking_uri: str | None) -> None:
 
 
 @main.command()
+@click.option("--out", "out_dir", default="gallery", show_default=True,
+              type=click.Path(file_okay=False), help="Where the gallery is written.")
+@click.option("--quick", is_flag=True, help="One seed and capped budgets (a quick look).")
+@click.option("--specs-dir", default="specs", show_default=True,
+              type=click.Path(file_okay=False), help="Where the paper specs are.")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only these paper specs.")
+@uri_option
+def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
+              tracking_uri: str | None) -> None:
+    """Run the paper's specs, check its claims and write a figure gallery (index.html)."""
+    _reproduce(out_dir, quick, specs_dir, only, tracking_uri)
+
+
+@clean_errors
+def _reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
+               tracking_uri: str | None) -> None:
+    from .progress import ProgressHook
+    from .reproduce import (
+        PAPER_SPECS,
+        claims_markdown,
+        collect_figures,
+        evaluate_claims,
+        gallery_html,
+        run_spec,
+    )
+    from .tracking import MlflowTracker
+
+    unknown = sorted(set(only) - set(PAPER_SPECS))
+    if unknown:
+        raise SpecError([f"--only {name}: not a paper spec ({', '.join(PAPER_SPECS)})"
+                         for name in unknown])
+    names = [n for n in PAPER_SPECS if not only or n in only]
+    texts = {}
+    for name in names:
+        path = Path(specs_dir) / f"{name}.toml"
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecError([f"{path}: cannot read: {err}"]) from None
+    uri = resolve_tracking_uri(tracking_uri)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tags = {"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}
+    outcomes = []
+    for name in names:
+        click.echo(f"reproduce: {name}", err=True)
+        hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
+        outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
+        collect_figures(MlflowTracker(uri, name).client, outcome, out)
+        outcomes.append(outcome)
+    claims = evaluate_claims({o.name: o.members for o in outcomes})
+    (out / "index.html").write_text(gallery_html(outcomes, claims, quick), encoding="utf-8")
+    (out / "claims.md").write_text(claims_markdown(claims), encoding="utf-8")
+    click.echo(claims_markdown(claims), nl=False)
+    click.echo(f"gallery: {(out / 'index.html').resolve()}")
+
+
+@main.command()
 @uri_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; the default keeps the UI on this machine.")

@@ -115,9 +115,9 @@ class DiagnosticsHook(Hook):
             for pos, record in enumerate(records):
                 record.cosine[epoch] = cos[pos]
         if cfg.distributions and due(cfg.histogram_epochs, previous, epoch):
-            values = emb.flatten(1).cpu().numpy()  # (K, P·d)
+            flat = emb.flatten(1).cpu().numpy()  # (K, P·d)
             for pos, record in enumerate(records):
-                record.embedding_values[epoch] = values[pos]
+                record.embedding_values[epoch] = flat[pos]
         self._checkpoint(ctx, cfg, previous)
         return out
 
