@@ -144,7 +144,10 @@ def scaled_widths_compress(members: Members) -> tuple[str, list[bool]]:
     for v, r in members["scale_sweep"]:
         if float(v["init.scale"]) != top:
             continue
-        layers = [n for n in r.series if n.endswith("_weight_std") or n == "embedding_std"]
+        layers = [n for n in r.series if (n.endswith("_weight_std") or n == "embedding_std")
+                  and r.values(n)[0] > 0]
+        if not layers:
+            continue
         worst = max(min(r.values(n)) / r.values(n)[0] for n in layers)
         ratios.append(worst)
         flags.append(worst < 0.8)
@@ -185,8 +188,9 @@ def shift_sweep_delays(members: Members) -> tuple[str, list[bool]]:
     text = "; ".join(f"case {i}: delay {_span(d)}, final test {_span(f, '{:.2f}')}"
                      for i, (d, f) in enumerate(zip(delays, final, strict=True)))
     base = max((d for d in delays[0] if d is not None), default=None)
-    shorter = base is not None and all(d is not None and d < base
-                                       for d in delays[1] + delays[2])
+    if base is None:
+        return text + " (case 0 never grokked: no delay to compare)", []
+    shorter = all(d is not None and d < base for d in delays[1] + delays[2])
     damped = max(final[3]) < min(min(f) for f in final[:3]) - 0.1
     return text, [shorter and damped]
 
@@ -199,8 +203,9 @@ def layer_shift_delays(members: Members) -> tuple[str, list[bool]]:
     names = ("default", "embedding shifted", "other layers shifted")
     text = "; ".join(f"{n}: test grok {_span(t)}" for n, t in zip(names, tests, strict=True))
     base = max((t for t in tests[0] if t is not None), default=None)
-    later = base is not None and all(t is None or t > base for t in tests[1] + tests[2])
-    return text, [later]
+    if base is None:
+        return text + " (the default never grokked: nothing to compare)", []
+    return text, [all(t is None or t > base for t in tests[1] + tests[2])]
 
 
 def frozen_suppresses(members: Members) -> tuple[str, list[bool]]:
@@ -220,6 +225,8 @@ def relu_bimodal_delayed(members: Members) -> tuple[str, list[bool]]:
             for _, r in members["embedding_relu"]]
     flags = [latest is not None and t is not None and t > latest and b is not None and b > 5 / 9
              for t, b in rows]
+    if latest is None:
+        flags = []  # the baseline never grokked: no delay to compare
     return (f"test grok {_span([x[0] for x in rows])} vs baseline {_span(base)}; final BC "
             f"{_span([x[1] for x in rows], '{:.2f}')}"), flags
 

@@ -185,6 +185,7 @@ def _figures(run_id: str, tracking_uri: str | None) -> None:
     from .recompute import redraw
     from .tracking import tracker_for_run
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_tracking_uri(tracking_uri)
     tracker = tracker_for_run(uri, run_id)
     drawn = redraw(tracker.client, run_id)
@@ -202,15 +203,18 @@ def _figures(run_id: str, tracking_uri: str | None) -> None:
 @click.option("--specs-dir", default="specs", show_default=True,
               type=click.Path(file_okay=False), help="Where the paper specs are.")
 @click.option("--only", multiple=True, metavar="NAME", help="Run only these paper specs.")
+@click.option("--reuse", is_flag=True,
+              help="Train nothing: rebuild the gallery from the latest reproduce runs in "
+                   "the store.")
 @uri_option
-def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
+def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], reuse: bool,
               tracking_uri: str | None) -> None:
     """Run the paper's specs, check its claims and write a figure gallery (index.html)."""
-    _reproduce(out_dir, quick, specs_dir, only, tracking_uri)
+    _reproduce(out_dir, quick, specs_dir, only, reuse, tracking_uri)
 
 
 @clean_errors
-def _reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
+def _reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], reuse: bool,
                tracking_uri: str | None) -> None:
     from .progress import ProgressHook
     from .reproduce import (
@@ -219,17 +223,19 @@ def _reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
         collect_figures,
         evaluate_claims,
         gallery_html,
+        outcome_from_store,
         run_spec,
     )
     from .tracking import MlflowTracker
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     unknown = sorted(set(only) - set(PAPER_SPECS))
     if unknown:
         raise SpecError([f"--only {name}: not a paper spec ({', '.join(PAPER_SPECS)})"
                          for name in unknown])
     names = [n for n in PAPER_SPECS if not only or n in only]
     texts = {}
-    for name in names:
+    for name in [] if reuse else names:
         path = Path(specs_dir) / f"{name}.toml"
         try:
             texts[name] = path.read_text(encoding="utf-8")
@@ -242,8 +248,15 @@ def _reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
     outcomes = []
     for name in names:
         click.echo(f"reproduce: {name}", err=True)
-        hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
-        outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
+        if reuse:
+            found = outcome_from_store(MlflowTracker(uri, name).client, name, quick)
+            if found is None:
+                click.echo(f"reproduce: {name}: no runs in {uri}, skipped", err=True)
+                continue
+            outcome = found
+        else:
+            hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
+            outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
         collect_figures(MlflowTracker(uri, name).client, outcome, out)
         outcomes.append(outcome)
     claims = evaluate_claims({o.name: o.members for o in outcomes})

@@ -25,7 +25,7 @@ from .tracking import MlflowTracker
 from .train import Hook
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
-           "claims_markdown", "overrides", "members_from_store", "evaluate_claims"]
+           "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]
 
 PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "layer_shift",
                "frozen_embedding", "embedding_relu", "constant_embedding", "constant_rest")
@@ -95,17 +95,29 @@ def collect_figures(client: Any, outcome: SpecOutcome, out: Path) -> None:
                                     str((folder / path).relative_to(out))))
 
 
-def members_from_store(client: Any, parent_or_runs: list[str]) -> list[tuple[dict, RunRecord]]:
-    """Members of already tracked runs (a parent's children, or runs) as (varied, record)."""
-    out = []
-    for run_id in parent_or_runs:
-        run = client.get_run(run_id)
-        runs = child_runs(client, run) if run.data.tags.get("grokexp.role") == "sweep" else [run]
-        for child in runs:
-            varied = {k.removeprefix("varied."): param_value(v)
-                      for k, v in child.data.params.items() if k.startswith("varied.")}
-            out.append((varied, load_record(client, child.info.run_id, with_checkpoints=False)))
-    return out
+def outcome_from_store(client: Any, name: str, quick: bool) -> SpecOutcome | None:
+    """The latest reproduce run of one paper spec already in the store (no training)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return None
+    mode = "quick" if quick else "full"
+    runs = client.search_runs([experiment.experiment_id],
+                              f"tags.`grokexp.reproduce` = '{mode}'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+    tops = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    if not tops:
+        return None
+    top = tops[0]
+    members = child_runs(client, top) if top.data.tags.get("grokexp.role") == "sweep" else [top]
+    parent = top.info.run_id if members[0] is not top else None
+    outcome = SpecOutcome(name, top.data.params.get("description", ""), parent,
+                          [m.info.run_id for m in members])
+    for member in members:
+        varied = {k.removeprefix("varied."): param_value(v)
+                  for k, v in member.data.params.items() if k.startswith("varied.")}
+        outcome.members.append((varied, load_record(client, member.info.run_id,
+                                                    with_checkpoints=False)))
+    return outcome
 
 
 def _claims_table(claims: list[Claim], escape: Callable[[str], str]) -> list[str]:
