@@ -18,7 +18,7 @@ from . import figures_paper as fp
 from .metrics.accuracy import first_epoch_at_or_above
 
 __all__ = ["RunRecord", "run_figures", "sweep_figures", "rise_epoch", "RISE_LEVEL",
-           "drc_csv", "parse_drc_csv"]
+           "drc_csv", "parse_drc_csv", "short_value"]
 
 Series = tuple[list[int], list[float]]
 RISE_LEVEL = 0.5  # "a substantial rise in test accuracy" (Fig. 5a): half the pairs right
@@ -98,9 +98,41 @@ def rise_epoch(record: RunRecord, level: float = RISE_LEVEL) -> int | None:
     return first_epoch_at_or_above(epochs, values, level)
 
 
+def _recipe(table: Mapping[str, Any]) -> str:
+    """An init table in a few characters: 'uniform[0.4, 0.8]', 'normal(0.2, 0.1)'."""
+    scheme = table.get("scheme", "")
+    if scheme == "uniform":
+        text = f"uniform[{table.get('low')}, {table.get('high')}]"
+    elif scheme == "normal":
+        text = f"normal({table.get('mean', 0.0)}, {table.get('std')})"
+    elif scheme == "constant":
+        text = f"constant {table.get('value')}"
+    else:
+        text = str(scheme)
+    extras = [f"{k}={table[k]}" for k in ("scale", "shift") if k in table]
+    return " ".join([text, *extras]).strip()
+
+
+def short_value(value: Any) -> str:
+    """A varied value for a legend: init tables as recipes, '{}' as 'default'."""
+    if not isinstance(value, Mapping):
+        return str(value)
+    if not value:
+        return "default"
+    if any(k in value for k in ("scheme", "low", "mean", "value")):
+        return _recipe(value)
+    by_recipe: dict[str, list[str]] = {}
+    for layer, table in value.items():
+        shown = _recipe(table) if isinstance(table, Mapping) else str(table)
+        by_recipe.setdefault(shown, []).append(str(layer))
+    return "; ".join(f"{'+'.join(layers)}: {r}" for r, layers in by_recipe.items())
+
+
 def _group_label(varied: Mapping[str, Any]) -> str:
     shown = {k: v for k, v in varied.items() if k != "train.seed"}
-    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "all members"
+    if len(shown) == 1 and isinstance(next(iter(shown.values())), Mapping):
+        return short_value(next(iter(shown.values())))
+    return ", ".join(f"{k}={short_value(v)}" for k, v in shown.items()) or "all members"
 
 
 def sweep_figures(members: Sequence[tuple[Mapping[str, Any], RunRecord]],
@@ -113,7 +145,7 @@ def sweep_figures(members: Sequence[tuple[Mapping[str, Any], RunRecord]],
         epochs, (train, test) = _aligned(record, ["train_acc", "test_acc"])
         groups.setdefault(_group_label(varied), []).append((epochs, train, test))
     out["figures/curves_by_group.png"] = fp.curves_by_group(
-        groups, f"{title}: train (solid) and test (dashed) accuracy")
+        groups, f"{title}: train (solid) and test (dashed) accuracy by member")
     scaled = [(v, r) for v, r in members if "init.scale" in v]
     if scaled:
         alphas = [float(v["init.scale"]) for v, _ in scaled]

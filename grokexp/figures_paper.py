@@ -181,18 +181,17 @@ def curves_by_group(groups: Mapping[str, Sequence[tuple[Series, Series, Series]]
     """Train (solid) and test (dashed) accuracy of members grouped by what was varied.
 
     ``groups`` maps a label to its members' (epochs, train_acc, test_acc); seeds of a group
-    share its colour (Figs. 9 and 10).
+    share its colour and one legend entry (Figs. 9 and 10).
     """
-    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
     ax = fig.subplots()
     for index, (label, runs) in enumerate(groups.items()):
         for n, (epochs, train, test) in enumerate(runs):
-            ax.plot(epochs, train, color=f"C{index}", label=f"{label} train" if n == 0 else None)
-            ax.plot(epochs, test, color=f"C{index}", linestyle="--",
-                    label=f"{label} test" if n == 0 else None)
+            ax.plot(epochs, train, color=f"C{index}", label=label if n == 0 else None)
+            ax.plot(epochs, test, color=f"C{index}", linestyle="--")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy (train solid, test dashed)")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize="small")
-    ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right")
+    ax.set_title(title, fontsize="medium")
     return fig

@@ -44,5 +44,17 @@ def test_sweep_figures_draw() -> None:
               "shift 0.6": [([0, 10], [0, 0.5], [0, 0.1])]}
     fig9 = fp.curves_by_group(groups, "Fig. 9")
     labels = [line.get_label() for line in fig9.axes[0].get_lines()]
-    assert labels.count("shift 0 train") == 1 and "shift 0.6 test" in labels
+    assert labels.count("shift 0") == 1 and "shift 0.6" in labels  # one entry per group
+    assert [line.get_linestyle() for line in fig9.axes[0].get_lines()[:2]] == ["-", "--"]
     assert _png(fig5).startswith(b"\x89PNG") and _png(fig9).startswith(b"\x89PNG")
+
+
+def test_short_labels_for_init_tables() -> None:
+    from grokexp.figure_sets import short_value
+
+    assert short_value({}) == "default"
+    assert short_value({"scheme": "uniform", "low": 0.4, "high": 0.8}) == "uniform[0.4, 0.8]"
+    rest = {"hidden": {"scheme": "normal", "mean": 0.2, "std": 0.1},
+            "output": {"scheme": "normal", "mean": 0.2, "std": 0.1}}
+    assert short_value(rest) == "hidden+output: normal(0.2, 0.1)"
+    assert short_value(2.0) == "2.0"
