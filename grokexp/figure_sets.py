@@ -85,10 +85,11 @@ def run_figures(record: RunRecord) -> dict[str, Figure]:
     if record.embedding_values:
         out["figures/fig7_embedding_histograms.png"] = fp.fig7_embedding_histograms(
             record.embedding_values)
-    _, (inactive, train11, test11) = _aligned(
-        record, ["inactive_neurons_pct", "train_acc", "test_acc"])
-    if inactive:
-        out["figures/fig11_inactive.png"] = fp.fig11_inactive(inactive, train11, test11)
+    _, (zero, dead, train11, test11) = _aligned(
+        record, ["zero_activation_frac", "inactive_neurons_pct", "train_acc", "test_acc"])
+    if zero:
+        out["figures/fig11_inactive.png"] = fp.fig11_inactive(
+            [100 * z for z in zero], train11, test11, dead)
     return out
 
 

@@ -134,8 +134,13 @@ def fig7_embedding_histograms(values: Mapping[int, np.ndarray]) -> Figure:
     return fig
 
 
-def fig11_inactive(inactive_pct: Series, train_acc: Series, test_acc: Series) -> Figure:
-    """Train and test accuracy against the share of inactive hidden units (path in time)."""
+def fig11_inactive(inactive_pct: Series, train_acc: Series, test_acc: Series,
+                   dead_pct: Series | None = None) -> Figure:
+    """Train and test accuracy against the share of inactive (zero) ReLU outputs, in %.
+
+    The path runs in time from 'start' to 'end'; ``dead_pct`` (units zero on every input)
+    goes in the title when given.
+    """
     fig = Figure(figsize=(6.0, 4.0), layout="constrained")
     ax = fig.subplots()
     ax.plot(inactive_pct, train_acc, color="tab:blue", marker=".", label="train accuracy")
@@ -143,11 +148,14 @@ def fig11_inactive(inactive_pct: Series, train_acc: Series, test_acc: Series) ->
     if len(inactive_pct):
         ax.annotate("start", (inactive_pct[0], train_acc[0]), fontsize="small")
         ax.annotate("end", (inactive_pct[-1], test_acc[-1]), fontsize="small")
-    ax.set_xlabel("inactive neurons (%)")
+    ax.set_xlabel("inactive ReLU outputs (% of units × training inputs)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.legend()
-    ax.set_title("Fig. 11: accuracy against inactive neurons")
+    title = "Fig. 11: accuracy against inactive neurons"
+    if dead_pct is not None and len(dead_pct):
+        title += f"\n(units dead on every input: {min(dead_pct):.1f}–{max(dead_pct):.1f}%)"
+    ax.set_title(title, fontsize="medium")
     return fig
 
 

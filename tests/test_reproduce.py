@@ -70,12 +70,12 @@ def test_claims_on_synthetic_records() -> None:
 
     scale = [({"init.scale": a}, _record(train_acc=acc(100), test_acc=acc(100 + 200 * a)))
              for a in (1.0, 2.0, 3.0)]
-    falls_rises = (epochs, [30, 10, 5, 4, 6, 9, 12, 14, 15, 15])
-    flat = (epochs, [5.0] * 10)
+    falls_rises = (epochs, [0.30, 0.10, 0.05, 0.04, 0.06, 0.09, 0.12, 0.14, 0.15, 0.15])
+    flat = (epochs, [0.05] * 10)
     claims = {c.key: c for c in evaluate_claims({
         "scale_sweep": scale,
         "baseline": [({}, _record(train_acc=acc(100), test_acc=acc(500),
-                                  inactive_neurons_pct=falls_rises))],
+                                  zero_activation_frac=falls_rises))],
         "constant_rest": [({}, _record(train_acc=acc(0)))],
     })}
     assert claims["scale_delay"].verdict == "held" and "slope 200" in claims["scale_delay"].measured
@@ -84,5 +84,5 @@ def test_claims_on_synthetic_records() -> None:
     assert claims["frozen"].verdict == "not measured"
     flat_claims = {c.key: c for c in evaluate_claims({
         "baseline": [({}, _record(train_acc=acc(100), test_acc=acc(500),
-                                  inactive_neurons_pct=flat))]})}
+                                  zero_activation_frac=flat))]})}
     assert flat_claims["inactive"].verdict == "not held"
