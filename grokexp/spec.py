@@ -233,7 +233,7 @@ class MetricsSpec(_Section):
     grok_threshold: float = Field(0.95, gt=0.0, le=1.0)
     # MC dropout (paper Fig. 1): S stochastic passes over the test set, weights frozen.
     mc_dropout: bool = True
-    mc_dropout_every: int = Field(500, ge=1)
+    mc_dropout_every: int = Field(1000, ge=1)
     mc_samples: int = Field(100, ge=2, le=100_000)
     mc_rate: float = Field(0.3, ge=0.0, lt=1.0)
     mc_sites: list[DropoutSite] = Field(default_factory=_all_sites)
