@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GrokexpError", "SpecError"]
+__all__ = ["GrokexpError", "SpecError", "RunInterrupted"]
 
 
 class GrokexpError(Exception):
@@ -25,3 +25,14 @@ class SpecError(GrokexpError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class RunInterrupted(GrokexpError):
+    """Training stopped between epochs (a signal, or a tracking store that went away).
+
+    A checkpoint was written; ``root_run_id`` is the run that ``grokexp run --resume`` takes.
+    """
+
+    def __init__(self, root_run_id: str, epoch: int):
+        self.root_run_id, self.epoch = root_run_id, epoch
+        super().__init__(f"stopped after epoch {epoch}; checkpoint on run {root_run_id}")
