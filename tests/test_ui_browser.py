@@ -95,7 +95,12 @@ def ui_server(write_spec, tracking_uri, tmp_path):
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
+            pass
+        time.sleep(1)
+        try:  # whatever of that group ignored SIGTERM
             os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(ui_server, tmp_path):
