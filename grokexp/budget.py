@@ -13,14 +13,13 @@ from collections.abc import Sequence
 
 from .errors import GrokexpError
 from .spec import Spec
-from .sweep import Member, group_by_shape
+from .sweep import MAX_MEMBERS, Member, group_by_shape
 
 __all__ = ["estimate_bytes", "check_memory", "MAX_MEMBERS", "GIB"]
 
 GIB = 1024**3
 FLOAT = 4
 INDEX = 8
-MAX_MEMBERS = 100_000  # members in one spec: a grid beyond this is a typo, not a study
 
 
 def _pairs(spec: Spec) -> int:

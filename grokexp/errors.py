@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["GrokexpError", "SpecError", "RunInterrupted"]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 class GrokexpError(Exception):
@@ -23,7 +28,8 @@ class SpecError(GrokexpError):
     exit_code = 2
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        # user text (keys, values) may hold newlines or escapes: keep one problem per line
+        self.problems = [_CONTROL.sub(lambda m: repr(m[0])[1:-1], p) for p in problems]
         super().__init__("\n".join(self.problems))
 
 
