@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import GrokexpError
@@ -71,7 +71,7 @@ def safe_artifact_path(artifact_file: str) -> tuple[str | None, str]:
     """
     bad = (not artifact_file or "\\" in artifact_file or artifact_file.startswith("/")
            or re.search(r"[\x00-\x1f]", artifact_file) is not None)
-    parts = PurePosixPath(artifact_file).parts
+    parts = artifact_file.split("/")
     if bad or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]:
         raise GrokexpError(f"artifact name {artifact_file!r} would leave the run's folder")
     folder = "/".join(parts[:-1])
