@@ -127,8 +127,9 @@ def schema() -> None:
               help="Continue an interrupted run from its checkpoint (no SPEC_FILE then).")
 @click.option("--recovery-dir", default="grokexp-recovery", show_default=True,
               help="Where history and checkpoint go if the tracking store stops working.")
-@click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True), default=None,
-              metavar="GIB", help="Memory a population may use (default: 80% of free).")
+@click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="GIB",
+              help="Memory a population may use (default: 80% of free).")
 def run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | None,
         device: str | None, as_json: bool, quiet: bool, resume: str | None,
         recovery_dir: str, memory_gib: float | None) -> None:
