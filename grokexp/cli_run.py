@@ -80,6 +80,10 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
             overrides = (*overrides, f'train.device="{device}"')
         spec, members = read_spec(spec_file, overrides)
         uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
+    # grokexp retries and then keeps a recovery folder itself: MLflow's own HTTP retries
+    # (7 by default, with exponential backoff) would only delay that by minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     from .budget import check_memory
     from .runner import resolve_device
 

@@ -20,7 +20,7 @@ from grokexp.cli import main
 from grokexp.runner import train_group
 from grokexp.spec import load_spec
 from grokexp.sweep import expand_members
-from grokexp.train import Interrupted
+from grokexp.train import Hook, Interrupted
 
 CPU = torch.device("cpu")
 SPEC = """
@@ -96,6 +96,16 @@ def test_damaged_or_foreign_checkpoints_are_refused(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+class FinalWeights(Hook):
+    """Keeps each member's final parameters."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, dict[str, torch.Tensor]] = {}
+
+    def on_member_end(self, member, history, state) -> None:
+        self.states[member.index] = state
+
+
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     return subprocess.Popen([sys.executable, "-m", "grokexp", *args], cwd=cwd, env=env,
@@ -147,16 +157,39 @@ def test_killed_process_checkpoints_and_resumes_to_the_same_history(sig, write_s
     assert resumed.exit_code == 0, resumed.output
     out_json = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert out_json["parent_run_id"] == root
-    fresh = CliRunner().invoke(main, ["run", spec, "--tracking-uri", tracking_uri, "--json"])
-    fresh_json = json.loads(fresh.stdout.strip().splitlines()[-1])
-    for a, b in zip(out_json["members"], fresh_json["members"], strict=True):
-        assert _history(client, a["run_id"]) == _history(client, b["run_id"])
-        assert client.get_run(a["run_id"]).info.status == "FINISHED"
-        wa = torch.load(client.download_artifacts(a["run_id"], "weights/final.pt",
-                                                  str(tmp_path / "a")), weights_only=True)
-        wb = torch.load(client.download_artifacts(b["run_id"], "weights/final.pt",
-                                                  str(tmp_path / "b")), weights_only=True)
-        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # the same members trained without interruption (and without MLflow), in this process
+    finals = FinalWeights()
+    reference = train_group(expand_members(load_spec(Path(spec).read_text(), spec)), CPU,
+                            [finals])
+    for member in out_json["members"]:
+        expected = reference.by_index(member["index"])
+        history = _history(client, member["run_id"])
+        for key, logged in history.items():
+            assert logged == list(zip(expected.epochs, expected.metrics[key], strict=True))
+        assert client.get_run(member["run_id"]).info.status == "FINISHED"
+        weights = torch.load(client.download_artifacts(
+            member["run_id"], "weights/final.pt", str(tmp_path / member["run_id"])),
+            weights_only=True)
+        assert weights.keys() == finals.states[member["index"]].keys()
+        assert all(torch.equal(weights[k], finals.states[member["index"]][k]) for k in weights)
     assert client.get_run(root).info.status == "FINISHED"
     again = CliRunner().invoke(main, ["run", "--resume", root, "--tracking-uri", tracking_uri])
     assert again.exit_code == 1 and "FINISHED" in again.output
+
+
+def test_resume_arguments_are_checked(write_spec, tracking_uri):
+    runner = CliRunner()
+    bogus = runner.invoke(main, ["run", "--resume", "0123abcd", "--tracking-uri",
+                                 tracking_uri])
+    assert bogus.exit_code == 1
+    assert bogus.output.startswith("error: --resume 0123abcd: ") and "Traceback" not in (
+        bogus.output)
+    both = runner.invoke(main, ["run", write_spec(), "--resume", "0123abcd"])
+    assert both.exit_code == 2 and "takes the spec from the checkpoint" in both.output
+    neither = runner.invoke(main, ["run"])
+    assert neither.exit_code == 2 and "missing SPEC_FILE" in neither.output
+    finished = runner.invoke(main, ["run", write_spec(), "--tracking-uri", tracking_uri,
+                                    "--json"])
+    run_id = json.loads(finished.stdout.strip().splitlines()[-1])["run_ids"][0]
+    again = runner.invoke(main, ["run", "--resume", run_id, "--tracking-uri", tracking_uri])
+    assert again.exit_code == 1 and "has no checkpoint" in again.output
