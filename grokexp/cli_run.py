@@ -148,8 +148,9 @@ def _recovery_message(tracker: Any, uri: str, root_run_id: str | None) -> None:
 
     folder = tracker.journal.folder if tracker.journal is not None else None
     click.echo(f"error: tracking store {redact_uri(uri)}: {tracker.failure}", err=True)
-    click.echo(f"nothing is lost: the rest of the history"
-               f"{' and a checkpoint' if root_run_id else ''} are in {folder}", err=True)
+    what = "the rest of the history and a checkpoint are" if root_run_id else (
+        "what was not logged (history, figures, weights) is")
+    click.echo(f"nothing is lost: {what} in {folder}", err=True)
     click.echo(f"once the store works again: grokexp relog {folder} --tracking-uri "
                f"{redact_uri(uri)}", err=True)
     if root_run_id:

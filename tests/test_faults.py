@@ -187,3 +187,32 @@ def test_store_failing_mid_run_loses_nothing(tracking_uri, tmp_path):
             history = client.get_metric_history(member["run_id"], key)
             assert [(m.step, m.value) for m in history] == list(
                 zip(expected.epochs, expected.metrics[key], strict=True))
+
+
+def test_cli_names_the_recovery_folder_when_the_store_breaks(write_spec, tracking_uri,
+                                                             tmp_path):
+    import sys
+
+    from conftest import TINY
+
+    spec = write_spec(TINY.replace("epochs = 20", "epochs = 200"), "slow.toml")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "grokexp", "run", spec, "--tracking-uri",
+                             tracking_uri, "--recovery-dir", str(tmp_path / "rec")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("epoch"):
+            break
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    with db.open("r+b") as f:  # another process wrecks the store while we train
+        f.write(b"\0" * 100)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "error: tracking store sqlite:///" in err and "file is not a database" in err
+    folders = list((tmp_path / "rec").iterdir())
+    assert len(folders) == 1 and (folders[0] / "journal.jsonl").is_file()
+    assert "nothing is lost: " in err and str(folders[0]) in err
+    assert f"grokexp relog {folders[0]} --tracking-uri {tracking_uri}" in err
