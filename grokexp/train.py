@@ -74,7 +74,7 @@ class LoopState:
     histories: list[MemberHistory]
 
 
-class Interrupted(Exception):  # noqa: N818 (a control-flow signal, not an error)
+class Interrupted(Exception):  # a control-flow signal, not an error
     """The loop stopped between epochs because ``should_stop`` said so; carries its state."""
 
     def __init__(self, state: LoopState):
