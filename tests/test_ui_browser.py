@@ -26,7 +26,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def _browser():
+@pytest.fixture
+def browser_tools():
+    """Debian's chromium and Playwright, or a skip that says what is missing."""
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("no chromium on PATH (tests/services/browser.sh installs Debian's)")
@@ -103,8 +105,9 @@ def ui_server(write_spec, tracking_uri, tmp_path):
             pass
 
 
-def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(ui_server, tmp_path):
-    chromium, sync_playwright = _browser()
+def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(browser_tools, ui_server,
+                                                             tmp_path):
+    chromium, sync_playwright = browser_tools
     link, port, result = ui_server
     run_id = result["run_ids"][0]
     assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/{result['experiment_id']}")
