@@ -23,6 +23,7 @@ run: install
 	$(VENV)/bin/grokexp run $(SPEC)
 
 test: install
+	-bash tests/services/browser.sh $(PY)
 	$(PY) -m pytest
 
 lint: install

@@ -98,6 +98,8 @@ class DiagnosticsHook(Hook):
         epoch = ctx.epoch
         if epoch == 0:
             self._previous = -1  # a new population starts
+        elif self._previous < 0:
+            self._previous = epoch - cfg.every  # a resumed population: nothing is overdue
         previous, self._previous = self._previous, epoch
         out = cadence_metrics(ctx, cfg, mc_due=epoch % cfg.mc_dropout_every == 0)
         records = [self._record(m) for m in ctx.members]

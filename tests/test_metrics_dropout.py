@@ -62,7 +62,7 @@ def test_dropout_is_random_reproducible_and_chunk_independent(monkeypatch) -> No
     assert float(first.var(1).min()) > 0  # dropout at 0.5 moves the answers
     import grokexp.metrics.dropout as module
 
-    monkeypatch.setattr(module, "_CHUNK_FLOATS", 1)  # one copy per chunk
+    monkeypatch.setattr(module, "CHUNK_FLOATS", 1)  # one copy per chunk
     chunked = run()
     assert chunked.shape == first.shape
     # different chunking draws different masks; the means must agree statistically

@@ -13,10 +13,11 @@ import torch
 
 from ..model import _ACTIVATIONS, Architecture, embedded, first_preactivation
 
-__all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES"]
+__all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES",
+           "CHUNK_FLOATS"]
 
 SITES = ("embedding", "hidden")
-_CHUNK_FLOATS = 2**24  # widest activation of one chunk: about 64 MB of float32
+CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
 
 
 def _drop_(x: torch.Tensor, rates: torch.Tensor, generator: torch.Generator) -> None:
@@ -44,7 +45,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     m = int(rates.shape[0])
     act = _ACTIVATIONS[arch.activation]
     widest = max(2 * arch.embedding_dim, *arch.hidden, arch.modulus)
-    chunk = max(1, min(m, _CHUNK_FLOATS // max(1, k * n * widest)))
+    chunk = max(1, min(m, CHUNK_FLOATS // max(1, k * n * widest)))
     if "embedding" in sites:
         emb = embedded(params, arch)  # (K, P, d)
         d = emb.shape[2]

@@ -1,0 +1,85 @@
+"""The shell side of the paper commands: ``grokexp figures`` and ``grokexp reproduce``.
+
+Kept out of cli.py so that module stays a thin table of commands; like it, this is a door in
+from the shell (it reads the spec files, writes the gallery, reads the environment).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import git_commit, resolve_tracking_uri
+from .errors import SpecError
+
+__all__ = ["do_figures", "do_reproduce"]
+
+
+def do_figures(run_id: str, tracking_uri: str | None) -> None:
+    from .recompute import redraw
+    from .tracking import tracker_for_run
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = resolve_tracking_uri(tracking_uri)
+    tracker = tracker_for_run(uri, run_id)
+    drawn = redraw(tracker.client, run_id)
+    for path, figure in drawn.items():
+        tracker.log_figure(run_id, figure, path)
+        click.echo(f"{run_id}: {path}")
+    if not drawn:
+        click.echo(f"{run_id}: nothing to draw (no diagnostics were recorded)")
+
+
+def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
+                 reuse: bool, tracking_uri: str | None) -> None:
+    from .progress import ProgressHook
+    from .reproduce import (
+        PAPER_SPECS,
+        claims_markdown,
+        collect_figures,
+        evaluate_claims,
+        gallery_html,
+        outcome_from_store,
+        run_spec,
+    )
+    from .tracking import MlflowTracker
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    unknown = sorted(set(only) - set(PAPER_SPECS))
+    if unknown:
+        raise SpecError([f"--only {name}: not a paper spec ({', '.join(PAPER_SPECS)})"
+                         for name in unknown])
+    names = [n for n in PAPER_SPECS if not only or n in only]
+    texts = {}
+    for name in [] if reuse else names:
+        path = Path(specs_dir) / f"{name}.toml"
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecError([f"{path}: cannot read: {err}"]) from None
+    uri = resolve_tracking_uri(tracking_uri)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tags = {"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}
+    outcomes = []
+    for name in names:
+        click.echo(f"reproduce: {name}", err=True)
+        if reuse:
+            found = outcome_from_store(MlflowTracker(uri, name).client, name, quick)
+            if found is None:
+                click.echo(f"reproduce: {name}: no runs in {uri}, skipped", err=True)
+                continue
+            outcome = found
+        else:
+            hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
+            outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
+        collect_figures(MlflowTracker(uri, name).client, outcome, out)
+        outcomes.append(outcome)
+    claims = evaluate_claims({o.name: o.members for o in outcomes})
+    (out / "index.html").write_text(gallery_html(outcomes, claims, quick), encoding="utf-8")
+    (out / "claims.md").write_text(claims_markdown(claims), encoding="utf-8")
+    click.echo(claims_markdown(claims), nl=False)
+    click.echo(f"gallery: {(out / 'index.html').resolve()}")
