@@ -83,6 +83,8 @@ def two_workers(spec: str, storage: str, tracking_uri: str, tmp_path: Path,
     assert told[0] & told[1] == set() and told[0] | told[1] == complete  # each done once
     others = [t for t in trials if t.state != TrialState.COMPLETE]
     assert all(t.state == TrialState.FAIL and t.user_attrs.get("surplus") for t in others)
+    points = [tuple(sorted(t.params.items())) for t in trials if t.number in complete]
+    assert len(set(points)) == n_trials  # per-worker sampler seeds: no point proposed twice
     run_ids = [t.user_attrs["mlflow_run_id"] for t in trials if t.number in complete]
     assert len(set(run_ids)) == n_trials
     best = [(tmp_path / f"w{i}" / "best.toml").read_text() for i in range(2)]
