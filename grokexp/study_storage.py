@@ -86,7 +86,7 @@ def _check_driver(url: str) -> None:
                                "3 driver: pip install 'grokexp[postgres]'") from None
 
 
-def open_storage(target: StorageTarget, attempts: int = 8) -> optuna.storages.BaseStorage:
+def open_storage(target: StorageTarget, attempts: int = 5) -> optuna.storages.BaseStorage:
     """The Optuna storage object. Table creation is retried: racing workers may collide."""
     import optuna
 

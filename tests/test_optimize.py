@@ -211,3 +211,17 @@ def test_storage_urls_are_normalised_and_masked(tmp_path):
         assert err.exit_code == 2
     else:
         raise AssertionError("a path that is neither a URL nor *.log must be refused")
+
+
+def test_missing_postgres_driver_names_the_extra(monkeypatch):
+    import sys
+
+    from grokexp.study_storage import StorageError, open_storage, resolve_storage
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    target = resolve_storage("postgresql://u:pw@127.0.0.1:1/db", "http://h")
+    with pytest.raises(StorageError) as info:
+        open_storage(target)
+    assert str(info.value) == ("--storage postgresql+psycopg://u:***@127.0.0.1:1/db: PostgreSQL "
+                               "needs the psycopg 3 driver: pip install 'grokexp[postgres]'")
+    assert info.value.exit_code == 2
