@@ -313,8 +313,13 @@ class OptimizeSpec(_Section):
         out: list[tuple[str, str]] = []
         for key, value in self.space.items():
             where = f"optimize.space.{key}"
-            if not _known_path(key) or key in ("train.seed", "name"):
-                out.append((where, "unknown key" if not _known_path(key) else "cannot search"))
+            if not _known_path(key):
+                out.append((where, "unknown key"))
+                continue
+            if key == "train.seed" or key.split(".")[0] not in ("task", "model", "init",
+                                                               "train", "metrics"):
+                out.append((where, "cannot be searched (seeds are optimize.seeds)"
+                            if key == "train.seed" else "cannot be searched"))
                 continue
             try:
                 dim = SearchDim.model_validate(value)

@@ -46,6 +46,12 @@ def test_optimize_section_is_checked_with_paths():
         "o.toml: optimize.space.train.lr.high: required (or give choices)",
         "o.toml: optimize.space.init.bogus: unknown key",
         "o.toml: optimize.space.model.hidden.low: not allowed with choices"]
+    with pytest.raises(SpecError) as info:
+        load_spec(text + '"train.seed" = {low = 0, high = 9}\n"optimize.batch" = {low = 1, '
+                  'high = 8}', "o.toml")
+    assert info.value.problems == [
+        "o.toml: optimize.space.train.seed: cannot be searched (seeds are optimize.seeds)",
+        "o.toml: optimize.space.optimize.batch: cannot be searched"]
     spec = load_spec(text + '[optimize.space.train]\nweight_decay = {low = 0.1, high = 2, '
                      'log = true}\nbatch_size = {low = 16, high = 64}', "o.toml")
     dims = spec.optimize.dims()
