@@ -3,9 +3,11 @@
 Censoring: a seed that never reaches the grok threshold on the test set within its epoch
 budget (or that fails) has no delay. It is scored ``censor_penalty × epochs``, which is larger
 than any real grokking delay or test grok epoch (both are at most ``epochs``), and counted as
-censored; it is never reported as a measured number. The objective is the *lower* median of
+censored; it is never reported as a measured number. The objective is the *upper* median of
 the seeds' scores, so it is always one seed's score: a real delay, or the penalty (then the
-trial is ``censored``).
+trial is ``censored``). With an odd number of seeds that is the median; with an even number
+the worse middle score, so a trial counts as generalising only when more than half its seeds
+do (two seeds: both).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class TrialOutcome:
 
 def trial_outcome(histories: Sequence[MemberHistory], objective: str, epochs: int,
                   censor_penalty: float) -> TrialOutcome:
-    """Lower median over seeds of their scores, censored seeds scored with the penalty.
+    """Upper median over seeds of their scores, censored seeds scored with the penalty.
 
     ``spread`` is max − min over the seeds that were not censored (None with fewer than two).
     """
@@ -57,7 +59,7 @@ def trial_outcome(histories: Sequence[MemberHistory], objective: str, epochs: in
         raise ValueError("a trial needs at least one seed")
     penalty = censor_value(epochs, censor_penalty)
     scores = [seed_score(h, objective) for h in histories]
-    value = statistics.median_low([penalty if s is None else s for s in scores])
+    value = statistics.median_high([penalty if s is None else s for s in scores])
     real = [s for s in scores if s is not None]
     spread = max(real) - min(real) if len(real) >= 2 else None
     return TrialOutcome(value=value, censored=value == penalty and None in scores,

@@ -265,7 +265,7 @@ class SearchDim(_Section):
 class OptimizeSpec(_Section):
     """``[optimize]``: an Optuna study over dotted spec keys that minimises grokking delay.
 
-    Each trial trains its point with ``seeds`` seeds; the objective is the lower median over
+    Each trial trains its point with ``seeds`` seeds; the objective is the upper median over
     them. A seed that never generalises within ``train.epochs`` is censored and scores
     ``censor_penalty × train.epochs``, more than any real delay or grok epoch can be.
     """

@@ -58,7 +58,7 @@ def best_spec(spec: Spec, trial: optuna.trial.FrozenTrial, study_name: str,
     raw["name"] = f"{spec.name}-best"
     raw["description"] = (f"Best trial {trial.number} of study '{study_name}': "
                           f"{spec.optimize.objective if spec.optimize else 'objective'} "
-                          f"{trial.value:g} (lower median over seeds).")
+                          f"{trial.value:g} (upper median over seeds).")
     raw["sweep"] = {"seeds": trial_seeds(spec)}
     raw.setdefault("tracking", {})["experiment"] = spec.experiment_name
     return validate_spec(raw, source)

@@ -1,4 +1,4 @@
-"""The trial objective: lower median over seeds, censored seeds scored with the penalty."""
+"""The trial objective: upper median over seeds, censored seeds scored with the penalty."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ def seed(train: int | None, test: int | None, status: str = "FINISHED") -> Membe
     return MemberHistory(0, train_grok_epoch=train, test_grok_epoch=test, status=status)
 
 
-def test_objective_is_the_lower_median_of_real_delays():
+def test_objective_is_the_upper_median_of_real_delays():
     out = trial_outcome([seed(100, 400), seed(100, 250), seed(90, 1000)], "grokking_delay",
                         epochs=2000, censor_penalty=2.0)
     assert out.value == 300 and not out.censored
     assert out.seed_scores == [300, 150, 910] and out.spread == 760
     even = trial_outcome([seed(0, 10), seed(0, 30)], "test_grok_epoch", 100, 2.0)
-    assert even.value == 10  # one seed's value, never an average
+    assert even.value == 30  # one seed's value (the worse middle one), never an average
 
 
 def test_censored_seeds_score_the_penalty_and_never_a_number():
@@ -32,6 +32,8 @@ def test_censored_seeds_score_the_penalty_and_never_a_number():
     one_censored = trial_outcome([seed(10, 20), seed(10, None), seed(10, 40)],
                                  "grokking_delay", 500, 2.0)
     assert one_censored.value == 30 and not one_censored.censored
+    half = trial_outcome([seed(10, 20), seed(10, None)], "grokking_delay", 500, 2.0)
+    assert half.value == 1000.0 and half.censored  # two seeds: both must generalise
     failed = trial_outcome([seed(10, 20, "FAILED")], "grokking_delay", 500, 3.0)
     assert failed.value == 1500 and failed.censored
     assert failed.value > 500  # greater than any real delay within the epoch budget
