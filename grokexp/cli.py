@@ -254,39 +254,30 @@ def optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: s
 def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
               study_name: str | None, tracking_uri: str | None, out_dir: str,
               overrides: tuple[str, ...], quiet: bool) -> None:
-    from .spec import load_spec
+    spec, _ = read_spec(spec_file, overrides)
+    from .optimize import StudyOptions, check_study_spec, run_study
 
-    file = Path(spec_file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([f"{spec_file}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError([f"{spec_file}: cannot read: {err}"]) from None
-    spec = load_spec(text, spec_file, overrides, default_name=file.stem)
-    if spec.optimize is None:
-        raise SpecError([f"{spec_file}: optimize: required (an [optimize] table with a space)"])
+    opt = check_study_spec(spec, spec_file)  # before any store or study is created
     import optuna
 
-    from .optimize import StudyOptions, run_study
     from .progress import ProgressHook
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     from .study_storage import resolve_storage
     from .tracking import MlflowTracker
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
     options = StudyOptions(
         source=spec_file, storage=resolve_storage(storage, uri),
         study_name=study_name or spec.name,
-        n_trials=spec.optimize.n_trials if n_trials is None else n_trials,
-        batch=spec.optimize.batch if batch is None else batch, out_dir=Path(out_dir))
+        n_trials=opt.n_trials if n_trials is None else n_trials,
+        batch=opt.batch if batch is None else batch, out_dir=Path(out_dir))
     tracker = MlflowTracker(uri, spec.experiment_name)
     hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(),
                                            options.batch * _seed_count(spec))]
     result = run_study(spec, options, tracker, echo=lambda line: click.echo(line, err=True),
                        hooks=hooks)
-    click.echo(f"study {result.study_name}: {result.complete} complete trial(s); "
+    click.echo(f"study {result.study_name}: {result.complete} complete trial(s), "
+               f"{len(result.trained_here)} trained by this worker; "
                f"parent run {result.parent_run_id} in {uri}")
     click.echo(result.table, nl=False)
     if result.best_toml is not None:

@@ -39,7 +39,8 @@ from .train import Hook
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["StudyOptions", "StudyResult", "run_study", "make_sampler", "make_pruner"]
+__all__ = ["StudyOptions", "StudyResult", "run_study", "check_study_spec", "make_sampler",
+           "make_pruner"]
 
 _PARENT_ATTR = "mlflow_parent_run_id"
 _HASH_ATTR = "grokexp_spec_hash"
@@ -177,17 +178,22 @@ def _run_exists(tracker: Tracker, run_id: str) -> bool:
         return False
 
 
+def check_study_spec(spec: Spec, source: str) -> OptimizeSpec:
+    """Everything about the spec a study needs, checked before anything is created."""
+    if spec.optimize is None:
+        raise SpecError([f"{source}: optimize: required by grokexp optimize "
+                         "(an [optimize] table with a space)"])
+    if spec.sweep:
+        raise SpecError([f"{source}: sweep: not used by grokexp optimize "
+                         "(seeds per trial are optimize.seeds)"])
+    check_space(spec, source)
+    return spec.optimize
+
+
 def run_study(spec: Spec, opts: StudyOptions, tracker: Tracker,
               echo: Callable[[str], None] = print, hooks: Sequence[Hook] = ()) -> StudyResult:
     """Work on the study until it holds ``n_trials`` finished trials; then report."""
-    if spec.optimize is None:
-        raise SpecError([f"{opts.source}: optimize: required by grokexp optimize "
-                         "(an [optimize] table with a space)"])
-    if spec.sweep:
-        raise SpecError([f"{opts.source}: sweep: not used by grokexp optimize "
-                         "(seeds per trial are optimize.seeds)"])
-    opt = spec.optimize
-    check_space(spec, opts.source)
+    opt = check_study_spec(spec, opts.source)
     storage = open_storage(opts.storage)
     worker = uuid.uuid4().hex[:12]
     sampler = make_sampler(opt, derived_seed(opt.seed, f"worker:{worker}") % 2**32)

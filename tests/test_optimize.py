@@ -165,6 +165,7 @@ def test_bad_optimize_input_exits_2_with_one_line(write_spec, tracking_uri, tmp_
     assert result.exit_code == 2
     assert result.output.strip() == (f"{spec}: optimize.space.train.weight_decay: -1.0 gives "
                                      "train.weight_decay: must be >= 0.0 (got -1.0)")
+    assert MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("opt") is None
     plain = write_spec('name = "p"\n', "p.toml")
     result = CliRunner().invoke(main, ["optimize", plain, "--tracking-uri", tracking_uri])
     assert result.exit_code == 2 and "optimize: required" in result.output
