@@ -213,8 +213,9 @@ def run_study(spec: Spec, opts: StudyOptions, tracker: Tracker,
 
     def told(run: Any) -> None:
         result.trained_here.append(run.trial.number)
-        echo(f"trial {run.trial.number}: {run.outcome} "
-             f"{_fmt(study._storage.get_trial(run.trial._trial_id).value)} {run.params}")
+        frozen = study._storage.get_trial(run.trial._trial_id)
+        note = " (censored)" if frozen.user_attrs.get("censored") else ""
+        echo(f"trial {run.trial.number}: {run.outcome} {_fmt(frozen.value)}{note} {run.params}")
 
     with Heartbeat(storage, opt.heartbeat_s) as heartbeat:
         while True:
