@@ -71,7 +71,7 @@ def two_workers(spec: str, storage: str, tracking_uri: str, tmp_path: Path,
              for i in range(2)]
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (_out, err) in zip(procs, outputs, strict=True):
-        assert proc.returncode == 0, err
+        assert proc.returncode == 0, err[-4000:]
     told = [{int(line.split()[1].rstrip(":")) for line in err.splitlines()
              if line.startswith("trial ") and " COMPLETE " in line} for _, err in outputs]
     study = load(storage, "shared")
