@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import SpecError
+from .redact import redact_params, redact_text
 from .seeding import derived_seed
 from .spec import OptimizeSpec, Spec, flatten, spec_to_dict, spec_to_toml
 from .study_batch import check_space, run_batch, suggest
@@ -160,8 +161,9 @@ def _parent_run(study: optuna.Study, created: bool, spec: Spec, opts: StudyOptio
     tags = {"grokexp.role": "study", "grokexp.study": opts.study_name,
             "grokexp.storage": opts.storage.display, "grokexp.source": opts.source,
             "optuna.sampler": spec.optimize.sampler if spec.optimize else ""}
-    run_id = tracker.start_run(f"study-{opts.study_name}", flatten(spec_to_dict(spec)), tags)
-    tracker.log_text(run_id, spec_to_toml(spec), "spec.resolved.toml")
+    run_id = tracker.start_run(f"study-{opts.study_name}",
+                               redact_params(flatten(spec_to_dict(spec))), tags)
+    tracker.log_text(run_id, redact_text(spec_to_toml(spec)), "spec.resolved.toml")
     if created or _PARENT_ATTR not in study.user_attrs:
         study.set_user_attr(_PARENT_ATTR, run_id)
     return run_id
@@ -256,7 +258,7 @@ def _finish(study: optuna.Study, spec: Spec, opts: StudyOptions, tracker: Tracke
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         result.best_toml = opts.out_dir / "best.toml"
         result.best_toml.write_text(text, encoding="utf-8")
-        tracker.log_text(parent, text, "best.toml")
+        tracker.log_text(parent, redact_text(text), "best.toml")
         tracker.log_metrics(parent, best.number, {"best_value": float(best.value)}  # type: ignore[arg-type]
 )
         tracker.set_tags(parent, {"grokexp.best_trial": str(best.number)})

@@ -455,12 +455,13 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.strip()
+        shown = item if item.isprintable() else json.dumps(item)  # one line, always
         if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
-            raise SpecError([f"--set {item}: expected dotted.key=value"])
+            raise SpecError([f"--set {shown}: expected dotted.key=value"])
         try:
             set_dotted(merged, key, parse_override_value(value.strip()))
         except SpecError as err:
-            raise SpecError([f"--set {item}: {p}" for p in err.problems]) from None
+            raise SpecError([f"--set {shown}: {p}" for p in err.problems]) from None
     return merged
 
 

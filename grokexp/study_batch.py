@@ -17,6 +17,7 @@ import torch
 
 from .errors import SpecError
 from .objective import trial_outcome
+from .redact import redact_params
 from .runner import resolve_device, train_group
 from .spec import OptimizeSpec, SearchDim, Spec, flatten, set_dotted, spec_to_dict, validate_spec
 from .study_storage import Heartbeat
@@ -184,7 +185,7 @@ def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str
         run_params = {**flatten(spec_to_dict(point)), "optuna.trial": trial.number,
                       "seeds": trial_seeds(spec)}
         run_id = tracker.start_run(
-            f"trial-{trial.number}", run_params,
+            f"trial-{trial.number}", redact_params(run_params),
             {"grokexp.role": "trial", "grokexp.study": study.study_name,
              "optuna.trial": str(trial.number), "optuna.state": "RUNNING"}, parent_id)
         trial.set_user_attr("mlflow_run_id", run_id)

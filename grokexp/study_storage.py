@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import GrokexpError
+from .redact import redact_uri
 
 if TYPE_CHECKING:
     import optuna
@@ -41,7 +42,7 @@ class StorageError(GrokexpError):
 
 def mask_password(url: str) -> str:
     """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    return redact_uri(url)
 
 
 @dataclass(frozen=True)
