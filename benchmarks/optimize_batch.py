@@ -5,8 +5,9 @@ The 32 trials are fixed points (enqueued), so both runs train exactly the same w
 With ``--batch 1`` every trial is its own population of 2 members; with ``--batch 8`` eight
 trials train together as one population of 16. Prints a table; it is not a test.
 
-    python benchmarks/optimize_batch.py            # about a few minutes on a 2-core CPU
-    python benchmarks/optimize_batch.py --epochs 100 --batches 1 4 8
+    python benchmarks/optimize_batch.py --epochs 100   # ~10 min on a busy 2-core CPU
+    python benchmarks/optimize_batch.py                # 250 epochs: ~20 min there
+    python benchmarks/optimize_batch.py --device cuda --batches 1 4 8
 """
 
 from __future__ import annotations
