@@ -275,7 +275,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
         study_name=study_name or spec.name,
         n_trials=opt.n_trials if n_trials is None else n_trials,
         batch=opt.batch if batch is None else batch, out_dir=Path(out_dir))
-    tracker = _shared_tracker(MlflowTracker, uri, spec.experiment_name)
+    tracker = MlflowTracker(uri, spec.experiment_name)
     hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(),
                                            options.batch * _seed_count(spec))]
     result = run_study(spec, options, tracker, echo=lambda line: click.echo(line, err=True),
@@ -286,20 +286,6 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
     click.echo(result.table, nl=False)
     if result.best_toml is not None:
         click.echo(f"best spec: {result.best_toml}  (grokexp run {result.best_toml})")
-
-
-def _shared_tracker(factory: Any, uri: str, experiment: str, attempts: int = 4) -> Any:
-    """Workers started together race to create the experiment; the loser finds it next time."""
-    import time
-
-    for attempt in range(attempts):
-        try:
-            return factory(uri, experiment)
-        except GrokexpError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def _seed_count(spec: Any) -> int:

@@ -161,12 +161,7 @@ class MlflowTracker:
         self.journal: Journal | None = None
         self.client = MlflowClient(tracking_uri=tracking_uri)
         try:
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=artifact_root_for(tracking_uri))
-            else:
-                self.experiment_id = found.experiment_id
+            self.experiment_id = self._experiment_id(experiment)
             self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
         except Exception as err:  # the store's own exception types vary by backend
             raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: "
@@ -174,6 +169,21 @@ class MlflowTracker:
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
+
+    def _experiment_id(self, name: str) -> str:
+        """Find or create the experiment; workers started together may race to create it,
+        and the loser of that race finds the winner's experiment on looking again."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(
+                name, artifact_location=artifact_root_for(self.tracking_uri)))
+        except Exception:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     def _write(self, what: str, action: Callable[[], Any],
                offline: Callable[[Journal], None]) -> None:
