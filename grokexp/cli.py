@@ -165,6 +165,100 @@ def _relog(folder: str, tracking_uri: str | None) -> None:
 
 
 @main.command()
+@click.argument("run_id")
+@uri_option
+def figures(run_id: str, tracking_uri: str | None) -> None:
+    """Redraw a run's paper figures from its metrics and checkpoints, and log them to it."""
+    _figures(run_id, tracking_uri)
+
+
+@clean_errors
+def _figures(run_id: str, tracking_uri: str | None) -> None:
+    from .recompute import redraw
+    from .tracking import tracker_for_run
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    uri = resolve_tracking_uri(tracking_uri)
+    tracker = tracker_for_run(uri, run_id)
+    drawn = redraw(tracker.client, run_id)
+    for path, figure in drawn.items():
+        tracker.log_figure(run_id, figure, path)
+        click.echo(f"{run_id}: {path}")
+    if not drawn:
+        click.echo(f"{run_id}: nothing to draw (no diagnostics were recorded)")
+
+
+@main.command()
+@click.option("--out", "out_dir", default="gallery", show_default=True,
+              type=click.Path(file_okay=False), help="Where the gallery is written.")
+@click.option("--quick", is_flag=True, help="One seed and capped budgets (a quick look).")
+@click.option("--specs-dir", default="specs", show_default=True,
+              type=click.Path(file_okay=False), help="Where the paper specs are.")
+@click.option("--only", multiple=True, metavar="NAME", help="Run only these paper specs.")
+@click.option("--reuse", is_flag=True,
+              help="Train nothing: rebuild the gallery from the latest reproduce runs in "
+                   "the store.")
+@uri_option
+def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], reuse: bool,
+              tracking_uri: str | None) -> None:
+    """Run the paper's specs, check its claims and write a figure gallery (index.html)."""
+    _reproduce(out_dir, quick, specs_dir, only, reuse, tracking_uri)
+
+
+@clean_errors
+def _reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], reuse: bool,
+               tracking_uri: str | None) -> None:
+    from .progress import ProgressHook
+    from .reproduce import (
+        PAPER_SPECS,
+        claims_markdown,
+        collect_figures,
+        evaluate_claims,
+        gallery_html,
+        outcome_from_store,
+        run_spec,
+    )
+    from .tracking import MlflowTracker
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    unknown = sorted(set(only) - set(PAPER_SPECS))
+    if unknown:
+        raise SpecError([f"--only {name}: not a paper spec ({', '.join(PAPER_SPECS)})"
+                         for name in unknown])
+    names = [n for n in PAPER_SPECS if not only or n in only]
+    texts = {}
+    for name in [] if reuse else names:
+        path = Path(specs_dir) / f"{name}.toml"
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise SpecError([f"{path}: cannot read: {err}"]) from None
+    uri = resolve_tracking_uri(tracking_uri)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tags = {"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}
+    outcomes = []
+    for name in names:
+        click.echo(f"reproduce: {name}", err=True)
+        if reuse:
+            found = outcome_from_store(MlflowTracker(uri, name).client, name, quick)
+            if found is None:
+                click.echo(f"reproduce: {name}: no runs in {uri}, skipped", err=True)
+                continue
+            outcome = found
+        else:
+            hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
+            outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
+        collect_figures(MlflowTracker(uri, name).client, outcome, out)
+        outcomes.append(outcome)
+    claims = evaluate_claims({o.name: o.members for o in outcomes})
+    (out / "index.html").write_text(gallery_html(outcomes, claims, quick), encoding="utf-8")
+    (out / "claims.md").write_text(claims_markdown(claims), encoding="utf-8")
+    click.echo(claims_markdown(claims), nl=False)
+    click.echo(f"gallery: {(out / 'index.html').resolve()}")
+
+
+@main.command()
 @uri_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind; the default keeps the UI on this machine.")

@@ -15,6 +15,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
 from .data import make_splits, pair_table
+from .diagnostics import DiagnosticsHook, log_sweep_figures
 from .errors import RunInterrupted
 from .figures import accuracy_figure, accuracy_overlay
 from .model import Architecture, Population
@@ -201,6 +202,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
             if h.index not in resume.state.active:
                 finished(by_index[h.index], h)
     tracking_hook = TrackingHook(tracker, run_ids, finished)
+    diagnostics = DiagnosticsHook(tracker, run_ids)
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:
         for position, group in enumerate(group_by_shape(members)):
@@ -209,7 +211,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
             state = resume.state if resume is not None and position == resume.group else None
             try:
                 train_group(group, device or resolve_device(group[0].spec.train.device),
-                            [*hooks, tracking_hook], should_stop, state)
+                            [*hooks, diagnostics, tracking_hook], should_stop, state)
             except Interrupted as stop:
                 group_ids = {m.index for m in group}
                 checkpoint = Checkpoint(
@@ -235,6 +237,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         tracker.log_figure(parent_id, accuracy_overlay(
             [h for _, h in histories], [m.label for m, _ in histories], spec.name),
             "figures/accuracy_overlay.png")
+        log_sweep_figures(tracker, parent_id, spec, members, diagnostics)
         tracker.log_text(parent_id, _members_table(result), "members.md")
         tracker.end_run(parent_id, "FINISHED" if all(
             m.status == "FINISHED" for m in result.members) else "FAILED")

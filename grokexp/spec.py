@@ -214,11 +214,67 @@ class TrainSpec(_Section):
         return value
 
 
+DropoutSite = Literal["embedding", "hidden"]
+_DRC_RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def _all_sites() -> list[DropoutSite]:
+    return ["embedding", "hidden"]
+
+
 class MetricsSpec(_Section):
-    """What is measured and how often (in epochs)."""
+    """What is measured and how often (in epochs).
+
+    ``every`` is the evaluation cadence; the cheap diagnostics (embedding cosine structure,
+    distribution statistics, inactive neurons) run at every evaluation, MC dropout at the
+    evaluations that fall on ``mc_dropout_every``. Chosen-epoch diagnostics (DRC, heatmaps,
+    histograms) run at the first evaluation at or after each chosen epoch.
+    """
 
     every: int = Field(10, ge=1)
     grok_threshold: float = Field(0.95, gt=0.0, le=1.0)
+    # MC dropout (paper Fig. 1): S stochastic passes over the test set, weights frozen.
+    mc_dropout: bool = True
+    mc_dropout_every: int = Field(1000, ge=1)
+    mc_samples: int = Field(100, ge=2, le=100_000)
+    mc_rate: float = Field(0.3, ge=0.0, lt=1.0)
+    mc_sites: list[DropoutSite] = Field(default_factory=_all_sites)
+    # Dropout Robustness Curve (Fig. 2): test accuracy against the dropout rate.
+    drc: bool = True
+    drc_epochs: list[int] = Field(default_factory=lambda: [0, 500, 1000, 1500, 2000, 2500])
+    drc_rates: list[float] = Field(default_factory=lambda: list(_DRC_RATES))
+    drc_samples: int = Field(4, ge=1, le=100_000)
+    # Embedding cosine similarity (Fig. 3): the scalar each evaluation, heatmaps when chosen.
+    embedding_cos: bool = True
+    heatmap_epochs: list[int] = Field(default_factory=lambda: [0, 300, 450, 1200])
+    # Distributions of embedding and layer parameters (Figs. 4, 6, 7, 8).
+    distributions: bool = True
+    histogram_epochs: list[int] = Field(default_factory=lambda: [0, 150, 600, 1650])
+    # Inactive hidden ReLU units over the training inputs (Fig. 11).
+    inactive_neurons: bool = True
+    # Log-spaced checkpoints of every member's weights (0 switches them off).
+    checkpoints: int = Field(16, ge=0, le=1000)
+
+    @field_validator("mc_sites")
+    @classmethod
+    def _some_site(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("needs at least one of 'embedding', 'hidden'")
+        return list(dict.fromkeys(value))
+
+    @field_validator("drc_rates")
+    @classmethod
+    def _rates_in_range(cls, value: list[float]) -> list[float]:
+        if not value or not all(0.0 <= r < 1.0 for r in value):
+            raise ValueError("needs rates in [0, 1)")
+        return value
+
+    @field_validator("drc_epochs", "heatmap_epochs", "histogram_epochs")
+    @classmethod
+    def _epochs_sorted(cls, value: list[int]) -> list[int]:
+        if any(e < 0 for e in value):
+            raise ValueError("epochs must be >= 0")
+        return sorted(set(value))
 
 
 class TrackingSpec(_Section):

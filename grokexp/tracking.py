@@ -29,6 +29,7 @@ __all__ = [
     "artifact_root_for",
     "flat_params",
     "safe_artifact_path",
+    "tracker_for_run",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -310,3 +311,16 @@ def _one_line(err: BaseException) -> str:
     """An exception as one line, without secrets: the message's first line and its type."""
     text = str(err).strip().splitlines()
     return redact_text(f"{text[0] if text else type(err).__name__}")
+
+
+def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
+    """A tracker over the experiment that already holds ``run_id`` (for redrawing)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
+    except Exception as err:  # the store's own exception types vary by backend
+        raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: no run {run_id} "
+                           f"({_one_line(err)})") from None
+    return MlflowTracker(tracking_uri, experiment.name)

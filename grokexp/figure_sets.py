@@ -1,0 +1,180 @@
+"""Which paper figures a run or a sweep gets, assembled from what was measured.
+
+A ``RunRecord`` holds one member's measurements in plain form, whether they come from the
+training loop (the diagnostics hook) or are read back from a tracked run (``grokexp
+figures``); ``run_figures`` and ``sweep_figures`` turn records into named Figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import figures_paper as fp
+from .metrics.accuracy import first_epoch_at_or_above
+
+__all__ = ["RunRecord", "run_figures", "sweep_figures", "rise_epoch", "RISE_LEVEL",
+           "drc_csv", "parse_drc_csv", "short_value"]
+
+Series = tuple[list[int], list[float]]
+RISE_LEVEL = 0.5  # "a substantial rise in test accuracy" (Fig. 5a): half the pairs right
+
+
+@dataclass
+class RunRecord:
+    """One member's measurements: metric series, chosen-epoch data and final weights."""
+
+    label: str = ""
+    series: dict[str, Series] = field(default_factory=dict)
+    drc_rates: list[float] = field(default_factory=list)
+    drc: dict[int, list[float]] = field(default_factory=dict)
+    cosine: dict[int, np.ndarray] = field(default_factory=dict)
+    embedding_values: dict[int, np.ndarray] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)
+    mc_rate: float = 0.3
+
+    def values(self, name: str) -> list[float]:
+        return self.series.get(name, ([], []))[1]
+
+    def epochs(self, name: str) -> list[int]:
+        return self.series.get(name, ([], []))[0]
+
+
+def _aligned(record: RunRecord, names: Sequence[str]) -> tuple[list[int], list[list[float]]]:
+    """Epochs where every named series has a value, and those values in that order."""
+    maps = [dict(zip(*record.series[n], strict=True)) for n in names if n in record.series]
+    if len(maps) < len(names):
+        return [], [[] for _ in names]
+    epochs = sorted(set.intersection(*(set(m) for m in maps)))
+    return epochs, [[m[e] for e in epochs] for m in maps]
+
+
+def _layer_prefixes(record: RunRecord) -> list[str]:
+    return [name[: -len("_std")] for name in record.series
+            if name.endswith("_std") and "bias" not in name]
+
+
+def run_figures(record: RunRecord) -> dict[str, Figure]:
+    """The per-run figures the record has data for, keyed by artifact path."""
+    out: dict[str, Figure] = {}
+    epochs, (train, test) = _aligned(record, ["train_acc", "test_acc"])
+    if epochs and "mc_dropout_acc_var" in record.series:
+        mc_epochs, mc_var = record.series["mc_dropout_acc_var"]
+        out["figures/fig1_mc_dropout.png"] = fp.fig1_mc_dropout(
+            epochs, train, test, mc_epochs, mc_var, record.mc_rate)
+    if record.drc:
+        out["figures/fig2_drc.png"] = fp.fig2_drc(record.drc_rates, record.drc)
+    if record.cosine:
+        out["figures/fig3_cosine.png"] = fp.fig3_cosine(record.cosine)
+    if record.final:
+        layers = {"embedding": record.final["embedding"]}
+        layers.update({k.replace(".", "_").replace("_0_", "_"): v for k, v in
+                       record.final.items() if k.endswith("weight")})
+        out["figures/fig4_histograms.png"] = fp.fig4_final_histograms(
+            {k: np.asarray(v, dtype=float) for k, v in layers.items()})
+    prefixes = _layer_prefixes(record)
+    if prefixes:
+        names = [f"{p}_{s}" for p in prefixes for s in ("mean", "std")]
+        stat_epochs, values = _aligned(record, names)
+        stats = {p: (values[2 * i], values[2 * i + 1]) for i, p in enumerate(prefixes)}
+        out["figures/fig6_mean_std.png"] = fp.fig6_mean_std(stat_epochs, stats)
+    if record.embedding_values:
+        out["figures/fig7_embedding_histograms.png"] = fp.fig7_embedding_histograms(
+            record.embedding_values)
+    _, (zero, dead, train11, test11) = _aligned(
+        record, ["zero_activation_frac", "inactive_neurons_pct", "train_acc", "test_acc"])
+    if zero:
+        out["figures/fig11_inactive.png"] = fp.fig11_inactive(
+            [100 * z for z in zero], train11, test11, dead)
+    return out
+
+
+def rise_epoch(record: RunRecord, level: float = RISE_LEVEL) -> int | None:
+    """First evaluated epoch whose test accuracy reaches ``level`` (Fig. 5a), or None."""
+    epochs, values = record.series.get("test_acc", ([], []))
+    return first_epoch_at_or_above(epochs, values, level)
+
+
+def _recipe(table: Mapping[str, Any]) -> str:
+    """An init table in a few characters: 'uniform[0.4, 0.8]', 'normal(0.2, 0.1)'."""
+    scheme = table.get("scheme", "")
+    if scheme == "uniform":
+        text = f"uniform[{table.get('low')}, {table.get('high')}]"
+    elif scheme == "normal":
+        text = f"normal({table.get('mean', 0.0)}, {table.get('std')})"
+    elif scheme == "constant":
+        text = f"constant {table.get('value')}"
+    else:
+        text = str(scheme)
+    extras = [f"{k}={table[k]}" for k in ("scale", "shift") if k in table]
+    return " ".join([text, *extras]).strip()
+
+
+def short_value(value: Any) -> str:
+    """A varied value for a legend: init tables as recipes, '{}' as 'default'."""
+    if not isinstance(value, Mapping):
+        return str(value)
+    if not value:
+        return "default"
+    if any(k in value for k in ("scheme", "low", "mean", "value")):
+        return _recipe(value)
+    by_recipe: dict[str, list[str]] = {}
+    for layer, table in value.items():
+        shown = _recipe(table) if isinstance(table, Mapping) else str(table)
+        by_recipe.setdefault(shown, []).append(str(layer))
+    return "; ".join(f"{'+'.join(layers)}: {r}" for r, layers in by_recipe.items())
+
+
+def _group_label(varied: Mapping[str, Any]) -> str:
+    shown = {k: v for k, v in varied.items() if k != "train.seed"}
+    if len(shown) == 1 and isinstance(next(iter(shown.values())), Mapping):
+        return short_value(next(iter(shown.values())))
+    return ", ".join(f"{k}={short_value(v)}" for k, v in shown.items()) or "all members"
+
+
+def sweep_figures(members: Sequence[tuple[Mapping[str, Any], RunRecord]],
+                  threshold: float, title: str) -> dict[str, Figure]:
+    """Figures of a sweep's parent run: curves by varied value (Figs. 9, 10), and Fig. 5
+    when the init scale α is what varies."""
+    out: dict[str, Figure] = {}
+    groups: dict[str, list[tuple[list[int], list[float], list[float]]]] = {}
+    for varied, record in members:
+        epochs, (train, test) = _aligned(record, ["train_acc", "test_acc"])
+        groups.setdefault(_group_label(varied), []).append((epochs, train, test))
+    out["figures/curves_by_group.png"] = fp.curves_by_group(
+        groups, f"{title}: train (solid) and test (dashed) accuracy by member")
+    scaled = [(v, r) for v, r in members if "init.scale" in v]
+    if scaled:
+        alphas = [float(v["init.scale"]) for v, _ in scaled]
+        delays = []
+        for _, record in scaled:
+            train_grok = first_epoch_at_or_above(*record.series["train_acc"], threshold)
+            test_grok = first_epoch_at_or_above(*record.series["test_acc"], threshold)
+            delays.append(None if train_grok is None or test_grok is None
+                          else test_grok - train_grok)
+        out["figures/fig5_scale.png"] = fp.fig5_scale(
+            alphas, [rise_epoch(r) for _, r in scaled], delays)
+    return out
+
+
+def drc_csv(rates: Sequence[float], curves: Mapping[int, Sequence[float]]) -> str:
+    """The DRC as a table: one row per (epoch, rate)."""
+    rows = ["epoch,rate,test_acc"]
+    rows += [f"{e},{r:g},{a:.6f}" for e, accs in sorted(curves.items())
+             for r, a in zip(rates, accs, strict=True)]
+    return "\n".join(rows) + "\n"
+
+
+def parse_drc_csv(text: str) -> tuple[list[float], dict[int, list[float]]]:
+    rates: list[float] = []
+    curves: dict[int, list[float]] = {}
+    for line in text.strip().splitlines()[1:]:
+        epoch, rate, acc = line.split(",")
+        if float(rate) not in rates:
+            rates.append(float(rate))
+        curves.setdefault(int(epoch), []).append(float(acc))
+    return rates, curves

@@ -1,0 +1,142 @@
+"""Read a tracked run back and redraw its figures from its metrics and checkpoints.
+
+``grokexp figures RUN_ID`` needs no training: the metric series come from MLflow, and the
+chosen-epoch data (cosine matrices, embedding histograms, the DRC) are recomputed from the
+log-spaced checkpoints, which include every chosen epoch. A sweep's parent run is redrawn
+from its children's series. The MLflow client comes from the tracker (tracking.py).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data import make_splits, pair_table
+from .errors import GrokexpError
+from .figure_sets import RunRecord, run_figures, sweep_figures
+from .metrics.dropout import dropout_robustness
+from .metrics.embedding import cosine_matrix
+from .model import Architecture
+from .seeding import generator_for
+from .spec import Spec, load_spec
+
+__all__ = ["load_record", "child_runs", "redraw", "param_value"]
+
+_SUMMARY = {"train_grok_epoch", "test_grok_epoch", "grokking_delay"}
+
+
+def param_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _spec_of(client: Any, run_id: str, tmp: Path) -> Spec:
+    path = client.download_artifacts(run_id, "spec.resolved.toml", str(tmp))
+    return load_spec(Path(path).read_text(encoding="utf-8"), f"run {run_id}")
+
+
+def _series(client: Any, run: Any) -> dict[str, tuple[list[int], list[float]]]:
+    out = {}
+    for key in sorted(set(run.data.metrics) - _SUMMARY):
+        history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+        out[key] = ([m.step for m in history], [m.value for m in history])
+    return out
+
+
+def _checkpoints(client: Any, run_id: str, tmp: Path) -> dict[int, dict[str, torch.Tensor]]:
+    out = {}
+    for item in client.list_artifacts(run_id, "checkpoints"):
+        epoch = int(Path(item.path).stem.removeprefix("epoch_"))
+        local = client.download_artifacts(run_id, item.path, str(tmp))
+        out[epoch] = torch.load(local, weights_only=True)
+    return out
+
+
+def _at_chosen(targets: list[int], available: list[int]) -> dict[int, int]:
+    """Each chosen epoch → the first checkpoint epoch at or after it (as in training)."""
+    out = {}
+    for target in targets:
+        later = [e for e in available if e >= target]
+        if later:
+            out[target] = min(later)
+    return out
+
+
+def load_record(client: Any, run_id: str, with_checkpoints: bool = True) -> RunRecord:
+    """One member run as a RunRecord: series from MLflow, chosen-epoch data recomputed."""
+    run = client.get_run(run_id)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        spec = _spec_of(client, run_id, tmp)
+        cfg = spec.metrics
+        record = RunRecord(label=run.info.run_name or run_id, series=_series(client, run),
+                           drc_rates=list(cfg.drc_rates), mc_rate=cfg.mc_rate)
+        if not with_checkpoints:
+            return record
+        checkpoints = _checkpoints(client, run_id, tmp)
+        names = {a.path for a in client.list_artifacts(run_id, "weights")}
+        if "weights/final.pt" in names:
+            final = client.download_artifacts(run_id, "weights/final.pt", str(tmp))
+            record.final = {k: v.numpy() for k, v in
+                            torch.load(final, weights_only=True).items()}
+    epochs = sorted(checkpoints)
+    if cfg.embedding_cos:
+        for epoch in set(_at_chosen(cfg.heatmap_epochs, epochs).values()):
+            record.cosine[epoch] = cosine_matrix(checkpoints[epoch]["embedding"][None])[0].numpy()
+    if cfg.distributions:
+        for epoch in set(_at_chosen(cfg.histogram_epochs, epochs).values()):
+            record.embedding_values[epoch] = checkpoints[epoch]["embedding"].flatten().numpy()
+    if cfg.drc:
+        record.drc = _drc(spec, {e: checkpoints[e] for e in
+                                 set(_at_chosen(cfg.drc_epochs, epochs).values())})
+    return record
+
+
+def _drc(spec: Spec, states: dict[int, dict[str, torch.Tensor]]) -> dict[int, list[float]]:
+    """The DRC of one member at each checkpoint epoch, on its own test split."""
+    if not states:
+        return {}
+    table = pair_table(spec.task)
+    test = make_splits(spec.task, table, [spec.train.split_seed]).test_index  # (1, N_test)
+    arch = Architecture.from_spec(spec)
+    cfg = spec.metrics
+    out = {}
+    for epoch, state in sorted(states.items()):
+        params = {n: t[None] for n, t in state.items()}  # a population of one
+        curve = dropout_robustness(params, arch, table.left[test], table.right[test],
+                                   table.labels[test], cfg.drc_rates, cfg.drc_samples,
+                                   cfg.mc_sites, generator_for(spec.train.seed, f"drc:{epoch}"))
+        out[epoch] = curve[0].tolist()
+    return out
+
+
+def child_runs(client: Any, parent: Any) -> list[Any]:
+    """A sweep's member runs, in member order."""
+    runs = client.search_runs([parent.info.experiment_id],
+                              f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                              max_results=10000)
+    return sorted(runs, key=lambda r: int(r.data.tags.get("grokexp.member", "0")))
+
+
+def redraw(client: Any, run_id: str) -> dict[str, Any]:
+    """All figures of a run (member or sweep parent), recomputed; keyed by artifact path."""
+    try:
+        run = client.get_run(run_id)
+    except Exception as err:  # the store's exception types vary by backend
+        raise GrokexpError(f"no run {run_id}: {err}") from None
+    if run.data.tags.get("grokexp.role") != "sweep":
+        return run_figures(load_record(client, run_id))
+    members = []
+    for child in child_runs(client, run):
+        varied = {k.removeprefix("varied."): param_value(v)
+                  for k, v in child.data.params.items() if k.startswith("varied.")}
+        members.append((varied, load_record(client, child.info.run_id, with_checkpoints=False)))
+    threshold = float(run.data.params.get("metrics.grok_threshold", 0.95))
+    return sweep_figures(members, threshold, run.info.run_name or run_id)
+

@@ -1,0 +1,165 @@
+"""``grokexp reproduce``: run the paper's specs, check its claims, and build a gallery.
+
+The CLI reads the spec files and writes the index; this module runs each spec as one
+experiment (three seeds per spec as populations, or one seed and a smaller budget with
+``quick``), reads the logged series back from MLflow, evaluates the claims and lays out an
+``index.html`` that shows each figure beside the paper's claim and what was measured.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .claims import Claim, evaluate_claims
+from .figure_sets import RunRecord
+from .recompute import child_runs, load_record, param_value
+from .runner import run_experiment
+from .spec import load_spec
+from .sweep import expand_members
+from .tracking import MlflowTracker
+from .train import Hook
+
+__all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
+           "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]
+
+PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "layer_shift",
+               "frozen_embedding", "embedding_relu", "constant_embedding", "constant_rest")
+FULL_SEEDS, QUICK_EPOCHS = [0, 1, 2], 600
+
+
+@dataclass
+class SpecOutcome:
+    name: str
+    description: str
+    parent_run_id: str | None
+    run_ids: list[str]
+    members: list[tuple[dict[str, Any], RunRecord]] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
+    seconds: float = 0.0
+
+
+def overrides(quick: bool, epochs: int) -> list[str]:
+    """Three seeds as one population; or one seed and a capped budget for a quick look."""
+    if not quick:
+        return [f"sweep.seeds={FULL_SEEDS}"]
+    return ["sweep.seeds=[0]", f"train.epochs={min(epochs, QUICK_EPOCHS)}",
+            "metrics.mc_dropout_every=100", "metrics.drc_epochs=[0, 300, 600]"]
+
+
+def run_spec(name: str, text: str, uri: str, quick: bool, tags: Mapping[str, str],
+             hooks: Sequence[Hook] = ()) -> SpecOutcome:
+    """Train one paper spec into the store and read its members back."""
+    start = time.perf_counter()
+    plain = load_spec(text, f"{name}.toml")
+    spec = load_spec(text, f"{name}.toml", overrides(quick, plain.train.epochs))
+    members = expand_members(spec, f"{name}.toml")
+    tracker = MlflowTracker(uri, spec.experiment_name)
+    result = run_experiment(spec, members, tracker, hooks, tags={
+        **tags, "grokexp.reproduce": "quick" if quick else "full"})
+    outcome = SpecOutcome(name, spec.description, result.parent_run_id,
+                          [m.run_id for m in result.members])
+    for member, run_id in zip(result.members, outcome.run_ids, strict=True):
+        record = load_record(tracker.client, run_id, with_checkpoints=False)
+        outcome.members.append((dict(member.varied), record))
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _shown_runs(outcome: SpecOutcome) -> list[tuple[str, str]]:
+    """(label, run id): the parent, the first member, and for α sweeps the largest α."""
+    shown = [("sweep", outcome.parent_run_id)] if outcome.parent_run_id else []
+    shown.append(("member 0", outcome.run_ids[0]))
+    scales = [(float(v.get("init.scale", 0)), i) for i, (v, _) in enumerate(outcome.members)]
+    if scales and "init.scale" in outcome.members[0][0]:
+        top = max(s for s, _ in scales)
+        index = next(i for s, i in scales if s == top)
+        shown.append((f"α = {top:g}", outcome.run_ids[index]))
+    return shown
+
+
+def collect_figures(client: Any, outcome: SpecOutcome, out: Path) -> None:
+    """Download the PNGs of the shown runs into ``out/<spec>/<label>/``."""
+    for label, run_id in _shown_runs(outcome):
+        folder = out / outcome.name / label.replace(" ", "_").replace("=", "")
+        folder.mkdir(parents=True, exist_ok=True)
+        names = sorted(a.path for a in client.list_artifacts(run_id, "figures"))
+        if names:
+            client.download_artifacts(run_id, "figures", str(folder))
+        for path in names:
+            outcome.figures.append((f"{label}: {Path(path).stem}",
+                                    str((folder / path).relative_to(out))))
+
+
+def outcome_from_store(client: Any, name: str, quick: bool) -> SpecOutcome | None:
+    """The latest reproduce run of one paper spec already in the store (no training)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return None
+    mode = "quick" if quick else "full"
+    runs = client.search_runs([experiment.experiment_id],
+                              f"tags.`grokexp.reproduce` = '{mode}'",
+                              order_by=["attributes.start_time DESC"], max_results=1000)
+    tops = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    if not tops:
+        return None
+    top = tops[0]
+    members = child_runs(client, top) if top.data.tags.get("grokexp.role") == "sweep" else [top]
+    parent = top.info.run_id if members[0] is not top else None
+    outcome = SpecOutcome(name, top.data.params.get("description", ""), parent,
+                          [m.info.run_id for m in members])
+    for member in members:
+        varied = {k.removeprefix("varied."): param_value(v)
+                  for k, v in member.data.params.items() if k.startswith("varied.")}
+        outcome.members.append((varied, load_record(client, member.info.run_id,
+                                                    with_checkpoints=False)))
+    return outcome
+
+
+def _claims_table(claims: list[Claim], escape: Callable[[str], str]) -> list[str]:
+    rows = []
+    for c in claims:
+        rows.append(f"<tr class='{c.verdict.split()[0]}'><td>{escape(c.statement)}</td>"
+                    f"<td>{escape(c.figure)}</td><td>{escape(', '.join(c.specs))}</td>"
+                    f"<td>{escape(c.measured)}</td><td>{escape(c.verdict)}</td></tr>")
+    return rows
+
+
+def gallery_html(outcomes: list[SpecOutcome], claims: list[Claim], quick: bool) -> str:
+    """The gallery: the claims table, then each spec's figures with its description."""
+    e = html.escape
+    mode = "quick (one seed, capped budgets)" if quick else "full (three seeds per spec)"
+    parts = ["<!doctype html><meta charset='utf-8'><title>grokexp: reproducing the paper"
+             "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px}"
+             "tr.held td:last-child{background:#dfd}tr.not td:last-child{background:#fdd}"
+             "img{max-width:560px;margin:4px;border:1px solid #eee}figure{display:inline-block}"
+             "</style>",
+             "<h1>Tracing the Path to Grokking, reproduced with grokexp</h1>",
+             f"<p>Mode: {e(mode)}.</p><h2>Claims</h2><table><tr><th>paper claim</th>"
+             "<th>figure</th><th>spec</th><th>measured (range over seeds)</th><th>verdict</th>"
+             "</tr>", *_claims_table(claims, e), "</table>"]
+    for o in outcomes:
+        parts.append(f"<h2 id='{e(o.name)}'>{e(o.name)}</h2><p>{e(o.description)}</p>"
+                     f"<p>{len(o.members)} member(s), {o.seconds:.0f} s; runs: "
+                     f"{e(', '.join(([o.parent_run_id] if o.parent_run_id else []) + o.run_ids))}"
+                     "</p>")
+        related = [c for c in claims if o.name in c.specs]
+        for c in related:
+            parts.append(f"<p><b>{e(c.figure)}</b> {e(c.statement)}: <i>{e(c.measured)}"
+                         f"</i> — <b>{e(c.verdict)}</b></p>")
+        parts += [f"<figure><img src='{e(path)}' alt='{e(caption)}'><figcaption>"
+                  f"{e(caption)}</figcaption></figure>" for caption, path in o.figures]
+    return "\n".join(parts) + "\n"
+
+
+def claims_markdown(claims: list[Claim]) -> str:
+    lines = ["| claim (paper) | figure | measured (range over seeds) | verdict |",
+             "|---|---|---|---|"]
+    lines += [f"| {c.statement} | {c.figure} | {c.measured} | {c.verdict} |" for c in claims]
+    return "\n".join(lines) + "\n"
+
