@@ -268,5 +268,69 @@ def _ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
     sys.exit(subprocess.call(command, env=env))
 
 
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--n-trials", type=click.IntRange(min=0), default=None,
+              help="The study's total number of trials, shared by all workers "
+                   "(default: optimize.n_trials).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Trials asked at once and trained as one population (default: "
+                   "optimize.batch).")
+@click.option("--storage", default=None,
+              help="Optuna storage: an RDB URL (sqlite:///study.db, postgresql://user@host/db) "
+                   "or a journal file *.log (default: optuna.log beside the MLflow store).")
+@click.option("--study", "study_name", default=None, help="Study name (default: the spec's name).")
+@uri_option
+@click.option("--out", "out_dir", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="Where best.toml is written.")
+@set_option
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
+             study_name: str | None, tracking_uri: str | None, out_dir: str,
+             overrides: tuple[str, ...], quiet: bool) -> None:
+    """Search the spec's [optimize] space with Optuna to minimise grokking delay."""
+    _optimize(spec_file, n_trials, batch, storage, study_name, tracking_uri, out_dir,
+              overrides, quiet)
+
+
+@clean_errors
+def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
+              study_name: str | None, tracking_uri: str | None, out_dir: str,
+              overrides: tuple[str, ...], quiet: bool) -> None:
+    spec, _ = read_spec(spec_file, overrides)
+    from .optimize import StudyOptions, check_study_spec, run_study
+
+    opt = check_study_spec(spec, spec_file)  # before any store or study is created
+    import optuna
+
+    from .progress import ProgressHook
+    from .study_storage import resolve_storage
+    from .tracking import MlflowTracker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
+    options = StudyOptions(
+        source=spec_file, storage=resolve_storage(storage, uri),
+        study_name=study_name or spec.name,
+        n_trials=opt.n_trials if n_trials is None else n_trials,
+        batch=opt.batch if batch is None else batch, out_dir=Path(out_dir))
+    tracker = MlflowTracker(uri, spec.experiment_name)
+    hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(),
+                                           options.batch * _seed_count(spec))]
+    result = run_study(spec, options, tracker, echo=lambda line: click.echo(line, err=True),
+                       hooks=hooks)
+    click.echo(f"study {result.study_name}: {result.complete} complete trial(s), "
+               f"{len(result.trained_here)} trained by this worker; "
+               f"parent run {result.parent_run_id} in {uri}")
+    click.echo(result.table, nl=False)
+    if result.best_toml is not None:
+        click.echo(f"best spec: {result.best_toml}  (grokexp run {result.best_toml})")
+
+
+def _seed_count(spec: Any) -> int:
+    seeds = spec.optimize.seeds
+    return len(seeds) if isinstance(seeds, list) else int(seeds)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

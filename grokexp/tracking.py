@@ -162,12 +162,7 @@ class MlflowTracker:
         self.journal: Journal | None = None
         self.client = MlflowClient(tracking_uri=tracking_uri)
         try:
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=artifact_root_for(tracking_uri))
-            else:
-                self.experiment_id = found.experiment_id
+            self.experiment_id = self._experiment_id(experiment)
             self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
         except Exception as err:  # the store's own exception types vary by backend
             raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: "
@@ -175,6 +170,21 @@ class MlflowTracker:
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
+
+    def _experiment_id(self, name: str) -> str:
+        """Find or create the experiment; workers started together may race to create it,
+        and the loser of that race finds the winner's experiment on looking again."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(
+                name, artifact_location=artifact_root_for(self.tracking_uri)))
+        except Exception:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
 
     def _write(self, what: str, action: Callable[[], Any],
                offline: Callable[[Journal], None]) -> None:
@@ -311,5 +321,6 @@ def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
     try:
         experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
     except Exception as err:  # the store's own exception types vary by backend
-        raise GrokexpError(f"tracking store {tracking_uri}: no run {run_id} ({err})") from None
+        raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: no run {run_id} "
+                           f"({_one_line(err)})") from None
     return MlflowTracker(tracking_uri, experiment.name)

@@ -158,14 +158,17 @@ def test_oversized_population_is_refused_before_anything_is_allocated(write_spec
 
 
 def test_memory_estimate_grows_with_every_size():
-    base = load_spec('name = "m"\n', "m.toml")
+    no_probe = ["metrics.mc_dropout=false"]  # the MC-dropout chunk has a fixed floor
+    base = load_spec('name = "m"\n', "m.toml", no_probe)
     reference = estimate_bytes(base, 1)
     assert reference < 0.05 * GIB  # the paper's model is small
     for change in ("task.modulus=97", "model.embedding_dim=512", "model.hidden=1024",
                    "train.batch_size=2048"):
-        bigger = load_spec('name = "m"\n', "m.toml", [change])
+        bigger = load_spec('name = "m"\n', "m.toml", [*no_probe, change])
         assert estimate_bytes(bigger, 1) > reference, change
     assert estimate_bytes(base, 64) > 32 * reference
+    with_probe = load_spec('name = "m"\n', "m.toml")
+    assert estimate_bytes(with_probe, 1) > reference
 
 
 def test_huge_sweeps_are_refused_before_expansion():

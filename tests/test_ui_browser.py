@@ -128,6 +128,8 @@ def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(browser_tools, ui_s
         page.locator(f'a[href*="/runs/{run_id}"]').first.click()
         page.get_by_text(run_id).first.wait_for()
         page.get_by_role("tab", name="Model metrics").click()
+        # a run logs dozens of metrics; filter the charts down to the one we look for
+        page.get_by_placeholder("Search metric charts").first.fill("test_acc")
         page.get_by_text("test_acc").first.wait_for()
         page.wait_for_timeout(1500)  # let the chart draw its lines
         page.screenshot(path=str(tmp_path / "2-metrics.png"), full_page=True)
