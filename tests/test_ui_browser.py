@@ -64,11 +64,8 @@ def _listening_addresses(port: int) -> set[str]:
 @pytest.fixture
 def ui_server(write_spec, tracking_uri, tmp_path):
     """A real tiny run in the store, then `grokexp ui` on a free loopback port."""
-    # the paper's diagnostics add some 30 metric charts; off here, so test_acc is in view
-    quiet = [f"--set=metrics.{key}=false" for key in (
-        "mc_dropout", "drc", "embedding_cos", "distributions", "inactive_neurons")]
     ran = CliRunner().invoke(main, ["run", write_spec(), "--tracking-uri", tracking_uri,
-                                    "--json", *quiet])
+                                    "--json"])
     assert ran.exit_code == 0, ran.output
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     port = _free_port()
