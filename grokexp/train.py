@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 
 from .data import PairTable, Splits
 from .init import layer_of
@@ -21,6 +20,7 @@ from .metrics.accuracy import accuracy_and_loss
 from .model import Population
 from .optim import PopulationAdamW
 from .seeding import generator_for
+from .step import TrainStep
 from .sweep import Member
 
 __all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData"]
@@ -104,7 +104,8 @@ class Hook:
 
 
 def _per_member(members: Sequence[Member], attr: str, device: torch.device) -> torch.Tensor:
-    return torch.tensor([float(getattr(m.spec.train, attr)) for m in members], device=device)
+    return torch.tensor([float(getattr(m.spec.train, attr)) for m in members], device=device,
+                        dtype=torch.float64)
 
 
 def _optimizer(population: Population, members: Sequence[Member]) -> PopulationAdamW:
@@ -152,9 +153,10 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
     order_gens = [generator_for(m.spec.train.seed, "order") for m in members]
     dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in members]
     n_train = int(data.splits.train_index.shape[1])
+    stepper = TrainStep(population.arch, population.params, batch)
 
     def run_evaluation(epoch: int) -> None:
-        nonlocal members, histories, order_gens, dropout_gens, data
+        nonlocal members, histories, order_gens, dropout_gens, data, stepper
         ctx = EvalContext(epoch, population, members, data, histories)
         values = evaluate(population, data)
         for hook in hooks:
@@ -195,6 +197,7 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
             population.select(keep)
             optimizer.select(keep, population.params)
             data = TrainData(data.table, data.splits.select(keep))
+            stepper = TrainStep(population.arch, population.params, batch)
         members = [members[p] for p in keep_pos]
         histories = [histories[p] for p in keep_pos]
         order_gens = [order_gens[p] for p in keep_pos]
@@ -208,14 +211,9 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
         rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)
         masks = (_dropout_masks(spec.train.dropout, dropout_gens, device)
                  if spec.train.dropout > 0 else None)
-        for start in range(0, n_train, batch):
-            ids = rows[:, start:start + batch]  # (K, B)
-            out = population.logits(table.left[ids], table.right[ids], masks)  # (K, B, P)
-            loss = F.cross_entropy(out.flatten(0, 1), table.labels[ids].flatten(),
-                                   reduction="none").view(ids.shape).mean(1)
-            loss.sum().backward()
-            optimizer.step()
-            optimizer.zero_grad()
+        for step_batch in stepper.plan(table.left[rows], table.right[rows], table.labels[rows]):
+            stepper.step(population.params, step_batch, masks)
+            optimizer.step(stepper.grads)
         if epoch % every == 0 or epoch == epochs:
             run_evaluation(epoch)
     history = History(sorted(finished, key=lambda h: h.index))
