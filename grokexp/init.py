@@ -67,7 +67,6 @@ def init_member(spec: Spec) -> dict[str, torch.Tensor]:
     generator = generator_for(spec.train.seed, "init")
     params: dict[str, torch.Tensor] = {}
     for name, shape, fan_in, fan_out in parameter_layout(spec):
-        part = "bias" if name.endswith(".bias") else "weight"
-        recipe = spec.init.resolve(layer_of(name), part)
+        recipe = spec.init.resolve(layer_of(name), "bias" if name.endswith(".bias") else "weight")
         params[name] = draw(recipe, shape, fan_in, fan_out, generator).float()
     return params

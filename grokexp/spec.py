@@ -152,7 +152,8 @@ class InitSpec(_InitFields):
     output: LayerInit | None = None
 
     def layer(self, name: str) -> LayerInit | None:
-        return getattr(self, name)  # type: ignore[no-any-return]
+        table: LayerInit | None = getattr(self, name)
+        return table
 
     def trainable(self, layer: str) -> bool:
         table = self.layer(layer)
@@ -162,14 +163,14 @@ class InitSpec(_InitFields):
         """Merge default → layer table (→ ``init.bias`` → ``init.<layer>.bias`` for biases)."""
         tables: list[_InitFields | None] = [self, self.layer(layer)]
         if part == "bias":
-            table = self.layer(layer)
-            tables += [self.bias, table.bias if table is not None else None]
+            own = self.layer(layer)
+            tables += [self.bias, own.bias if own is not None else None]
         merged: dict[str, Any] = {}
-        for table in tables:
-            if table is None:
+        for source in tables:
+            if source is None:
                 continue
             for field in _InitFields.model_fields:
-                v = getattr(table, field)
+                v = getattr(source, field)
                 if v is not None:
                     merged[field] = v
         return ResolvedInit(
@@ -230,13 +231,13 @@ class Spec(_Section):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    task: TaskSpec = TaskSpec()
-    model: ModelSpec = ModelSpec()
-    init: InitSpec = InitSpec()
-    train: TrainSpec = TrainSpec()
-    metrics: MetricsSpec = MetricsSpec()
+    task: TaskSpec = Field(default_factory=TaskSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    init: InitSpec = Field(default_factory=InitSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     sweep: dict[str, Any] | None = None
-    tracking: TrackingSpec = TrackingSpec()
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @field_validator("sweep")
     @classmethod
@@ -260,10 +261,10 @@ class Spec(_Section):
         """Cross-field rules pydantic's per-field checks cannot see, as (path, message)."""
         out: list[tuple[str, str]] = []
         for layer in LAYERS:
-            for part in ("weight", "bias"):
-                prefix = f"init.{layer}" if part == "weight" else f"init.{layer}.bias"
-                for field, msg in self.init.resolve(layer, part).problems():  # type: ignore[arg-type]
-                    out.append((f"{prefix}.{field}", msg))
+            weight = self.init.resolve(layer, "weight").problems()
+            bias = [p for p in self.init.resolve(layer, "bias").problems() if p not in weight]
+            out += [(f"init.{layer}.{field}", msg) for field, msg in weight]
+            out += [(f"init.{layer}.bias.{field}", msg) for field, msg in bias]
         if self.task.operation == "div" and not _is_prime(self.task.modulus):
             out.append(("task.modulus", f"must be prime for 'div' (got {self.task.modulus})"))
         for key in (self.sweep or {}):

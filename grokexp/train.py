@@ -140,29 +140,29 @@ def evaluate(population: Population, data: TrainData) -> dict[str, torch.Tensor]
 def train(population: Population, members: Sequence[Member], data: TrainData,
           hooks: Sequence[Hook] = ()) -> History:
     """Train all members for their epochs; return every member's history."""
-    members = list(members)
-    spec = members[0].spec
+    active = list(members)
+    spec = active[0].spec
     epochs, batch, every = spec.train.epochs, spec.train.batch_size, spec.metrics.every
     device = population.device
     table = PairTable(data.table.modulus, data.table.left.to(device),
                       data.table.right.to(device), data.table.labels.to(device))
     data = TrainData(table, data.splits.to(device))
-    histories = [MemberHistory(m.index) for m in members]
+    histories = [MemberHistory(m.index) for m in active]
     finished: list[MemberHistory] = []
-    optimizer = _optimizer(population, members)
-    order_gens = [generator_for(m.spec.train.seed, "order") for m in members]
-    dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in members]
+    optimizer = _optimizer(population, active)
+    order_gens = [generator_for(m.spec.train.seed, "order") for m in active]
+    dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in active]
     n_train = int(data.splits.train_index.shape[1])
     stepper = TrainStep(population.arch, population.params, batch)
 
     def run_evaluation(epoch: int) -> None:
-        nonlocal members, histories, order_gens, dropout_gens, data, stepper
-        ctx = EvalContext(epoch, population, members, data, histories)
+        nonlocal active, histories, order_gens, dropout_gens, data, stepper
+        ctx = EvalContext(epoch, population, active, data, histories)
         values = evaluate(population, data)
         for hook in hooks:
             values.update(hook.metrics(ctx))
         as_lists = {name: v.detach().float().cpu().tolist() for name, v in values.items()}
-        for pos, (member, hist) in enumerate(zip(members, histories, strict=True)):
+        for pos, (member, hist) in enumerate(zip(active, histories, strict=True)):
             row = {name: vals[pos] for name, vals in as_lists.items()}
             hist.record(epoch, row)
             hist.last_epoch = epoch
@@ -179,33 +179,33 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
                 ctx.stop_requests.setdefault(member.index, ("FINISHED", "generalised"))
         for hook in hooks:
             hook.on_evaluation(ctx, as_lists)
-        ending = {m.index for m in members if m.index in ctx.stop_requests}
+        ending = {m.index for m in active if m.index in ctx.stop_requests}
         if epoch == epochs:
-            ending = {m.index for m in members}
+            ending = {m.index for m in active}
         if not ending:
             return
-        for pos, (member, hist) in enumerate(zip(members, histories, strict=True)):
+        for pos, (member, hist) in enumerate(zip(active, histories, strict=True)):
             if member.index in ending:
                 hist.status, hist.reason = ctx.stop_requests.get(member.index, ("FINISHED", ""))
                 state = population.member_state(pos)
                 for hook in hooks:
                     hook.on_member_end(member, hist, state)
                 finished.append(hist)
-        keep_pos = [p for p, m in enumerate(members) if m.index not in ending]
+        keep_pos = [p for p, m in enumerate(active) if m.index not in ending]
         if keep_pos:
             keep = torch.tensor(keep_pos, device=device)
             population.select(keep)
             optimizer.select(keep, population.params)
             data = TrainData(data.table, data.splits.select(keep))
             stepper = TrainStep(population.arch, population.params, batch)
-        members = [members[p] for p in keep_pos]
+        active = [active[p] for p in keep_pos]
         histories = [histories[p] for p in keep_pos]
         order_gens = [order_gens[p] for p in keep_pos]
         dropout_gens = [dropout_gens[p] for p in keep_pos]
 
     run_evaluation(0)
     for epoch in range(1, epochs + 1):
-        if not members:
+        if not active:
             break
         perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
         rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)

@@ -1,0 +1,185 @@
+"""One experiment end to end: members → populations → training → tracked runs and figures.
+
+This is where the pieces meet: the spec's members are grouped into populations of equal
+shape, each trained by ``train.train``; a tracking hook writes every evaluation and every
+finished member to the tracker. With more than one member there is a parent run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from .data import make_splits, pair_table
+from .figures import accuracy_figure, accuracy_overlay
+from .model import Population
+from .spec import Spec, flatten, spec_hash, spec_to_dict, spec_to_toml
+from .sweep import Member, group_by_shape
+from .tracking import Tracker
+from .train import EvalContext, History, Hook, MemberHistory, TrainData, train
+
+__all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
+           "resolve_device"]
+
+
+@dataclass
+class MemberResult:
+    """What ``grokexp run --json`` reports per member."""
+
+    index: int
+    run_id: str
+    varied: dict[str, Any]
+    train_grok_epoch: int | None
+    test_grok_epoch: int | None
+    grokking_delay: int | None
+    final_train_acc: float | None
+    final_test_acc: float | None
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class ExperimentResult:
+    experiment_id: str
+    parent_run_id: str | None
+    members: list[MemberResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
+                "run_ids": [m.run_id for m in self.members],
+                "members": [asdict(m) for m in self.members]}
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+_MLFLOW_STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED",
+                  "KILLED": "KILLED"}
+
+
+def summary_metrics(history: MemberHistory) -> dict[str, float]:
+    """Grok epochs and delay, only those that were reached: no fake numbers."""
+    out: dict[str, float] = {}
+    for name in ("train_grok_epoch", "test_grok_epoch", "grokking_delay"):
+        value = getattr(history, name)
+        if value is not None:
+            out[name] = float(value)
+    return out
+
+
+class TrackingHook(Hook):
+    """Logs each evaluation and each finished member (summary, weights, figure)."""
+
+    def __init__(self, tracker: Tracker, run_ids: dict[int, str],
+                 on_finished: Callable[[Member, MemberHistory], None] | None = None):
+        self.tracker, self.run_ids, self.on_finished = tracker, run_ids, on_finished
+
+    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
+        for pos, member in enumerate(ctx.members):
+            self.tracker.log_metrics(self.run_ids[member.index], ctx.epoch,
+                                     {name: vals[pos] for name, vals in values.items()})
+
+    def on_member_end(self, member: Member, history: MemberHistory,
+                      state: dict[str, torch.Tensor]) -> None:
+        run_id = self.run_ids[member.index]
+        self.tracker.log_metrics(run_id, history.last_epoch, summary_metrics(history))
+        tags = {"grokked": str(history.test_grok_epoch is not None).lower(),
+                "grokexp.status": history.status}
+        if history.reason:
+            tags["grokexp.reason"] = history.reason
+        self.tracker.set_tags(run_id, tags)
+        self.tracker.log_state(run_id, state, "weights/final.pt")
+        self.tracker.log_figure(run_id, accuracy_figure(
+            history, member.spec.metrics.grok_threshold, member.label), "figures/accuracy.png")
+        self.tracker.end_run(run_id, _MLFLOW_STATUS.get(history.status, "FINISHED"))
+        if self.on_finished is not None:
+            self.on_finished(member, history)
+
+
+def _member_result(member: Member, run_id: str, history: MemberHistory) -> MemberResult:
+    return MemberResult(
+        index=member.index, run_id=run_id, varied=member.varied,
+        train_grok_epoch=history.train_grok_epoch, test_grok_epoch=history.test_grok_epoch,
+        grokking_delay=history.grokking_delay, final_train_acc=history.final("train_acc"),
+        final_test_acc=history.final("test_acc"), status=history.status,
+        reason=history.reason)
+
+
+def _run_tags(spec: Spec, extra: dict[str, str]) -> dict[str, str]:
+    return {"grokexp.spec_hash": spec_hash(spec), "grokexp.spec_name": spec.name, **extra}
+
+
+def train_group(members: Sequence[Member], device: torch.device,
+                hooks: Sequence[Hook]) -> History:
+    """Train one population of equal-shape members (no tracking here)."""
+    spec = members[0].spec
+    table = pair_table(spec.task)
+    splits = make_splits(spec.task, table, [m.spec.train.split_seed for m in members])
+    population = Population.from_specs([m.spec for m in members], device)
+    return train(population, members, TrainData(table, splits), hooks)
+
+
+def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
+                   hooks: Sequence[Hook] = (), device: torch.device | None = None,
+                   tags: dict[str, str] | None = None) -> ExperimentResult:
+    """Train every member, logging to the tracker; returns the per-member results."""
+    tags = tags or {}
+    parent_id = None
+    if len(members) > 1:
+        parent_id = tracker.start_run(spec.name, flatten(spec_to_dict(spec)),
+                                      _run_tags(spec, {**tags, "grokexp.role": "sweep"}))
+        tracker.log_text(parent_id, spec_to_toml(spec), "spec.resolved.toml")
+    run_ids: dict[int, str] = {}
+    for member in members:
+        name = spec.name if parent_id is None else f"{spec.name}/{member.label}"
+        member_tags = _run_tags(member.spec, {**tags, "grokexp.member": str(member.index)})
+        params = flatten(spec_to_dict(member.spec))
+        params.update({f"varied.{k}": v for k, v in member.varied.items()})
+        run_ids[member.index] = tracker.start_run(name, params, member_tags, parent_id)
+        tracker.log_text(run_ids[member.index], spec_to_toml(member.spec), "spec.resolved.toml")
+    result = ExperimentResult(tracker.experiment_id, parent_id)
+    histories: list[tuple[Member, MemberHistory]] = []
+
+    def finished(member: Member, history: MemberHistory) -> None:
+        histories.append((member, history))
+        result.members.append(_member_result(member, run_ids[member.index], history))
+
+    tracking_hook = TrackingHook(tracker, run_ids, finished)
+    open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
+    try:
+        for group in group_by_shape(members):
+            train_group(group, device or resolve_device(group[0].spec.train.device),
+                        [*hooks, tracking_hook])
+    except BaseException:
+        tracker.flush()
+        done = {m.run_id for m in result.members}
+        for run_id in open_runs - done:
+            tracker.end_run(run_id, "KILLED")
+        raise
+    result.members.sort(key=lambda m: m.index)
+    if parent_id is not None:
+        histories.sort(key=lambda mh: mh[0].index)
+        tracker.log_figure(parent_id, accuracy_overlay(
+            [h for _, h in histories], [m.label for m, _ in histories], spec.name),
+            "figures/accuracy_overlay.png")
+        tracker.log_text(parent_id, _members_table(result), "members.md")
+        tracker.end_run(parent_id, "FINISHED" if all(
+            m.status == "FINISHED" for m in result.members) else "FAILED")
+    return result
+
+
+def _members_table(result: ExperimentResult) -> str:
+    lines = ["| member | varied | train grok | test grok | delay | status |",
+             "|---|---|---|---|---|---|"]
+    for m in result.members:
+        varied = ", ".join(f"{k}={v}" for k, v in m.varied.items())
+        lines.append(f"| {m.index} | {varied} | {m.train_grok_epoch} | {m.test_grok_epoch} | "
+                     f"{m.grokking_delay} | {m.status} |")
+    return "\n".join(lines) + "\n"
