@@ -68,12 +68,19 @@ def population_epochs(k: int, epochs: int, device: str = "cpu") -> float:
 def main() -> None:
     parser = timing_args(__doc__ or "")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="force this many shard threads (0: the engine's choice)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
+    if args.workers:
+        import grokexp.workers
+
+        grokexp.workers.worker_count = lambda population: min(args.workers, population.size)
     epochs = epochs_for(args.k, args.epochs)
     population_epochs(args.k, 1, args.device)  # warm-up
     times = [population_epochs(args.k, epochs, args.device) for _ in range(args.repeats)]
     emit({"system": "grokexp", "k": args.k, "threads": threads, "epochs": epochs,
+          "workers": args.workers or None,
           "device": args.device, "s_per_model_epoch": median(times), "all": times,
           "peak_rss_mib": peak_rss_mib()})
 

@@ -104,6 +104,19 @@ class PopulationAdamW:
         self.exp_avg_sq = {n: t[keep] for n, t in self.exp_avg_sq.items()}
         self._plan = self._lists = None
 
+    def shard(self, lo: int, hi: int) -> PopulationAdamW:
+        """An optimiser over members lo..hi-1 that shares this one's parameters and moments."""
+        part = PopulationAdamW.__new__(PopulationAdamW)
+        part.params = {n: p[lo:hi] for n, p in self.params.items()}
+        part.lr, part.weight_decay = self.lr[lo:hi], self.weight_decay[lo:hi]
+        part.trainable = {n: t[lo:hi] for n, t in self.trainable.items()}
+        part.exp_avg = {n: t[lo:hi] for n, t in self.exp_avg.items()}
+        part.exp_avg_sq = {n: t[lo:hi] for n, t in self.exp_avg_sq.items()}
+        part.betas, part.eps, part.fused = self.betas, self.eps, self.fused
+        part.step_count = self.step_count
+        part._plan = part._lists = None
+        return part
+
     def state_dict(self) -> dict[str, object]:
         return {"step": self.step_count, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
                 "lr": self.lr, "weight_decay": self.weight_decay}

@@ -17,11 +17,11 @@ import torch
 from .data import PairTable, Splits
 from .init import layer_of
 from .metrics.accuracy import accuracy_and_loss
-from .model import Population
+from .model import DropoutMasks, Population
 from .optim import PopulationAdamW
 from .seeding import generator_for
-from .step import TrainStep
 from .sweep import Member
+from .workers import ShardedTrainer
 
 __all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData"]
 
@@ -153,10 +153,10 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
     order_gens = [generator_for(m.spec.train.seed, "order") for m in active]
     dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in active]
     n_train = int(data.splits.train_index.shape[1])
-    stepper = TrainStep(population.arch, population.params, batch)
+    trainer = ShardedTrainer(population, optimizer, batch)
 
     def run_evaluation(epoch: int) -> None:
-        nonlocal active, histories, order_gens, dropout_gens, data, stepper
+        nonlocal active, histories, order_gens, dropout_gens, data, trainer
         ctx = EvalContext(epoch, population, active, data, histories)
         values = evaluate(population, data)
         for hook in hooks:
@@ -197,25 +197,31 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
             population.select(keep)
             optimizer.select(keep, population.params)
             data = TrainData(data.table, data.splits.select(keep))
-            stepper = TrainStep(population.arch, population.params, batch)
+            trainer.close()
+            trainer = ShardedTrainer(population, optimizer, batch)
         active = [active[p] for p in keep_pos]
         histories = [histories[p] for p in keep_pos]
         order_gens = [order_gens[p] for p in keep_pos]
         dropout_gens = [dropout_gens[p] for p in keep_pos]
 
-    run_evaluation(0)
-    for epoch in range(1, epochs + 1):
-        if not active:
-            break
-        perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
-        rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)
-        masks = (_dropout_masks(spec.train.dropout, dropout_gens, device)
-                 if spec.train.dropout > 0 else None)
-        for step_batch in stepper.plan(table.left[rows], table.right[rows], table.labels[rows]):
-            stepper.step(population.params, step_batch, masks)
-            optimizer.step(stepper.grads)
-        if epoch % every == 0 or epoch == epochs:
-            run_evaluation(epoch)
+    def masks(lo: int, hi: int) -> DropoutMasks | None:
+        """Members lo..hi-1's dropout for this epoch, from their own generators."""
+        if spec.train.dropout == 0:
+            return None
+        return _dropout_masks(spec.train.dropout, dropout_gens[lo:hi], device)
+
+    try:
+        run_evaluation(0)
+        for epoch in range(1, epochs + 1):
+            if not active:
+                break
+            perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
+            rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)
+            trainer.epoch(table.left[rows], table.right[rows], table.labels[rows], masks)
+            if epoch % every == 0 or epoch == epochs:
+                run_evaluation(epoch)
+    finally:
+        trainer.close()
     history = History(sorted(finished, key=lambda h: h.index))
     for hook in hooks:
         hook.on_train_end(history)
