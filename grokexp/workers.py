@@ -8,7 +8,9 @@ and each core keeps its own members' parameters in its cache. Threads join once 
 Each member's arithmetic is the same whatever shard it lands in (tests compare a member in a
 population with the member alone).
 
-On CUDA, or with one member or one thread, there is one shard on the calling thread.
+Even one shard (K = 1, or one core) runs on a one-thread worker: for ops this small one
+thread beats two, and by far so when the machine is shared (see README, Performance). On
+CUDA there is one shard, on the calling thread.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class ShardedTrainer:
         self._threads = torch.get_num_threads()
         self._pool = (ThreadPoolExecutor(workers, thread_name_prefix="grokexp-shard",
                                          initializer=torch.set_num_threads, initargs=(1,))
-                      if workers > 1 else None)
+                      if population.device.type == "cpu" else None)
 
     def epoch(self, left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
               masks: MaskFactory) -> None:
