@@ -31,6 +31,18 @@ def model_epoch_flops() -> float:
     return 3.0 * forward * N_TRAIN
 
 
+def engine_epoch_flops() -> float:
+    """Matmul FLOPs grokexp actually executes per model-epoch (fewer than the peer's).
+
+    Per step, the first layer is the per-token tables (2P × d × H multiply-adds, forward, and
+    twice that backward), whatever the batch; per pair, the output layer as the peer's.
+    """
+    steps = -(-N_TRAIN // BATCH)
+    tables = 3 * 2 * (2 * P) * EMBED * HIDDEN * steps
+    output = 3 * 2 * HIDDEN * P * N_TRAIN
+    return float(tables + output)
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
