@@ -80,7 +80,10 @@ def table(rows: list[dict[str, Any]], matmul: float | None) -> str:
         share_exec = f"{executed / s / matmul:.0%}" if matmul else "n/a"
         name = {"plain": "peer: plain loop", "vmap": "peer: vmap ensemble"}.get(r["system"],
                                                                              r["system"])
-        lines.append(f"| {name} | {r['k']} | {r['threads']} | {s * 1e3:.2f} ms | {speed} | "
+        threads = r["threads"]
+        if r["system"] == "grokexp":  # shards on one-thread workers
+            threads = f"{min(threads, r['k'])} workers × 1"
+        lines.append(f"| {name} | {r['k']} | {threads} | {s * 1e3:.2f} ms | {speed} | "
                      f"{share} | {share_exec} | {r['peak_rss_mib']:.0f} |")
     return "\n".join(lines)
 
