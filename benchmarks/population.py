@@ -36,15 +36,15 @@ from grokexp.train import EvalContext, Hook, TrainData, train
 
 class _Clock(Hook):
     def __init__(self) -> None:
-        self.start = 0.0
+        self.start = self.cpu_start = 0.0
 
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         if ctx.epoch == 0:
-            self.start = time.perf_counter()
+            self.start, self.cpu_start = time.perf_counter(), time.process_time()
 
 
-def population_epochs(k: int, epochs: int, device: str = "cpu") -> float:
-    """Seconds per model-epoch for a population of k members."""
+def population_epochs(k: int, epochs: int, device: str = "cpu") -> tuple[float, float]:
+    """Wall and CPU (all threads) seconds per model-epoch for a population of k members."""
     spec = validate_spec({
         "name": "bench",
         "task": {"modulus": P, "train_fraction": 0.5},
@@ -62,7 +62,8 @@ def population_epochs(k: int, epochs: int, device: str = "cpu") -> float:
     train(population, members, TrainData(table, splits), [clock])
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    return (time.perf_counter() - clock.start) / epochs / k
+    wall, cpu = time.perf_counter() - clock.start, time.process_time() - clock.cpu_start
+    return wall / epochs / k, cpu / epochs / k
 
 
 def main() -> None:
@@ -78,10 +79,12 @@ def main() -> None:
         grokexp.workers.worker_count = lambda population: min(args.workers, population.size)
     epochs = epochs_for(args.k, args.epochs)
     population_epochs(args.k, 1, args.device)  # warm-up
-    times = [population_epochs(args.k, epochs, args.device) for _ in range(args.repeats)]
+    measured = [population_epochs(args.k, epochs, args.device) for _ in range(args.repeats)]
+    times = [wall for wall, _ in measured]
     emit({"system": "grokexp", "k": args.k, "threads": threads, "epochs": epochs,
           "workers": args.workers or None,
           "device": args.device, "s_per_model_epoch": median(times), "all": times,
+          "cpu_s_per_model_epoch": median([cpu for _, cpu in measured]),
           "peak_rss_mib": peak_rss_mib()})
 
 

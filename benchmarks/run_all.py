@@ -8,8 +8,10 @@ Columns: seconds per model-epoch (median of repeats; a model-epoch is one model 
 for one epoch), speed-up over the faster thread setting of the plain peer, the share of the
 machine's limit (model-epoch FLOPs as the peer computes them ÷ the large-matmul FLOP/s
 measured in the same run ÷ seconds per model-epoch), the same share counting the matmul FLOPs
-grokexp actually executes (its per-token tables do less work than the peer's layer), and the
-peak RSS of the configuration's process. The peers run at each of --peer-threads.
+grokexp actually executes (its per-token tables do less work than the peer's layer), the CPU
+time of all the process's threads per model-epoch (less disturbed than wall time when other
+processes share the cores; on an idle machine wall ≈ CPU ÷ busy threads), and the peak RSS of
+the configuration's process. The peers run at each of --peer-threads.
 """
 
 from __future__ import annotations
@@ -70,8 +72,8 @@ def table(rows: list[dict[str, Any]], matmul: float | None) -> str:
     plain = [r["s_per_model_epoch"] for r in rows if r["system"] == "plain"]
     peer = min(plain) if plain else None
     lines = ["| system | K | threads | s per model-epoch (median) | × peer | share of matmul limit"
-             " | same, executed FLOPs | peak RSS (MiB) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             " | same, executed FLOPs | CPU s per model-epoch | peak RSS (MiB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         s = r["s_per_model_epoch"]
         speed = f"{peer / s:.2f}×" if peer else "n/a"
@@ -83,8 +85,9 @@ def table(rows: list[dict[str, Any]], matmul: float | None) -> str:
         threads = r["threads"]
         if r["system"] == "grokexp":  # shards on one-thread workers
             threads = f"{min(threads, r['k'])} workers × 1"
+        cpu = r.get("cpu_s_per_model_epoch", float("nan"))
         lines.append(f"| {name} | {r['k']} | {threads} | {s * 1e3:.2f} ms | {speed} | "
-                     f"{share} | {share_exec} | {r['peak_rss_mib']:.0f} |")
+                     f"{share} | {share_exec} | {cpu * 1e3:.2f} ms | {r['peak_rss_mib']:.0f} |")
     return "\n".join(lines)
 
 
