@@ -17,7 +17,7 @@ import torch
 from .data import PairTable, Splits
 from .init import layer_of
 from .metrics.accuracy import accuracy_and_loss
-from .model import DropoutMasks, Population
+from .model import DropoutMasks, Population, logits
 from .optim import PopulationAdamW
 from .seeding import generator_for
 from .sweep import Member
@@ -130,11 +130,14 @@ def _dropout_masks(rate: float, generators: list[torch.Generator], device: torch
 
 
 @torch.no_grad()
-def evaluate(population: Population, data: TrainData) -> dict[str, torch.Tensor]:
-    """Train/test accuracy and loss of every member over the whole pair table: (K,) each."""
+def evaluate(population: Population, data: TrainData, lo: int = 0,
+             hi: int | None = None) -> dict[str, torch.Tensor]:
+    """Train/test accuracy and loss over the whole pair table of members lo..hi-1 (default
+    all): (K,) each."""
     table = data.table
-    out = population.logits(table.left, table.right)  # (K, N, P)
-    return accuracy_and_loss(out, table.labels, data.splits.train_mask)
+    params = {n: p[lo:hi] for n, p in population.params.items()}
+    out = logits(params, population.arch, table.left, table.right)  # (K, N, P)
+    return accuracy_and_loss(out, table.labels, data.splits.train_mask[lo:hi])
 
 
 def train(population: Population, members: Sequence[Member], data: TrainData,
@@ -158,7 +161,8 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
     def run_evaluation(epoch: int) -> None:
         nonlocal active, histories, order_gens, dropout_gens, data, trainer
         ctx = EvalContext(epoch, population, active, data, histories)
-        values = evaluate(population, data)
+        parts = trainer.map(lambda lo, hi: evaluate(population, data, lo, hi))
+        values = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
         for hook in hooks:
             values.update(hook.metrics(ctx))
         as_lists = {name: v.detach().float().cpu().tolist() for name, v in values.items()}

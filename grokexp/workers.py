@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import torch
 
@@ -28,6 +29,7 @@ __all__ = ["Shard", "ShardedTrainer", "worker_count"]
 
 # (lo, hi) → the dropout masks of members lo..hi-1, or None without dropout
 MaskFactory = Callable[[int, int], DropoutMasks | None]
+T = TypeVar("T")
 
 
 def worker_count(population: Population) -> int:
@@ -85,9 +87,22 @@ class ShardedTrainer:
                 job.result()
         self.optimizer.step_count = self.shards[0].optimizer.step_count
 
+    @torch.no_grad()
+    def map(self, work: Callable[[int, int], T]) -> list[T]:
+        """``work(lo, hi)`` for every shard, each on its worker (the evaluation); in order."""
+        if self._pool is None:
+            return [work(s.lo, s.hi) for s in self.shards]
+        jobs = [self._pool.submit(_no_grad, work, s.lo, s.hi) for s in self.shards]
+        return [job.result() for job in jobs]
+
     def close(self) -> None:
         """Stop the workers; give PyTorch back the thread count it had."""
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
             torch.set_num_threads(self._threads)
+
+
+def _no_grad(work: Callable[[int, int], T], lo: int, hi: int) -> T:
+    with torch.no_grad():  # grad mode is per thread
+        return work(lo, hi)
