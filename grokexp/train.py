@@ -214,14 +214,18 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
             return None
         return _dropout_masks(spec.train.dropout, dropout_gens[lo:hi], device)
 
+    def shuffled(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Members lo..hi-1's training pairs in this epoch's order (each its own)."""
+        perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens[lo:hi]])
+        rows = torch.gather(data.splits.train_index[lo:hi], 1, perms.to(device))  # (k, N)
+        return table.left[rows], table.right[rows], table.labels[rows]
+
     try:
         run_evaluation(0)
         for epoch in range(1, epochs + 1):
             if not active:
                 break
-            perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
-            rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)
-            trainer.epoch(table.left[rows], table.right[rows], table.labels[rows], masks)
+            trainer.epoch(shuffled, masks)
             if epoch % every == 0 or epoch == epochs:
                 run_evaluation(epoch)
     finally:

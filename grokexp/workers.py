@@ -29,6 +29,9 @@ __all__ = ["Shard", "ShardedTrainer", "worker_count"]
 
 # (lo, hi) → the dropout masks of members lo..hi-1, or None without dropout
 MaskFactory = Callable[[int, int], DropoutMasks | None]
+# (lo, hi) → members lo..hi-1's shuffled epoch: left operands, right operands, labels, each
+# (hi - lo, N_train)
+EpochData = Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 T = TypeVar("T")
 
 
@@ -49,12 +52,12 @@ class Shard:
         self.step = TrainStep(population.arch, self.params, batch_size)
         self.optimizer = optimizer.shard(lo, hi)
 
-    def epoch(self, left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
-              masks: DropoutMasks | None) -> None:
-        """All minibatches of one epoch; operands and labels are the whole population's."""
-        lo, hi = self.lo, self.hi
-        for batch in self.step.plan(left[lo:hi], right[lo:hi], labels[lo:hi]):
-            self.step.step(self.params, batch, masks)
+    def epoch(self, shuffled: EpochData, masks: MaskFactory) -> None:
+        """All minibatches of one epoch, drawn here, on the shard's own thread."""
+        left, right, labels = shuffled(self.lo, self.hi)
+        drop = masks(self.lo, self.hi)
+        for batch in self.step.plan(left, right, labels):
+            self.step.step(self.params, batch, drop)
             self.optimizer.step(self.step.grads)
 
 
@@ -74,15 +77,12 @@ class ShardedTrainer:
                                          initializer=torch.set_num_threads, initargs=(1,))
                       if population.device.type == "cpu" else None)
 
-    def epoch(self, left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
-              masks: MaskFactory) -> None:
-        """One epoch for every member: shuffled operands and labels, each (K, N_train)."""
+    def epoch(self, shuffled: EpochData, masks: MaskFactory) -> None:
+        """One epoch for every member; each shard shuffles and trains on its worker."""
         if self._pool is None:
-            shard = self.shards[0]
-            shard.epoch(left, right, labels, masks(shard.lo, shard.hi))
+            self.shards[0].epoch(shuffled, masks)
         else:
-            jobs = [self._pool.submit(s.epoch, left, right, labels, masks(s.lo, s.hi))
-                    for s in self.shards]
+            jobs = [self._pool.submit(s.epoch, shuffled, masks) for s in self.shards]
             for job in jobs:
                 job.result()
         self.optimizer.step_count = self.shards[0].optimizer.step_count

@@ -37,7 +37,9 @@ def _epochs(workers: int) -> dict[str, torch.Tensor]:
             perm = torch.stack([torch.randperm(splits.train_index.shape[1], generator=g)
                                 for _ in members])
             rows = torch.gather(splits.train_index, 1, perm)
-            trainer.epoch(table.left[rows], table.right[rows], table.labels[rows],
+            trainer.epoch(lambda lo, hi, rows=rows: (table.left[rows[lo:hi]],
+                                                     table.right[rows[lo:hi]],
+                                                     table.labels[rows[lo:hi]]),
                           lambda lo, hi: None)
     finally:
         trainer.close()
