@@ -71,8 +71,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0,
                         help="force this many shard threads (0: the engine's choice)")
+    parser.add_argument("--shard-size", type=int, default=0,
+                        help="members per shard (0: the engine's SHARD_SIZE)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
+    if args.shard_size:
+        import grokexp.workers
+
+        grokexp.workers.SHARD_SIZE = args.shard_size
     if args.workers:
         import grokexp.workers
 
@@ -82,7 +88,7 @@ def main() -> None:
     measured = [population_epochs(args.k, epochs, args.device) for _ in range(args.repeats)]
     times = [wall for wall, _ in measured]
     emit({"system": "grokexp", "k": args.k, "threads": threads, "epochs": epochs,
-          "workers": args.workers or None,
+          "workers": args.workers or None, "shard_size": args.shard_size or None,
           "device": args.device, "s_per_model_epoch": median(times), "all": times,
           "cpu_s_per_model_epoch": median([cpu for _, cpu in measured]),
           "peak_rss_mib": peak_rss_mib()})

@@ -11,7 +11,7 @@ from grokexp.model import Population
 from grokexp.spec import validate_spec
 from grokexp.sweep import expand_members
 from grokexp.train import TrainData, _optimizer, train
-from grokexp.workers import ShardedTrainer
+from grokexp.workers import SHARD_SIZE, ShardedTrainer
 
 RAW = {"name": "w", "task": {"modulus": 11}, "model": {"embedding_dim": 8, "hidden": 16},
        "train": {"epochs": 3, "batch_size": 16, "lr": 1e-2}, "sweep": {"seeds": [0, 1, 2, 3, 4]}}
@@ -30,7 +30,9 @@ def _epochs(workers: int) -> dict[str, torch.Tensor]:
     members, table, splits, population = _setup()
     optimizer = _optimizer(population, members)
     trainer = ShardedTrainer(population, optimizer, 16, workers=workers)
-    assert len(trainer.shards) == workers
+    assert len(trainer.shards) % workers == 0
+    assert all(0 < s.hi - s.lo <= SHARD_SIZE for s in trainer.shards)
+    assert [s.lo for s in trainer.shards[1:]] == [s.hi for s in trainer.shards[:-1]]
     try:
         for epoch in range(3):
             g = torch.Generator().manual_seed(epoch)
@@ -48,7 +50,7 @@ def _epochs(workers: int) -> dict[str, torch.Tensor]:
 
 
 def test_sharded_population_matches_one_shard():
-    one, three = _epochs(1), _epochs(3)  # shards of 2, 2 and 1 members (5 members)
+    one, three = _epochs(1), _epochs(3)  # 5 members: shards of 3 and 2; of 2, 2 and 1
     for name in one:
         torch.testing.assert_close(three[name], one[name], rtol=1e-6, atol=1e-7)
     assert not torch.equal(one["embedding"], _setup()[3].params["embedding"].detach())
