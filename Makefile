@@ -23,6 +23,8 @@ run: install
 	$(VENV)/bin/grokexp run $(SPEC)
 
 test: install
+	-bash tests/services/browser.sh $(PY)
+	bash tests/services/postgres.sh install || echo "PostgreSQL unavailable: its test will be skipped"
 	$(PY) -m pytest
 
 lint: install

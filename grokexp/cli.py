@@ -117,59 +117,51 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.argument("spec_file", type=click.Path(dir_okay=False), required=False)
 @set_option
 @uri_option
 @click.option("--device", default=None, help="Override train.device (auto, cpu, cuda, …).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary at the end.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def run(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None,
-        device: str | None, as_json: bool, quiet: bool) -> None:
-    """Train the spec's members and log everything to MLflow."""
-    _run(spec_file, overrides, tracking_uri, device, as_json, quiet)
+@click.option("--resume", default=None, metavar="RUN_ID",
+              help="Continue an interrupted run from its checkpoint (no SPEC_FILE then).")
+@click.option("--recovery-dir", default="grokexp-recovery", show_default=True,
+              help="Where history and checkpoint go if the tracking store stops working.")
+@click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="GIB",
+              help="Memory a population may use (default: 80% of free).")
+def run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | None,
+        device: str | None, as_json: bool, quiet: bool, resume: str | None,
+        recovery_dir: str, memory_gib: float | None) -> None:
+    """Train the spec's members and log everything to MLflow.
+
+    SIGINT/SIGTERM stop after the current epoch with a checkpoint (exit 130/143);
+    --resume RUN_ID continues from it.
+    """
+    _run(spec_file, overrides, tracking_uri, device, as_json, quiet, resume, recovery_dir,
+         memory_gib)
 
 
 @clean_errors
-def _run(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None,
-         device: str | None, as_json: bool, quiet: bool) -> None:
-    if device is not None:
-        overrides = (*overrides, f'train.device="{device}"')
-    spec, members = read_spec(spec_file, overrides)
-    from .progress import ProgressHook
-    from .runner import run_experiment
-    from .tracking import MlflowTracker
+def _run(*args: Any) -> None:
+    from .cli_run import do_run
 
-    uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
-    tracker = MlflowTracker(uri, spec.experiment_name)
-    tags = {"grokexp.spec_file": spec_file}
-    commit = git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    hooks = [] if quiet or as_json else [ProgressHook(sys.stderr, sys.stderr.isatty(),
-                                                          len(members))]
-    result = run_experiment(spec, members, tracker, hooks=hooks, tags=tags)
-    if as_json:
-        click.echo(json.dumps(result.to_json()))
-    else:
-        _print_summary(result, uri)
-    failed = [m.index for m in result.members if m.status == "FAILED"]
-    if failed:
-        click.echo(f"error: member(s) {failed} failed", err=True)
-        sys.exit(1)
+    do_run(*args)
 
 
-def _print_summary(result: Any, uri: str) -> None:
-    click.echo(f"experiment {result.experiment_id} in {uri}")
-    if result.parent_run_id:
-        click.echo(f"parent run {result.parent_run_id}")
-    click.echo(f"{'member':>6} {'train grok':>10} {'test grok':>9} {'delay':>6} "
-               f"{'train acc':>9} {'test acc':>8}  status    run")
-    for m in result.members:
-        def show(v: Any) -> str:
-            return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-        click.echo(f"{m.index:>6} {show(m.train_grok_epoch):>10} {show(m.test_grok_epoch):>9} "
-                   f"{show(m.grokking_delay):>6} {show(m.final_train_acc):>9} "
-                   f"{show(m.final_test_acc):>8}  {m.status:<9} {m.run_id}")
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+@uri_option
+def relog(folder: str, tracking_uri: str | None) -> None:
+    """Log a recovery folder (written when the store failed mid-run) into the store."""
+    _relog(folder, tracking_uri)
+
+
+@clean_errors
+def _relog(folder: str, tracking_uri: str | None) -> None:
+    from .cli_run import do_relog
+
+    do_relog(folder, tracking_uri)
 
 
 @main.command()
@@ -178,9 +170,12 @@ def _print_summary(result: Any, uri: str) -> None:
               help="Interface to bind; the default keeps the UI on this machine.")
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--experiment", default=None, help="Only link this experiment.")
-def ui(tracking_uri: str | None, host: str, port: int, experiment: str | None) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Server worker processes (one is plenty for one user).")
+def ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
+       workers: int) -> None:
     """Start the MLflow UI over the same store and print links to the runs."""
-    _ui(tracking_uri, host, port, experiment)
+    _ui(tracking_uri, host, port, experiment, workers)
 
 
 def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> list[str]:
@@ -201,28 +196,101 @@ def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> 
 
 
 @clean_errors
-def _ui(tracking_uri: str | None, host: str, port: int, experiment: str | None) -> None:
+def _ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
+        workers: int = 1) -> None:
+    from .redact import redact_uri
     from .tracking import artifact_root_for
 
     uri = resolve_tracking_uri(tracking_uri)
+    shown_uri = redact_uri(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         links = experiment_links(uri, host, port, experiment)
     except Exception as err:
-        raise GrokexpError(f"tracking store {uri}: {err}") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise GrokexpError(f"tracking store {shown_uri}: {redact_uri(first)}") from None
     if experiment is not None and not links:
-        raise GrokexpError(f"no experiment named {experiment!r} in {uri}")
-    click.echo(f"MLflow UI over {uri} at http://{host}:{port}")
+        raise GrokexpError(f"no experiment named {experiment!r} in {shown_uri}")
+    click.echo(f"MLflow UI over {shown_uri} at http://{host}:{port}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: --host {host} makes the UI reachable from other machines; "
+                   "MLflow's UI has no login", err=True)
     for link in links or [f"(no runs yet) http://{host}:{port}/"]:
         click.echo(f"  {link}")
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-               "--host", host, "--port", str(port)]
+    # The store URI travels in the environment, not argv: `ps` would show a password.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
+               "--workers", str(workers)]
     root = artifact_root_for(uri)
     if root:
         command += ["--default-artifact-root", root]
     sys.stdout.flush()
-    sys.exit(subprocess.call(command))
+    sys.exit(subprocess.call(command, env=env))
+
+
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False))
+@click.option("--n-trials", type=click.IntRange(min=0), default=None,
+              help="The study's total number of trials, shared by all workers "
+                   "(default: optimize.n_trials).")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Trials asked at once and trained as one population (default: "
+                   "optimize.batch).")
+@click.option("--storage", default=None,
+              help="Optuna storage: an RDB URL (sqlite:///study.db, postgresql://user@host/db) "
+                   "or a journal file *.log (default: optuna.log beside the MLflow store).")
+@click.option("--study", "study_name", default=None, help="Study name (default: the spec's name).")
+@uri_option
+@click.option("--out", "out_dir", default=".", show_default=True,
+              type=click.Path(file_okay=False), help="Where best.toml is written.")
+@set_option
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
+             study_name: str | None, tracking_uri: str | None, out_dir: str,
+             overrides: tuple[str, ...], quiet: bool) -> None:
+    """Search the spec's [optimize] space with Optuna to minimise grokking delay."""
+    _optimize(spec_file, n_trials, batch, storage, study_name, tracking_uri, out_dir,
+              overrides, quiet)
+
+
+@clean_errors
+def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
+              study_name: str | None, tracking_uri: str | None, out_dir: str,
+              overrides: tuple[str, ...], quiet: bool) -> None:
+    spec, _ = read_spec(spec_file, overrides)
+    from .optimize import StudyOptions, check_study_spec, run_study
+
+    opt = check_study_spec(spec, spec_file)  # before any store or study is created
+    import optuna
+
+    from .progress import ProgressHook
+    from .study_storage import resolve_storage
+    from .tracking import MlflowTracker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
+    options = StudyOptions(
+        source=spec_file, storage=resolve_storage(storage, uri),
+        study_name=study_name or spec.name,
+        n_trials=opt.n_trials if n_trials is None else n_trials,
+        batch=opt.batch if batch is None else batch, out_dir=Path(out_dir))
+    tracker = MlflowTracker(uri, spec.experiment_name)
+    hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(),
+                                           options.batch * _seed_count(spec))]
+    result = run_study(spec, options, tracker, echo=lambda line: click.echo(line, err=True),
+                       hooks=hooks)
+    click.echo(f"study {result.study_name}: {result.complete} complete trial(s), "
+               f"{len(result.trained_here)} trained by this worker; "
+               f"parent run {result.parent_run_id} in {uri}")
+    click.echo(result.table, nl=False)
+    if result.best_toml is not None:
+        click.echo(f"best spec: {result.best_toml}  (grokexp run {result.best_toml})")
+
+
+def _seed_count(spec: Any) -> int:
+    seeds = spec.optimize.seeds
+    return len(seeds) if isinstance(seeds, list) else int(seeds)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["GrokexpError", "SpecError"]
+import re
+
+__all__ = ["GrokexpError", "SpecError", "RunInterrupted"]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 class GrokexpError(Exception):
@@ -23,5 +28,17 @@ class SpecError(GrokexpError):
     exit_code = 2
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        # user text (keys, values) may hold newlines or escapes: keep one problem per line
+        self.problems = [_CONTROL.sub(lambda m: repr(m[0])[1:-1], p) for p in problems]
         super().__init__("\n".join(self.problems))
+
+
+class RunInterrupted(GrokexpError):
+    """Training stopped between epochs (a signal, or a tracking store that went away).
+
+    A checkpoint was written; ``root_run_id`` is the run that ``grokexp run --resume`` takes.
+    """
+
+    def __init__(self, root_run_id: str, epoch: int):
+        self.root_run_id, self.epoch = root_run_id, epoch
+        super().__init__(f"stopped after epoch {epoch}; checkpoint on run {root_run_id}")

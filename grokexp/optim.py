@@ -117,9 +117,26 @@ class PopulationAdamW:
         part._plan = part._lists = None
         return part
 
-    def state_dict(self) -> dict[str, object]:
-        return {"step": self.step_count, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
-                "lr": self.lr, "weight_decay": self.weight_decay}
+    def state_dict(self, cpu: bool = False) -> dict[str, object]:
+        """Step count and moments (copied to the CPU with ``cpu=True``, for checkpoints)."""
+        def own(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().cpu().clone() if cpu else t
+        return {"step": self.step_count,
+                "exp_avg": {n: own(t) for n, t in self.exp_avg.items()},
+                "exp_avg_sq": {n: own(t) for n, t in self.exp_avg_sq.items()},
+                "lr": own(self.lr), "weight_decay": own(self.weight_decay)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore the step count and moments of :meth:`state_dict` (same members, same order).
+
+        ``lr`` and ``weight_decay`` come from the members' specs and are not overwritten.
+        """
+        self.step_count = int(state["step"])  # type: ignore[call-overload]
+        for name, moments in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):
+            saved: dict[str, torch.Tensor] = state[name]  # type: ignore[assignment]
+            for key, target in moments.items():
+                moments[key] = saved[key].to(device=target.device, dtype=target.dtype).clone()
+        self._plan = self._lists = None  # the fused kernel's lists point at the old moments
 
 
 def _fused_available(like: torch.Tensor) -> bool:

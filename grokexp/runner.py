@@ -13,16 +13,28 @@ from typing import Any
 
 import torch
 
+from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
 from .data import make_splits, pair_table
+from .errors import RunInterrupted
 from .figures import accuracy_figure, accuracy_overlay
-from .model import Population
+from .model import Architecture, Population
+from .redact import redact_params, redact_text
 from .spec import Spec, flatten, spec_hash, spec_to_dict, spec_to_toml
 from .sweep import Member, group_by_shape
 from .tracking import Tracker
-from .train import EvalContext, History, Hook, MemberHistory, TrainData, train
+from .train import (
+    EvalContext,
+    History,
+    Hook,
+    Interrupted,
+    LoopState,
+    MemberHistory,
+    TrainData,
+    train,
+)
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
-           "resolve_device"]
+           "resolve_device", "train_group"]
 
 
 @dataclass
@@ -117,33 +129,66 @@ def _run_tags(spec: Spec, extra: dict[str, str]) -> dict[str, str]:
 
 
 def train_group(members: Sequence[Member], device: torch.device,
-                hooks: Sequence[Hook]) -> History:
+                hooks: Sequence[Hook], should_stop: Callable[[], bool] | None = None,
+                resume: LoopState | None = None) -> History:
     """Train one population of equal-shape members (no tracking here)."""
     spec = members[0].spec
     table = pair_table(spec.task)
     splits = make_splits(spec.task, table, [m.spec.train.split_seed for m in members])
-    population = Population.from_specs([m.spec for m in members], device)
-    return train(population, members, TrainData(table, splits), hooks)
+    if resume is None:
+        population = Population.from_specs([m.spec for m in members], device)
+    else:
+        population = Population(Architecture.from_spec(spec),
+                                {n: t.to(device) for n, t in resume.params.items()})
+    return train(population, members, TrainData(table, splits), hooks,
+                 should_stop=should_stop, resume=resume)
 
 
-def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
-                   hooks: Sequence[Hook] = (), device: torch.device | None = None,
-                   tags: dict[str, str] | None = None) -> ExperimentResult:
-    """Train every member, logging to the tracker; returns the per-member results."""
-    tags = tags or {}
+def _start_runs(spec: Spec, members: Sequence[Member], tracker: Tracker,
+                tags: dict[str, str]) -> tuple[str | None, dict[int, str]]:
+    """The parent run (K > 1) and one run per member, with params, tags and resolved spec."""
     parent_id = None
     if len(members) > 1:
-        parent_id = tracker.start_run(spec.name, flatten(spec_to_dict(spec)),
-                                      _run_tags(spec, {**tags, "grokexp.role": "sweep"}))
-        tracker.log_text(parent_id, spec_to_toml(spec), "spec.resolved.toml")
+        parent_id = tracker.start_run(
+            spec.name, redact_params(flatten(spec_to_dict(spec))),
+            _run_tags(spec, {**tags, "grokexp.role": "sweep"}))
+        tracker.log_text(parent_id, redact_text(spec_to_toml(spec)), "spec.resolved.toml")
     run_ids: dict[int, str] = {}
     for member in members:
         name = spec.name if parent_id is None else f"{spec.name}/{member.label}"
         member_tags = _run_tags(member.spec, {**tags, "grokexp.member": str(member.index)})
         params = flatten(spec_to_dict(member.spec))
         params.update({f"varied.{k}": v for k, v in member.varied.items()})
-        run_ids[member.index] = tracker.start_run(name, params, member_tags, parent_id)
-        tracker.log_text(run_ids[member.index], spec_to_toml(member.spec), "spec.resolved.toml")
+        run_ids[member.index] = tracker.start_run(name, redact_params(params), member_tags,
+                                                  parent_id)
+        tracker.log_text(run_ids[member.index], redact_text(spec_to_toml(member.spec)),
+                         "spec.resolved.toml")
+    return parent_id, run_ids
+
+
+def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
+                   hooks: Sequence[Hook] = (), device: torch.device | None = None,
+                   tags: dict[str, str] | None = None, *,
+                   should_stop: Callable[[], bool] | None = None,
+                   resume: Checkpoint | None = None) -> ExperimentResult:
+    """Train every member, logging to the tracker; returns the per-member results.
+
+    When ``should_stop`` answers True between two epochs, a checkpoint is logged on the root
+    run (the parent, or the only run), open runs end KILLED and :class:`RunInterrupted` is
+    raised. ``resume`` is such a checkpoint: its runs are reopened and training goes on.
+    """
+    tags = tags or {}
+    by_index = {m.index: m for m in members}
+    if resume is None:
+        parent_id, run_ids = _start_runs(spec, members, tracker, tags)
+        done: list[MemberHistory] = []
+    else:
+        parent_id, run_ids, done = resume.parent_run_id, dict(resume.run_ids), resume.done
+        finished_before = {h.index for h in [*done, *resume.state.histories]
+                           if h.index not in resume.state.active}
+        for run_id in [parent_id, *run_ids.values()]:
+            if run_id is not None and run_id not in {run_ids[i] for i in finished_before}:
+                tracker.reopen_run(run_id)
     result = ExperimentResult(tracker.experiment_id, parent_id)
     histories: list[tuple[Member, MemberHistory]] = []
 
@@ -151,16 +196,37 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         histories.append((member, history))
         result.members.append(_member_result(member, run_ids[member.index], history))
 
+    if resume is not None:
+        for h in [*done, *resume.state.histories]:
+            if h.index not in resume.state.active:
+                finished(by_index[h.index], h)
     tracking_hook = TrackingHook(tracker, run_ids, finished)
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:
-        for group in group_by_shape(members):
-            train_group(group, device or resolve_device(group[0].spec.train.device),
-                        [*hooks, tracking_hook])
+        for position, group in enumerate(group_by_shape(members)):
+            if resume is not None and position < resume.group:
+                continue
+            state = resume.state if resume is not None and position == resume.group else None
+            try:
+                train_group(group, device or resolve_device(group[0].spec.train.device),
+                            [*hooks, tracking_hook], should_stop, state)
+            except Interrupted as stop:
+                group_ids = {m.index for m in group}
+                checkpoint = Checkpoint(
+                    spec_toml=redact_text(spec_to_toml(spec)), spec_hash=spec_hash(spec),
+                    parent_run_id=parent_id, run_ids=run_ids, group=position,
+                    state=stop.state,
+                    done=[h for m, h in histories if m.index not in group_ids])
+                tracker.flush()
+                tracker.log_state(checkpoint.root_run_id, checkpoint.to_dict(),
+                                  CHECKPOINT_ARTIFACT)
+                tracker.set_tags(checkpoint.root_run_id,
+                                 {"grokexp.checkpoint_epoch": str(stop.state.epoch)})
+                raise RunInterrupted(checkpoint.root_run_id, stop.state.epoch) from None
     except BaseException:
         tracker.flush()
-        done = {m.run_id for m in result.members}
-        for run_id in open_runs - done:
+        ended = {m.run_id for m in result.members}
+        for run_id in open_runs - ended:
             tracker.end_run(run_id, "KILLED")
         raise
     result.members.sort(key=lambda m: m.index)

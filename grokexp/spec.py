@@ -35,6 +35,8 @@ __all__ = [
     "TrainSpec",
     "MetricsSpec",
     "TrackingSpec",
+    "OptimizeSpec",
+    "SearchDim",
     "LAYERS",
     "parse_spec_text",
     "apply_overrides",
@@ -226,6 +228,123 @@ class TrackingSpec(_Section):
     tracking_uri: str | None = None
 
 
+class SearchDim(_Section):
+    """One dimension of an Optuna search space: ``{low, high, log, step}`` or ``{choices}``.
+
+    Integer bounds (both written as integers) make an integer dimension; anything else with
+    ``low``/``high`` is a float dimension; ``choices`` is categorical.
+    """
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+    choices: list[int | float | str | bool] | None = Field(None, min_length=1)
+
+    @property
+    def is_int(self) -> bool:
+        return (isinstance(self.low, int) and isinstance(self.high, int)
+                and (self.step is None or isinstance(self.step, int)))
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.choices is not None:
+            extra = [f for f in ("low", "high", "step") if getattr(self, f) is not None]
+            return [(f, "not allowed with choices") for f in extra]
+        if self.low is None or self.high is None:
+            return [(f, "required (or give choices)") for f in ("low", "high")
+                    if getattr(self, f) is None]
+        if not self.low < self.high:
+            return [("high", f"must be > low ({self.low}) (got {self.high})")]
+        if self.log and self.low <= 0:
+            return [("low", f"must be > 0 when log = true (got {self.low})")]
+        if self.log and self.step is not None:
+            return [("step", "not allowed when log = true")]
+        return []
+
+
+class OptimizeSpec(_Section):
+    """``[optimize]``: an Optuna study over dotted spec keys that minimises grokking delay.
+
+    Each trial trains its point with ``seeds`` seeds; the objective is the upper median over
+    them. A seed that never generalises within ``train.epochs`` is censored and scores
+    ``censor_penalty × train.epochs``, more than any real delay or grok epoch can be.
+    """
+
+    space: dict[str, Any]
+    seeds: int | list[int] = 3
+    objective: Literal["grokking_delay", "test_grok_epoch"] = "grokking_delay"
+    sampler: Literal["tpe", "gp", "random"] = "tpe"
+    seed: int = Field(0, ge=0, le=2**63 - 1)
+    n_startup_trials: int = Field(8, ge=0)
+    pruner: Literal["none", "median", "threshold"] = "none"
+    prune_warmup: int = Field(0, ge=0)
+    prune_min_test_acc: float = Field(0.5, ge=0.0, le=1.0)
+    n_trials: int = Field(32, ge=0, le=1_000_000)
+    batch: int = Field(4, ge=1, le=100_000)
+    enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    censor_penalty: float = Field(2.0, gt=1.0)
+    heartbeat_s: float = Field(10.0, gt=0.0)
+    grace_s: float = Field(60.0, gt=0.0)
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _flat_space(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        if not value:
+            raise ValueError("needs at least one dimension")
+        return _flatten_space(value)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seed_list(cls, value: int | list[int]) -> int | list[int]:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be >= 1")
+        if isinstance(value, list) and (not value or len(set(value)) != len(value)
+                                        or any(s < 0 for s in value)):
+            raise ValueError("must be a non-empty list of distinct non-negative integers")
+        return value
+
+    def dims(self) -> dict[str, SearchDim]:
+        """The space as validated dimensions (call after ``problems()`` is empty)."""
+        return {key: SearchDim.model_validate(value) for key, value in self.space.items()}
+
+    def problems(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for key, value in self.space.items():
+            where = f"optimize.space.{key}"
+            if not _known_path(key):
+                out.append((where, "unknown key"))
+                continue
+            if key == "train.seed" or key.split(".")[0] not in ("task", "model", "init",
+                                                               "train", "metrics"):
+                out.append((where, "cannot be searched (seeds are optimize.seeds)"
+                            if key == "train.seed" else "cannot be searched"))
+                continue
+            try:
+                dim = SearchDim.model_validate(value)
+            except ValidationError as err:
+                out += [(".".join([where, *(str(p) for p in e["loc"])]),
+                         _MESSAGES.get(e["type"], str(e["msg"]))) for e in err.errors()]
+                continue
+            out += [(f"{where}.{field}", msg) for field, msg in dim.problems()]
+        for n, point in enumerate(self.enqueue):
+            out += [(f"optimize.enqueue[{n}].{k}", "not a key of optimize.space")
+                    for k in flatten(point) if k not in self.space]
+        return out
+
+
+def _flatten_space(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested tables down to the dimension tables (those with low/high/choices/…)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and not set(value) & set(SearchDim.model_fields):
+            out.update(_flatten_space(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 class Spec(_Section):
     """A whole experiment. ``sweep`` turns it into a population of members (see sweep.py)."""
 
@@ -238,6 +357,7 @@ class Spec(_Section):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     sweep: dict[str, Any] | None = None
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    optimize: OptimizeSpec | None = None
 
     @field_validator("sweep")
     @classmethod
@@ -270,6 +390,8 @@ class Spec(_Section):
         for key in (self.sweep or {}):
             if key != "seeds" and not _known_path(key):
                 out.append((f"sweep.{key}", "unknown key"))
+        if self.optimize is not None:
+            out += self.optimize.problems()
         return out
 
 
@@ -333,12 +455,13 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     for item in overrides:
         key, sep, value = item.partition("=")
         key = key.strip()
+        shown = item if item.isprintable() else json.dumps(item)  # one line, always
         if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
-            raise SpecError([f"--set {item}: expected dotted.key=value"])
+            raise SpecError([f"--set {shown}: expected dotted.key=value"])
         try:
             set_dotted(merged, key, parse_override_value(value.strip()))
         except SpecError as err:
-            raise SpecError([f"--set {item}: {p}" for p in err.problems]) from None
+            raise SpecError([f"--set {shown}: {p}" for p in err.problems]) from None
     return merged
 
 

@@ -7,6 +7,7 @@ later ``grokexp run`` of that member all see the same thing.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 from .errors import SpecError
 from .spec import Spec, apply_overrides, set_dotted, spec_to_dict, validate_spec
 
-__all__ = ["Member", "expand_members", "group_by_shape", "shape_key"]
+__all__ = ["Member", "expand_members", "group_by_shape", "shape_key", "MAX_MEMBERS"]
+
+MAX_MEMBERS = 100_000  # members in one spec: a grid beyond this is a typo, not a study
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
     grid = dict(base.pop("sweep", None) or {})
     seeds = grid.pop("seeds", None)
     keys = list(grid)
+    count = math.prod(len(grid[k]) for k in keys) * (len(seeds) if seeds is not None else 1)
+    if count > MAX_MEMBERS:
+        raise SpecError([f"{source}: sweep: {count} members, more than {MAX_MEMBERS}"])
     members: list[Member] = []
     problems: list[str] = []
     for point in itertools.product(*(grid[k] for k in keys)):

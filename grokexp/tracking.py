@@ -8,14 +8,17 @@ write per metric costs milliseconds.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import GrokexpError
+from .recovery import Journal
+from .redact import redact_text
 
 __all__ = [
     "Tracker",
@@ -25,6 +28,7 @@ __all__ = [
     "EXPERIMENT_KIND_TAG",
     "artifact_root_for",
     "flat_params",
+    "safe_artifact_path",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
@@ -47,6 +51,7 @@ class Tracker(Protocol):
     def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None: ...
     def flush(self) -> None: ...
     def end_run(self, run_id: str, status: str = "FINISHED") -> None: ...
+    def reopen_run(self, run_id: str) -> None: ...
 
 
 def flat_params(flat: Mapping[str, Any]) -> dict[str, str]:
@@ -56,6 +61,21 @@ def flat_params(flat: Mapping[str, Any]) -> dict[str, str]:
         text = json.dumps(value) if isinstance(value, (list, dict, tuple)) else str(value)
         out[key] = text[:_PARAM_VALUE_LIMIT]
     return out
+
+
+def safe_artifact_path(artifact_file: str) -> tuple[str | None, str]:
+    """``"figures/a.png"`` → ``("figures", "a.png")``; names that could leave the run fail.
+
+    Absolute paths, ``..``, backslashes, empty parts and control characters are refused, so
+    no artifact name (even one built from spec content) writes outside its run's folder.
+    """
+    bad = (not artifact_file or "\\" in artifact_file or artifact_file.startswith("/")
+           or re.search(r"[\x00-\x1f]", artifact_file) is not None)
+    parts = artifact_file.split("/")
+    if bad or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]:
+        raise GrokexpError(f"artifact name {artifact_file!r} would leave the run's folder")
+    folder = "/".join(parts[:-1])
+    return (folder or None), parts[-1]
 
 
 def artifact_root_for(tracking_uri: str) -> str | None:
@@ -88,9 +108,11 @@ class NullTracker:
         self.runs[run_id]["tags"].update(tags)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        safe_artifact_path(artifact_file)
         self.runs[run_id]["artifacts"][artifact_file] = text
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        safe_artifact_path(artifact_file)
         self.runs[run_id]["artifacts"][artifact_file] = figure
 
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
@@ -98,6 +120,7 @@ class NullTracker:
         self.runs[run_id]["artifacts"][key] = local_path.read_bytes()
 
     def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None:
+        safe_artifact_path(artifact_file)
         self.runs[run_id]["artifacts"][artifact_file] = dict(state)
 
     def flush(self) -> None:
@@ -106,11 +129,22 @@ class NullTracker:
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.runs[run_id]["status"] = status
 
+    def reopen_run(self, run_id: str) -> None:
+        self.runs[run_id]["status"] = "RUNNING"
+
 
 class MlflowTracker:
-    """A real MLflow store (embedded sqlite by default, or any tracking server)."""
+    """A real MLflow store (embedded sqlite by default, or any tracking server).
 
-    def __init__(self, tracking_uri: str, experiment: str, flush_every_s: float = 5.0):
+    Every write is retried with backoff (``retry_delays``). When the store still fails, the
+    tracker goes offline: that write and all later ones go to a :class:`~.recovery.Journal`
+    in a new folder under ``recovery_dir``, ``failure`` says why, and ``grokexp relog``
+    replays the folder once the store works again. Nothing computed is lost.
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, flush_every_s: float = 5.0,
+                 retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+                 recovery_dir: Path | None = None):
         import logging
 
         from mlflow.tracking import MlflowClient
@@ -121,20 +155,57 @@ class MlflowTracker:
             Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                       exist_ok=True)
         self.tracking_uri = tracking_uri
+        self.retry_delays = tuple(retry_delays)
+        self.recovery_dir = recovery_dir
+        self.failure: str | None = None
+        self.journal: Journal | None = None
         self.client = MlflowClient(tracking_uri=tracking_uri)
         try:
-            found = self.client.get_experiment_by_name(experiment)
-            if found is None:
-                self.experiment_id = self.client.create_experiment(
-                    experiment, artifact_location=artifact_root_for(tracking_uri))
-            else:
-                self.experiment_id = found.experiment_id
+            self.experiment_id = self._experiment_id(experiment)
             self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
         except Exception as err:  # the store's own exception types vary by backend
-            raise GrokexpError(f"tracking store {tracking_uri}: {err}") from None
+            raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: "
+                               f"{_one_line(err)}") from None
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
+
+    def _experiment_id(self, name: str) -> str:
+        """Find or create the experiment; workers started together may race to create it,
+        and the loser of that race finds the winner's experiment on looking again."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        try:
+            return str(self.client.create_experiment(
+                name, artifact_location=artifact_root_for(self.tracking_uri)))
+        except Exception:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def _write(self, what: str, action: Callable[[], Any],
+               offline: Callable[[Journal], None]) -> None:
+        """Run ``action`` with retries; once the store has failed, journal it instead."""
+        if self.failure is None:
+            for delay in (*self.retry_delays, None):
+                try:
+                    action()
+                    return
+                except Exception as err:  # sqlalchemy, requests, OSError, MlflowException
+                    if delay is None:
+                        self.failure = (f"{what} failed {len(self.retry_delays) + 1} times "
+                                        f"over {sum(self.retry_delays):g} s: "
+                                        f"{_one_line(err)}")
+                    else:
+                        time.sleep(delay)
+        if self.journal is None:
+            if self.recovery_dir is None:
+                raise GrokexpError(f"tracking store {redact_text(self.tracking_uri)}: "
+                                   f"{self.failure}")
+            self.journal = Journal.create(self.recovery_dir, self.tracking_uri, self.failure)
+        offline(self.journal)
 
     def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                   parent_id: str | None = None) -> str:
@@ -143,11 +214,15 @@ class MlflowTracker:
         all_tags = dict(tags)
         if parent_id is not None:
             all_tags["mlflow.parentRunId"] = parent_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-        run_id = run.info.run_id
-        items = [Param(k, v) for k, v in flat_params(params).items()]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start:start + 100])
+        try:
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            run_id = run.info.run_id
+            items = [Param(k, v) for k, v in flat_params(params).items()]
+            for start in range(0, len(items), 100):
+                self.client.log_batch(run_id, params=items[start:start + 100])
+        except Exception as err:  # nothing has been computed yet: fail loudly
+            raise GrokexpError(f"tracking store {redact_text(self.tracking_uri)}: "
+                               f"{_one_line(err)}") from None
         return run_id
 
     def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
@@ -160,39 +235,78 @@ class MlflowTracker:
             self.flush()
 
     def flush(self) -> None:
-        for run_id, metrics in self._buffer.items():
+        buffer, self._buffer = self._buffer, {}
+        for run_id, metrics in buffer.items():
             for start in range(0, len(metrics), 1000):
-                self.client.log_batch(run_id, metrics=metrics[start:start + 1000])
-        self._buffer = {}
+                self._flush_chunk(run_id, metrics[start:start + 1000])
         self._last_flush = time.monotonic()
+
+    def _flush_chunk(self, run_id: str, chunk: list[Any]) -> None:
+        self._write("logging metrics", lambda: self.client.log_batch(run_id, metrics=chunk),
+                    lambda j: j.metrics(run_id, [(m.key, m.value, m.timestamp, m.step)
+                                                 for m in chunk]))
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        items = {k: str(v) for k, v in tags.items()}
+        self._write("setting tags", lambda: self.client.log_batch(
+            run_id, tags=[RunTag(k, v) for k, v in items.items()]),
+            lambda j: j.tags(run_id, items))
+
+    def _log_artifact(self, run_id: str, artifact_file: str,
+                      write: Callable[[Path], Any]) -> None:
+        folder, name = safe_artifact_path(artifact_file)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / name
+            write(local)
+            self._write(f"logging {artifact_file}",
+                        lambda: self.client.log_artifact(run_id, str(local), folder),
+                        lambda j: j.artifact(run_id, local, folder))
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self.client.log_text(run_id, text, artifact_file)
+        self._log_artifact(run_id, artifact_file, lambda p: p.write_text(text, "utf-8"))
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         import matplotlib.pyplot as plt
 
-        self.client.log_figure(run_id, figure, artifact_file)
-        plt.close(figure)
+        try:
+            self._log_artifact(run_id, artifact_file, lambda p: figure.savefig(p))
+        finally:
+            plt.close(figure)
 
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
-        self.client.log_artifact(run_id, str(local_path), artifact_dir)
+        import shutil
+
+        name = f"{artifact_dir}/{local_path.name}" if artifact_dir else local_path.name
+        self._log_artifact(run_id, name, lambda p: shutil.copyfile(local_path, p))
 
     def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None:
         """Tensors saved with torch.save; they load with ``torch.load(weights_only=True)``."""
         import torch
 
-        path = Path(artifact_file)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / path.name
-            torch.save(dict(state), local)
-            self.client.log_artifact(run_id, str(local), str(path.parent) or None)
+        self._log_artifact(run_id, artifact_file, lambda p: torch.save(dict(state), p))
+
+    def load_state(self, run_id: str, artifact_file: str, dst: Path) -> Path:
+        """Download one artifact of a run into ``dst`` (a folder); returns its path."""
+        try:
+            return Path(self.client.download_artifacts(run_id, artifact_file, str(dst)))
+        except Exception as err:
+            raise GrokexpError(f"run {run_id}: cannot read {artifact_file}: "
+                               f"{_one_line(err)}") from None
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.flush()
-        self.client.set_terminated(run_id, status=status)
+        self._write("ending a run", lambda: self.client.set_terminated(run_id, status=status),
+                    lambda j: j.end(run_id, status))
+
+    def reopen_run(self, run_id: str) -> None:
+        self._write("reopening a run",
+                    lambda: self.client.update_run(run_id, status="RUNNING"),
+                    lambda j: j.reopen(run_id))
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line, without secrets: the message's first line and its type."""
+    text = str(err).strip().splitlines()
+    return redact_text(f"{text[0] if text else type(err).__name__}")

@@ -9,8 +9,9 @@ population; the rest go on.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -23,7 +24,8 @@ from .seeding import generator_for
 from .sweep import Member
 from .workers import ShardedTrainer
 
-__all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData"]
+__all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData",
+           "LoopState", "Interrupted"]
 
 
 @dataclass
@@ -53,6 +55,31 @@ class MemberHistory:
         self.epochs.append(epoch)
         for name, value in values.items():
             self.metrics.setdefault(name, []).append(value)
+
+
+@dataclass
+class LoopState:
+    """Everything the loop needs to go on exactly where it stopped, as CPU tensors.
+
+    ``epoch`` is the last completed epoch; ``active`` the member indices still training, in
+    population order; ``histories`` every member of the population, finished or not.
+    """
+
+    epoch: int
+    active: list[int]
+    params: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    order_states: list[torch.Tensor]
+    dropout_states: list[torch.Tensor]
+    histories: list[MemberHistory]
+
+
+class Interrupted(Exception):  # a control-flow signal, not an error
+    """The loop stopped between epochs because ``should_stop`` said so; carries its state."""
+
+    def __init__(self, state: LoopState):
+        super().__init__(f"stopped after epoch {state.epoch}")
+        self.state = state
 
 
 @dataclass
@@ -141,8 +168,15 @@ def evaluate(population: Population, data: TrainData, lo: int = 0,
 
 
 def train(population: Population, members: Sequence[Member], data: TrainData,
-          hooks: Sequence[Hook] = ()) -> History:
-    """Train all members for their epochs; return every member's history."""
+          hooks: Sequence[Hook] = (), *, should_stop: Callable[[], bool] | None = None,
+          resume: LoopState | None = None) -> History:
+    """Train all members for their epochs; return every member's history.
+
+    ``should_stop`` is asked after every epoch; when it answers True the loop raises
+    :class:`Interrupted` with a :class:`LoopState`. Passing that state back as ``resume``
+    (with the same members, data and a population built from ``state.params``) continues
+    with bitwise the same results on the CPU.
+    """
     active = list(members)
     spec = active[0].spec
     epochs, batch, every = spec.train.epochs, spec.train.batch_size, spec.metrics.every
@@ -156,6 +190,35 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
     order_gens = [generator_for(m.spec.train.seed, "order") for m in active]
     dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in active]
     n_train = int(data.splits.train_index.shape[1])
+    start_epoch = 1
+    if resume is not None:
+        position = {m.index: p for p, m in enumerate(active)}
+        keep_pos = [position[i] for i in resume.active]
+        by_index = {h.index: h for h in resume.histories}
+        finished = [h for h in resume.histories if h.index not in resume.active]
+        active = [active[p] for p in keep_pos]
+        histories = [by_index[i] for i in resume.active]
+        data = TrainData(data.table, data.splits.select(torch.tensor(keep_pos, device=device)))
+        optimizer = _optimizer(population, active)
+        optimizer.load_state_dict(resume.optimizer)
+        order_gens = [order_gens[p] for p in keep_pos]
+        dropout_gens = [dropout_gens[p] for p in keep_pos]
+        for gen, state in zip([*order_gens, *dropout_gens],
+                              [*resume.order_states, *resume.dropout_states], strict=True):
+            gen.set_state(state)
+        start_epoch = resume.epoch + 1
+
+    def stop_here(epoch: int) -> None:
+        if should_stop is None or not active or not should_stop():
+            return
+        raise Interrupted(LoopState(
+            epoch=epoch, active=[m.index for m in active],
+            params={n: t.detach().cpu().clone() for n, t in population.params.items()},
+            optimizer=optimizer.state_dict(cpu=True),
+            order_states=[g.get_state() for g in order_gens],
+            dropout_states=[g.get_state() for g in dropout_gens],
+            histories=sorted([*finished, *histories], key=lambda h: h.index)))
+
     trainer = ShardedTrainer(population, optimizer, batch)
 
     def run_evaluation(epoch: int) -> None:
@@ -221,13 +284,16 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
         return table.left[rows], table.right[rows], table.labels[rows]
 
     try:
-        run_evaluation(0)
-        for epoch in range(1, epochs + 1):
+        if resume is None:
+            run_evaluation(0)
+            stop_here(0)
+        for epoch in range(start_epoch, epochs + 1):
             if not active:
                 break
             trainer.epoch(shuffled, masks)
             if epoch % every == 0 or epoch == epochs:
                 run_evaluation(epoch)
+            stop_here(epoch)
     finally:
         trainer.close()
     history = History(sorted(finished, key=lambda h: h.index))

@@ -1,0 +1,103 @@
+"""Wall time of one Optuna study with ``--batch 1`` against ``--batch 8`` on the same trials.
+
+The 32 trials are fixed points (enqueued), so both runs train exactly the same work: a
+(shift × weight decay) grid, each point with two seeds, on a small modular-addition model.
+With ``--batch 1`` every trial is its own population of 2 members; with ``--batch 8`` eight
+trials train together as one population of 16. Prints a table; it is not a test.
+
+    python benchmarks/optimize_batch.py --epochs 100   # ~10 min on a busy 2-core CPU
+    python benchmarks/optimize_batch.py                # 250 epochs: ~20 min there
+    python benchmarks/optimize_batch.py --device cuda --batches 1 4 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name = "bench-optimize"
+[task]
+modulus = 17
+train_fraction = 0.8
+[model]
+embedding_dim = 24
+hidden = 48
+[train]
+epochs = {epochs}
+lr = 1e-2
+batch_size = 64
+stop_after_generalized = 0
+device = "{device}"
+[metrics]
+every = 10
+[optimize]
+n_trials = {n_trials}
+seeds = 2
+[optimize.space]
+"init.embedding.shift" = {{low = -0.2, high = 1.8}}
+"train.weight_decay" = {{low = 0.01, high = 3.0, log = true}}
+"""
+
+
+def spec_text(epochs: int, n_trials: int, device: str) -> str:
+    shifts = [-0.2 + 2.0 * i / 7 for i in range(8)]
+    decays = [0.1, 0.3, 1.0, 3.0]
+    points = list(itertools.product(shifts, decays))[:n_trials]
+    text = SPEC.format(epochs=epochs, n_trials=n_trials, device=device)
+    for shift, decay in points:
+        text += ('\n[[optimize.enqueue]]\n"init.embedding.shift" = '
+                 f'{shift!r}\n"train.weight_decay" = {decay!r}\n')
+    return text
+
+
+def run(batch: int, spec: Path, work: Path) -> tuple[float, str]:
+    """One fresh study in its own stores; returns (seconds, the best line of the table)."""
+    out = work / f"batch{batch}"
+    out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [sys.executable, "-m", "grokexp", "optimize", str(spec), "--batch", str(batch),
+               "--quiet", "--storage", str(out / "study.log"),
+               "--tracking-uri", f"sqlite:///{out / 'mlflow.db'}", "--out", str(out)]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"batch {batch} failed:\n{done.stderr}")
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and
+            line[2].isdigit()]
+    return seconds, rows[0] if rows else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=250)
+    parser.add_argument("--trials", type=int, default=32)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        spec = work / "bench.toml"
+        spec.write_text(spec_text(args.epochs, args.trials, args.device))
+        print(f"{args.trials} trials × 2 seeds, {args.epochs} epochs, device {args.device}")
+        print(f"{'batch':>5} {'wall s':>8} {'trials/min':>10}  best trial")
+        base = None
+        for batch in args.batches:
+            seconds, best = run(batch, spec, work)
+            base = base or seconds
+            print(f"{batch:>5} {seconds:>8.1f} {60 * args.trials / seconds:>10.1f}  {best}"
+                  f"   (×{base / seconds:.2f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()

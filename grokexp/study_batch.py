@@ -1,0 +1,228 @@
+"""One batch of Optuna trials trained as one population: members, pruning, tell, child runs.
+
+Each trial is a point of the search space trained with every seed of ``[optimize] seeds``;
+all members of all trials in the batch go to ``runner.train_group`` together (one population
+per shape). A hook reports each trial's progress to its pruner, logs the trial's curves to
+its MLflow child run, and tells the trial as soon as its last seed leaves the population.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .errors import SpecError
+from .objective import trial_outcome
+from .redact import redact_params
+from .runner import resolve_device, train_group
+from .spec import OptimizeSpec, SearchDim, Spec, flatten, set_dotted, spec_to_dict, validate_spec
+from .study_storage import Heartbeat
+from .sweep import Member, group_by_shape
+from .tracking import Tracker
+from .train import EvalContext, Hook, MemberHistory
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["TrialRun", "point_spec", "trial_seeds", "suggest", "check_space", "run_batch"]
+
+
+def point_spec(base: Spec, params: dict[str, Any], source: str,
+               seed: int | None = None) -> Spec:
+    """The base spec at one point of the space (no ``[optimize]``, no ``[sweep]``)."""
+    raw = spec_to_dict(base)
+    raw.pop("optimize", None)
+    raw.pop("sweep", None)
+    for key, value in params.items():
+        set_dotted(raw, key, value)
+    if seed is not None:
+        raw["train"]["seed"] = seed
+    return validate_spec(raw, source)
+
+
+def trial_seeds(spec: Spec) -> list[int]:
+    """``seeds = n`` means train.seed, train.seed + 1, …; a list is taken as it is."""
+    assert spec.optimize is not None
+    seeds = spec.optimize.seeds
+    return list(seeds) if isinstance(seeds, list) else [spec.train.seed + i
+                                                        for i in range(seeds)]
+
+
+def suggest(trial: optuna.Trial, key: str, dim: SearchDim) -> Any:
+    if dim.choices is not None:
+        return trial.suggest_categorical(key, dim.choices)
+    assert dim.low is not None and dim.high is not None
+    if dim.is_int:
+        return trial.suggest_int(key, int(dim.low), int(dim.high), step=int(dim.step or 1),
+                                 log=dim.log)
+    return trial.suggest_float(key, float(dim.low), float(dim.high), step=dim.step, log=dim.log)
+
+
+def check_space(spec: Spec, source: str) -> None:
+    """Every bound and choice of the space must make a valid spec; else exit-2 lines."""
+    assert spec.optimize is not None
+    problems: list[str] = []
+    for key, dim in spec.optimize.dims().items():
+        values = dim.choices if dim.choices is not None else [dim.low, dim.high]
+        for value in values:
+            try:
+                point_spec(spec, {key: value}, source)
+            except SpecError as err:
+                problems += [p.replace(f"{source}: ", f"{source}: optimize.space.{key}: "
+                                       f"{value!r} gives ", 1) for p in err.problems]
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))
+
+
+@dataclass
+class TrialRun:
+    """A trial in flight: its members, its MLflow run, what its seeds became."""
+
+    trial: optuna.Trial
+    params: dict[str, Any]
+    run_id: str
+    members: list[Member]
+    histories: dict[int, MemberHistory] = field(default_factory=dict)
+    last_test_acc: dict[int, float] = field(default_factory=dict)
+    outcome: str = ""
+
+
+class StudyHook(Hook):
+    """Per evaluation: trial curves to MLflow, progress to the pruner; tell when done."""
+
+    def __init__(self, study: optuna.Study, opt: OptimizeSpec, runs: Sequence[TrialRun],
+                 tracker: Tracker, heartbeat: Heartbeat, epochs: int,
+                 on_told: Callable[[TrialRun], None]):
+        self.study, self.opt, self.tracker = study, opt, tracker
+        self.heartbeat, self.epochs, self.on_told = heartbeat, epochs, on_told
+        self.by_member = {m.index: run for run in runs for m in run.members}
+
+    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
+        positions: dict[int, list[int]] = {}
+        for pos, member in enumerate(ctx.members):
+            positions.setdefault(id(self.by_member[member.index]), []).append(pos)
+        for pos_list in positions.values():
+            run = self.by_member[ctx.members[pos_list[0]].index]
+            row = {name: statistics.median(vals[p] for p in pos_list)
+                   for name, vals in values.items()}
+            for p in pos_list:
+                member = ctx.members[p]
+                run.last_test_acc[member.index] = values["test_acc"][p]
+                row[f"seed{member.spec.train.seed}.test_acc"] = values["test_acc"][p]
+            self.tracker.log_metrics(run.run_id, ctx.epoch, row)
+            if self.opt.pruner == "none" or ctx.epoch == 0:
+                continue
+            progress = 1.0 - statistics.median(run.last_test_acc.values())
+            run.trial.report(progress, ctx.epoch)
+            if run.trial.should_prune():
+                for p in pos_list:
+                    ctx.request_stop(ctx.members[p].index, "PRUNED",
+                                     f"pruned by the {self.opt.pruner} pruner")
+
+    def on_member_end(self, member: Member, history: MemberHistory,
+                      state: dict[str, torch.Tensor]) -> None:
+        run = self.by_member[member.index]
+        run.histories[member.index] = history
+        if len(run.histories) == len(run.members):
+            self._tell(run)
+
+    def _tell(self, run: TrialRun) -> None:
+        import optuna
+        from optuna.trial import TrialState
+
+        histories = [run.histories[m.index] for m in run.members]
+        tags = {"optuna.trial": str(run.trial.number)}
+        try:
+            if any(h.status == "PRUNED" for h in histories):
+                self.study.tell(run.trial, state=TrialState.PRUNED)
+                run.outcome, status = "PRUNED", "KILLED"
+            else:
+                outcome = trial_outcome(histories, self.opt.objective, self.epochs,
+                                        self.opt.censor_penalty)
+                for key, value in outcome.user_attrs().items():
+                    run.trial.set_user_attr(key, value)
+                self.study.tell(run.trial, outcome.value)
+                run.outcome, status = "COMPLETE", "FINISHED"
+                metrics = {"objective": outcome.value,
+                           "censored_seeds": float(outcome.censored_seeds)}
+                if outcome.spread is not None:
+                    metrics["spread"] = outcome.spread
+                for m, score in zip(run.members, outcome.seed_scores, strict=True):
+                    if score is not None:
+                        metrics[f"seed{m.spec.train.seed}.{self.opt.objective}"] = score
+                self.tracker.log_metrics(run.run_id, max(h.last_epoch for h in histories),
+                                         metrics)
+                tags["censored"] = str(outcome.censored).lower()
+        except optuna.exceptions.UpdateFinishedTrialError:
+            run.outcome, status = "FAIL", "KILLED"  # failed as stale by another worker
+            tags["grokexp.note"] = "failed as stale by another worker before it was told"
+        tags["optuna.state"] = run.outcome
+        self.heartbeat.remove(run.trial._trial_id)
+        self.tracker.set_tags(run.run_id, tags)
+        self.tracker.end_run(run.run_id, status)
+        self.on_told(run)
+
+
+def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str, Any]]],
+              spec: Spec, source: str, tracker: Tracker, parent_id: str | None,
+              heartbeat: Heartbeat, hooks: Sequence[Hook] = (),
+              on_told: Callable[[TrialRun], None] = lambda run: None) -> list[TrialRun]:
+    """Train the trials × their seeds as one population; every trial is told at its end."""
+    assert spec.optimize is not None
+    runs: list[TrialRun] = []
+    members: list[Member] = []
+    for trial, params in trials:
+        trial_members: list[Member] = []
+        for seed in trial_seeds(spec):
+            member_spec = point_spec(spec, params, source, seed)
+            trial_members.append(Member(len(members) + len(trial_members), member_spec,
+                                        {**params, "train.seed": seed}))
+        point = point_spec(spec, params, source)
+        run_params = {**flatten(spec_to_dict(point)), "optuna.trial": trial.number,
+                      "seeds": trial_seeds(spec)}
+        run_id = tracker.start_run(
+            f"trial-{trial.number}", redact_params(run_params),
+            {"grokexp.role": "trial", "grokexp.study": study.study_name,
+             "optuna.trial": str(trial.number), "optuna.state": "RUNNING"}, parent_id)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        runs.append(TrialRun(trial, params, run_id, trial_members))
+        members += trial_members
+    hook = StudyHook(study, spec.optimize, runs, tracker, heartbeat, budget_epochs(spec),
+                     on_told)
+    try:
+        for group in group_by_shape(members):
+            train_group(group, resolve_device(group[0].spec.train.device), [hook, *hooks])
+    except BaseException:
+        _give_back([r for r in runs if not r.outcome], study, tracker, heartbeat)
+        raise
+    return runs
+
+
+def budget_epochs(spec: Spec) -> int:
+    """The most epochs any trial may train: the censor penalty is a multiple of it."""
+    assert spec.optimize is not None
+    dim = spec.optimize.dims().get("train.epochs")
+    if dim is None:
+        return spec.train.epochs
+    bounds = dim.choices if dim.choices is not None else [dim.high]
+    return max(int(b) for b in [spec.train.epochs, *bounds] if isinstance(b, (int, float)))
+
+
+def _give_back(runs: Sequence[TrialRun], study: optuna.Study, tracker: Tracker,
+               heartbeat: Heartbeat) -> None:
+    """Interrupted: fail the untold trials and enqueue their points again for any worker."""
+    from optuna.trial import TrialState
+
+    for run in runs:
+        heartbeat.remove(run.trial._trial_id)
+        try:
+            study.tell(run.trial, state=TrialState.FAIL)
+            study.enqueue_trial(run.params, user_attrs={"retry_of": run.trial.number})
+            tracker.set_tags(run.run_id, {"optuna.state": "FAIL"})
+            tracker.end_run(run.run_id, "KILLED")
+        except Exception:  # best effort on the way out; stale detection is the fallback
+            pass

@@ -1,0 +1,108 @@
+"""What a study leaves behind: the best trials as a table, ``best.toml``, and its figures."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from .spec import Spec, spec_to_dict, validate_spec
+from .study_batch import point_spec, trial_seeds
+from .study_figures import history_figure, importance_figure, space_figure
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
+
+__all__ = ["completed", "best_rows", "format_table", "best_spec", "study_figures"]
+
+
+def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    from optuna.trial import TrialState
+
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value is not None]
+
+
+def best_rows(study: optuna.Study, k: int = 5) -> list[dict[str, Any]]:
+    """The k best completed trials (lowest objective first, censored ones last)."""
+    ranked = sorted(completed(study), key=lambda t: (float(t.value), t.number))  # type: ignore[arg-type]
+    return [{"number": t.number, "value": t.value, "censored": bool(t.user_attrs.get("censored")),
+             "spread": t.user_attrs.get("spread"), "seed_scores": t.user_attrs.get("seed_scores"),
+             "params": dict(t.params)} for t in ranked[:k]]
+
+
+def format_table(rows: list[dict[str, Any]], objective: str) -> str:
+    """A Markdown table (readable as plain text too)."""
+    keys = list(rows[0]["params"]) if rows else []
+    head = ["trial", objective, "censored", "spread", "per seed", *keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        seeds = ", ".join("-" if s is None else f"{s:g}" for s in row["seed_scores"] or [])
+        spread = "-" if row["spread"] is None else f"{row['spread']:g}"
+        cells = [str(row["number"]), f"{row['value']:g}", str(row["censored"]).lower(), spread,
+                 seeds, *(_show(row["params"][k]) for k in keys)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _show(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def best_spec(spec: Spec, trial: optuna.trial.FrozenTrial, study_name: str,
+              source: str) -> Spec:
+    """A complete, plain spec that ``grokexp run`` trains into the best trial's seeds."""
+    point = point_spec(spec, dict(trial.params), source)
+    raw = spec_to_dict(point)
+    raw["name"] = f"{spec.name}-best"
+    raw["description"] = (f"Best trial {trial.number} of study '{study_name}': "
+                          f"{spec.optimize.objective if spec.optimize else 'objective'} "
+                          f"{trial.value:g} (upper median over seeds).")
+    raw["sweep"] = {"seeds": trial_seeds(spec)}
+    raw.setdefault("tracking", {})["experiment"] = spec.experiment_name
+    return validate_spec(raw, source)
+
+
+def _pick_axes(keys: list[str]) -> tuple[str, str] | None:
+    """Shift and weight decay when searched, else the first two parameters."""
+    shift = next((k for k in keys if k.endswith("shift")), None)
+    decay = next((k for k in keys if k.endswith("weight_decay")), None)
+    if shift and decay:
+        return shift, decay
+    return (keys[0], keys[1]) if len(keys) >= 2 else None
+
+
+def study_figures(study: optuna.Study, spec: Spec) -> dict[str, Figure]:
+    """History, importances (when they can be computed) and the objective over two axes."""
+    import optuna
+
+    assert spec.optimize is not None
+    trials = completed(study)
+    if not trials:
+        return {}
+    numbers = [t.number for t in trials]
+    values = [float(t.value) for t in trials]  # type: ignore[arg-type]
+    censored = [bool(t.user_attrs.get("censored")) for t in trials]
+    objective = spec.optimize.objective
+    figures = {"figures/optimization_history.png":
+               history_figure(numbers, values, censored, objective, study.study_name)}
+    if len(trials) >= 3 and len(set(values)) > 1:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                importances = optuna.importance.get_param_importances(study)
+            figures["figures/param_importances.png"] = importance_figure(importances)
+        except (RuntimeError, ValueError) as err:
+            logging.getLogger(__name__).info("no parameter importances: %s", err)
+    dims = spec.optimize.dims()
+    axes = _pick_axes([k for k, d in dims.items() if d.choices is None])
+    if axes is not None:
+        x, y = axes
+        keep = [t for t in trials if x in t.params and y in t.params]
+        figures["figures/objective_space.png"] = space_figure(
+            [t.params[x] for t in keep], [t.params[y] for t in keep],
+            [float(t.value) for t in keep],  # type: ignore[arg-type]
+            [bool(t.user_attrs.get("censored")) for t in keep], x, y,
+            ylog=dims[y].log, xlog=dims[x].log, title=f"{objective} over ({x}, {y})")
+    return figures

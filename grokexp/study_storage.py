@@ -1,0 +1,204 @@
+"""Where an Optuna study lives, how workers share it, and how a dead worker's trials come back.
+
+Storage is a journal file (``*.log``, several processes on one machine) or any Optuna RDB URL
+(``sqlite:///…``, ``postgresql://…``, ``mysql://…``). The study is created by exactly one
+worker: ``create_new_study`` is atomic in every storage, so the worker that wins it is the one
+that enqueues the known points and opens the MLflow parent run; the others load it.
+
+Stale trials, the rule: every RUNNING trial of a live worker carries a heartbeat (the system
+attr ``grokexp:heartbeat``, unix seconds) refreshed every ``heartbeat_s``. A RUNNING trial
+whose last heartbeat (or start, if it has none) is older than ``grace_s`` belongs to a dead
+worker: any worker fails it and enqueues its parameters again (``retry_of`` = its number).
+Failing is a state change that only one worker can win, so a trial is re-queued once.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import GrokexpError
+from .redact import redact_uri
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = ["StorageError", "StorageTarget", "resolve_storage", "mask_password", "open_storage",
+           "create_or_load_study", "Heartbeat", "fail_stale_trials", "HEARTBEAT_ATTR"]
+
+HEARTBEAT_ATTR = "grokexp:heartbeat"
+DEFAULT_JOURNAL = "optuna.log"
+
+
+class StorageError(GrokexpError):
+    """A storage the user named that cannot be used (bad URL, missing driver)."""
+
+    exit_code = 2
+
+
+def mask_password(url: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``."""
+    return redact_uri(url)
+
+
+@dataclass(frozen=True)
+class StorageTarget:
+    """A resolved storage: a journal file path or an SQLAlchemy URL."""
+
+    kind: str  # "journal" | "rdb"
+    location: str
+
+    @property
+    def display(self) -> str:
+        return mask_password(self.location)
+
+
+def resolve_storage(option: str | None, tracking_uri: str) -> StorageTarget:
+    """``--storage`` → target. Default: ``optuna.log`` beside an embedded MLflow store,
+    else ``mlruns/optuna.log``. ``postgresql://`` gets the psycopg 3 driver."""
+    if option is None:
+        root = Path("mlruns")
+        if tracking_uri.startswith("sqlite:///"):
+            root = Path(tracking_uri.removeprefix("sqlite:///")).parent
+        return StorageTarget("journal", str(root / DEFAULT_JOURNAL))
+    if "://" in option:
+        scheme = option.split("://", 1)[0]
+        if scheme in ("postgresql", "postgres"):
+            option = "postgresql+psycopg://" + option.split("://", 1)[1]
+        if not re.fullmatch(r"[a-z0-9]+(\+[a-z0-9_]+)?", scheme):
+            raise StorageError(f"--storage {mask_password(option)}: not a database URL")
+        return StorageTarget("rdb", option)
+    if option.endswith(".log"):
+        return StorageTarget("journal", option)
+    raise StorageError(f"--storage {option}: expected a database URL (sqlite:///study.db, "
+                       "postgresql://user@host/db) or a journal file ending in .log")
+
+
+def _check_driver(url: str) -> None:
+    if url.startswith("postgresql+psycopg://"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise StorageError(f"--storage {mask_password(url)}: PostgreSQL needs the psycopg "
+                               "3 driver: pip install 'grokexp[postgres]'") from None
+
+
+def open_storage(target: StorageTarget, attempts: int = 5) -> optuna.storages.BaseStorage:
+    """The Optuna storage object. Table creation is retried: racing workers may collide."""
+    import optuna
+
+    if target.kind == "journal":
+        Path(target.location).parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        backend = JournalFileBackend(target.location)
+        return optuna.storages.JournalStorage(backend)
+    _check_driver(target.location)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if target.location.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(target.location, engine_kwargs=engine_kwargs)
+        except Exception as err:  # SQLAlchemy's errors differ by dialect
+            if attempt == attempts - 1 or isinstance(err, (ImportError, ValueError)):
+                raise StorageError(f"--storage {target.display}: {str(err).splitlines()[0]}"
+                                   ) from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, sampler: Any,
+                         pruner: Any) -> tuple[optuna.Study, bool]:
+    """(study, created): ``created`` is true for exactly one worker of a study."""
+    import optuna
+
+    try:
+        study = optuna.create_study(storage=storage, study_name=name, sampler=sampler,
+                                    pruner=pruner, direction="minimize")
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+    if study.direction != optuna.study.StudyDirection.MINIMIZE:
+        raise StorageError(f"study {name!r} exists and does not minimise")
+    return study, False
+
+
+class Heartbeat:
+    """A daemon thread that refreshes the heartbeat of this worker's RUNNING trials."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, interval_s: float):
+        self.storage, self.interval_s = storage, interval_s
+        self._trial_ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="grokexp-heartbeat",
+                                        daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5 * self.interval_s + 5)
+
+    def add(self, trial_id: int) -> None:
+        self.beat(trial_id)
+        with self._lock:
+            self._trial_ids.add(trial_id)
+
+    def remove(self, trial_id: int) -> None:
+        with self._lock:
+            self._trial_ids.discard(trial_id)
+
+    def beat(self, trial_id: int) -> None:
+        import optuna
+
+        try:
+            self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+        except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
+            self.remove(trial_id)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            with self._lock:
+                ids = list(self._trial_ids)
+            for trial_id in ids:
+                try:
+                    self.beat(trial_id)
+                except Exception:  # a transient storage error must not kill the worker
+                    pass
+
+
+def fail_stale_trials(study: optuna.Study, grace_s: float) -> list[tuple[int, dict[str, Any]]]:
+    """Fail RUNNING trials whose heartbeat is older than ``grace_s`` and enqueue them again.
+
+    Returns (number, user_attrs) of each trial this worker failed, so the caller can close
+    what else belonged to it (its MLflow run).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    now = time.time()
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        started = trial.datetime_start.timestamp() if trial.datetime_start else now
+        beat = float(trial.system_attrs.get(HEARTBEAT_ATTR, started))
+        if now - beat <= grace_s:
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "stale", True)
+            won = study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if not won:
+            continue
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        failed.append((trial.number, dict(trial.user_attrs)))
+    return failed

@@ -1,0 +1,218 @@
+"""Faults: diverging members, and tracking stores that are down, locked or break mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from grokexp.cli import main
+from grokexp.errors import RunInterrupted
+from grokexp.runner import run_experiment, train_group
+from grokexp.spec import load_spec
+from grokexp.sweep import expand_members
+from grokexp.tracking import MlflowTracker
+from grokexp.train import EvalContext, Hook
+
+DIVERGING = '\n[sweep]\n"init.scale" = [1.0, 1e30]\n'
+
+
+def test_diverging_member_fails_alone_and_is_named(write_spec, tracking_uri):
+    from conftest import TINY
+
+    result = CliRunner().invoke(main, ["run", write_spec(TINY + DIVERGING),
+                                       "--tracking-uri", tracking_uri, "--json"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    members = json.loads(result.stdout.strip().splitlines()[-1])["members"]
+    assert [m["status"] for m in members] == ["FINISHED", "FAILED"]
+    assert members[1]["reason"].startswith("train loss became")
+    assert "error: 1 of 2 member(s) failed:" in result.stderr
+    line = next(x for x in result.stderr.splitlines() if x.strip().startswith("member 1"))
+    assert "init.scale=1e+30" in line and "train loss became" in line
+    client = MlflowClient(tracking_uri=tracking_uri)
+    failed = client.get_run(members[1]["run_id"])
+    assert failed.info.run_id in line
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["grokexp.reason"].startswith("train loss became")
+    healthy = client.get_run(members[0]["run_id"])
+    assert healthy.info.status == "FINISHED"  # the other member went on to its last epoch
+    assert max(m.step for m in client.get_metric_history(healthy.info.run_id, "test_acc")) == 20
+    parent = client.get_run(failed.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _run_fails_fast(write_spec, uri: str, expect: str, tmp_path: Path) -> str:
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["run", write_spec(), "--tracking-uri", uri,
+                                       "--recovery-dir", str(tmp_path / "rec")])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], result.output
+    assert lines[0].startswith("error: tracking store ")
+    assert time.monotonic() - started < 30
+    return lines[0]
+
+
+def test_unreachable_server_is_refused_before_training(write_spec, tmp_path):
+    port = _free_port()
+    line = _run_fails_fast(write_spec, f"http://user:hunter2@127.0.0.1:{port}",
+                           f"cannot reach 127.0.0.1:{port}", tmp_path)
+    assert "hunter2" not in line and "user:***@" in line
+
+
+def test_locked_sqlite_is_refused_before_training(write_spec, tracking_uri, tmp_path):
+    holder = sqlite3.connect(tracking_uri.removeprefix("sqlite:///"))
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        _run_fails_fast(write_spec, tracking_uri, "is locked by another process", tmp_path)
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_store_in_a_file_path_is_refused(write_spec, tmp_path):
+    (tmp_path / "plain").write_text("")
+    _run_fails_fast(write_spec, f"sqlite:///{tmp_path}/plain/mlflow.db", "is not a directory",
+                    tmp_path)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory nobody may write: chmod for a user, a read-only tmpfs for root."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"root cannot make a read-only directory here: {mounted.stderr!r}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_read_only_directory_is_refused_before_training(write_spec, read_only_dir, tmp_path):
+    _run_fails_fast(write_spec, f"sqlite:///{read_only_dir}/mlflow.db", "is not writable",
+                    tmp_path)
+
+
+class BreakStore(Hook):
+    """At one evaluation, overwrite the sqlite header in place: every later write fails."""
+
+    def __init__(self, db: Path, epoch: int):
+        self.db, self.epoch, self.saved = db, epoch, b""
+
+    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
+        if ctx.epoch == self.epoch:
+            with self.db.open("r+b") as f:
+                self.saved = f.read(100)
+                f.seek(0)
+                f.write(b"\0" * 100)
+
+    def repair(self) -> None:
+        with self.db.open("r+b") as f:
+            f.write(self.saved)
+
+
+SPEC = """
+name = "faulty"
+[task]
+modulus = 11
+[model]
+embedding_dim = 12
+hidden = 16
+[train]
+epochs = 40
+lr = 1e-2
+batch_size = 16
+[metrics]
+every = 5
+[sweep]
+seeds = [0, 1]
+"""
+
+
+def test_store_failing_mid_run_loses_nothing(tracking_uri, tmp_path):
+    spec = load_spec(SPEC, "faulty.toml")
+    members = expand_members(spec)
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    tracker = MlflowTracker(tracking_uri, spec.name, flush_every_s=0.0,
+                            retry_delays=(0.01, 0.02), recovery_dir=tmp_path / "rec")
+    breaker = BreakStore(db, epoch=15)
+    with pytest.raises(RunInterrupted) as stopped:
+        run_experiment(spec, members, tracker, hooks=[breaker],
+                       should_stop=lambda: tracker.failure is not None)
+    assert stopped.value.epoch == 15
+    assert tracker.failure is not None and "file is not a database" in tracker.failure
+    assert tracker.journal is not None
+    folder = tracker.journal.folder
+    assert f"grokexp relog {folder}" in (folder / "README.txt").read_text()
+    assert any(p.name == "checkpoint.pt" for p in folder.rglob("*"))
+    breaker.repair()
+    relogged = CliRunner().invoke(main, ["relog", str(folder), "--tracking-uri", tracking_uri])
+    assert relogged.exit_code == 0, relogged.output
+    root = stopped.value.root_run_id
+    assert f"grokexp run --resume {root}" in relogged.output
+    client = MlflowClient(tracking_uri=tracking_uri)
+    assert client.get_run(root).info.status == "KILLED"
+    again = CliRunner().invoke(main, ["relog", str(folder), "--tracking-uri", tracking_uri])
+    assert again.exit_code == 0 and "0 metrics" in again.output  # replay twice: no doubles
+    resumed = CliRunner().invoke(main, ["run", "--resume", root, "--tracking-uri",
+                                        tracking_uri, "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    out = json.loads(resumed.stdout.strip().splitlines()[-1])
+    reference = train_group(members, torch.device("cpu"), [])
+    for member in out["members"]:
+        expected = reference.by_index(member["index"])
+        for key in ("train_acc", "test_acc", "train_loss", "test_loss"):
+            history = client.get_metric_history(member["run_id"], key)
+            assert [(m.step, m.value) for m in history] == list(
+                zip(expected.epochs, expected.metrics[key], strict=True))
+
+
+def test_cli_names_the_recovery_folder_when_the_store_breaks(write_spec, tracking_uri,
+                                                             tmp_path):
+    import sys
+
+    from conftest import TINY
+
+    spec = write_spec(TINY.replace("epochs = 20", "epochs = 200"), "slow.toml")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "grokexp", "run", spec, "--tracking-uri",
+                             tracking_uri, "--recovery-dir", str(tmp_path / "rec")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("epoch"):
+            break
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    with db.open("r+b") as f:  # another process wrecks the store while we train
+        f.write(b"\0" * 100)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    assert "error: tracking store sqlite:///" in err and "file is not a database" in err
+    folders = list((tmp_path / "rec").iterdir())
+    assert len(folders) == 1 and (folders[0] / "journal.jsonl").is_file()
+    assert "nothing is lost: " in err and str(folders[0]) in err
+    assert f"grokexp relog {folders[0]} --tracking-uri {tracking_uri}" in err
