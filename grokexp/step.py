@@ -7,9 +7,10 @@ is about twenty ATen calls whatever K is. The arithmetic is ``model.logits``'s, 
 ``tests/test_step.py`` checks these gradients against autograd through ``model.logits``:
 
 - the first layer goes through the per-token tables ``T = emb @ W1`` (K, 2, P, H): one bmm over
-  2K (left halves, right halves), the bias folded into the left table, then one
-  ``embedding_bag`` gathers and adds the two rows of every pair; the backward scatters into
-  the tables with ``index_add_`` and two bmms give the gradients of W1 and of the embedding;
+  2K (left halves, right halves), the bias added to the left table, then two ``index_select``
+  into a preallocated buffer gather the two rows of every pair and one add sums them; the
+  backward scatters into the tables with ``index_add_`` and two bmms give the gradients of W1
+  and of the embedding;
 - the loss is each member's mean cross-entropy; its gradient ``(softmax - onehot) / b`` is made
   in place; the objective is the sum over members, so members never mix.
 
@@ -34,9 +35,8 @@ class Batch:
     """Index tensors of one minibatch for all K members, made once per epoch."""
 
     size: int  # b, pairs per member
-    pairs: torch.Tensor  # (K*b, 2) rows of the flat (K*2P, H) tables: k*2P + i, k*2P + P + j
-    left: torch.Tensor  # (K*b,) k*2P + i
-    right: torch.Tensor  # (K*b,) k*2P + P + j
+    left: torch.Tensor  # (K*b,) rows k*2P + i of the flat (K*2P, H) tables
+    right: torch.Tensor  # (K*b,) rows k*2P + P + j
     target: torch.Tensor  # (K*b,) positions (k*b + n)*P + label in the flat (K, b, P) logits
 
 
@@ -80,7 +80,7 @@ class TrainStep:
             ri = (right[:, s:end] + self._offsets + self.p).reshape(-1)
             rows = torch.arange(k * b, device=left.device).view(k, b)
             target = (rows * self.p + labels[:, s:end]).reshape(-1)
-            batches.append(Batch(b, torch.stack([li, ri], 1), li, ri, target))
+            batches.append(Batch(b, li, ri, target))
         return batches
 
     def _buffer(self, flat: torch.Tensor, b: int, width: int) -> torch.Tensor:
