@@ -5,7 +5,9 @@ Member k's parameters are ``params[name][k]``; a forward pass is a few batched m
 
 The first layer never forms the (B, 2d) concatenated embedding: with only P distinct tokens,
 ``concat(E[i], E[j]) @ W1 = (E @ W1a)[i] + (E @ W1b)[j]``, so it is two per-token tables
-(K, P, H) and a gather, unless dropout must act on the embedding itself.
+(K, P, H) and a gather-and-add (``embedding_bag``), unless dropout must act on the embedding
+itself. Training does not go through autograd: ``step.py`` writes this forward's gradients out
+by hand; these functions stay differentiable for probes and tests.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from .init import init_member, parameter_layout
 from .spec import Spec
 
-__all__ = ["Architecture", "Population", "logits", "DropoutMasks"]
+__all__ = ["Architecture", "Population", "logits", "DropoutMasks", "first_layer_tables"]
 
 # Draws a keep-mask (already divided by 1-p) of the given shape for one dropout site.
 DropoutMasks = Callable[[str, tuple[int, ...]], torch.Tensor]
@@ -52,6 +54,19 @@ def embedded(params: Mapping[str, torch.Tensor], arch: Architecture) -> torch.Te
     return _ACTIVATIONS[arch.embedding_activation](params["embedding"])
 
 
+def first_layer_tables(params: Mapping[str, torch.Tensor], arch: Architecture) -> torch.Tensor:
+    """The first layer's per-token tables (K, 2, P, H): ``[:, 0]`` = emb @ W1a + b1 (rows for
+    the left token), ``[:, 1]`` = emb @ W1b (the right token); one bmm over 2K halves."""
+    emb = embedded(params, arch)  # (K, P, d)
+    weight, bias = params["hidden.0.weight"], params["hidden.0.bias"]  # (K, 2d, H), (K, H)
+    k, p, d = emb.shape
+    h = weight.shape[-1]
+    tables = torch.bmm(emb[:, None].expand(k, 2, p, d).reshape(2 * k, p, d),
+                       weight.reshape(2 * k, d, h)).view(k, 2, p, h)
+    tables[:, 0] += bias[:, None, :]
+    return tables
+
+
 def first_preactivation(params: Mapping[str, torch.Tensor], arch: Architecture,
                         left: torch.Tensor, right: torch.Tensor,
                         masks: DropoutMasks | None = None) -> torch.Tensor:
@@ -60,7 +75,6 @@ def first_preactivation(params: Mapping[str, torch.Tensor], arch: Architecture,
     ``left``/``right`` are (K, B) per-member token indices, or (N,) shared by all members.
     """
     emb = embedded(params, arch)  # (K, P, d)
-    weight, bias = params["hidden.0.weight"], params["hidden.0.bias"]  # (K, 2d, H), (K, H)
     k, p, d = emb.shape
     if left.dim() == 1:
         left, right = left.expand(k, -1), right.expand(k, -1)
@@ -70,13 +84,14 @@ def first_preactivation(params: Mapping[str, torch.Tensor], arch: Architecture,
         b = left.shape[1]
         x = torch.cat([rows[:, :b], rows[:, b:]], dim=2)  # (K, B, 2d)
         x = x * masks("embedding", tuple(x.shape))
-        return torch.baddbmm(bias[:, None, :], x, weight)
-    table = torch.cat([torch.bmm(emb, weight[:, :d]), torch.bmm(emb, weight[:, d:])], dim=1)
-    # (K, 2P, H): rows 0..P-1 see the left token, rows P..2P-1 the right one
-    onehot = torch.zeros(k, left.shape[1], 2 * p, dtype=table.dtype, device=table.device)
-    onehot.scatter_(2, left[..., None], 1.0)
-    onehot.scatter_(2, right[..., None] + p, 1.0)
-    return torch.baddbmm(bias[:, None, :], onehot, table)
+        return torch.baddbmm(params["hidden.0.bias"][:, None, :], x, params["hidden.0.weight"])
+    tables = first_layer_tables(params, arch)  # (K, 2, P, H)
+    h = tables.shape[-1]
+    offsets = torch.arange(k, device=left.device)[:, None] * (2 * p)  # (K, 1)
+    pairs = torch.stack([left + offsets, right + offsets + p], dim=2)  # (K, B, 2)
+    # each pair's two table rows, gathered and added in one pass
+    return F.embedding_bag(pairs.view(-1, 2), tables.reshape(-1, h),
+                           mode="sum").view(k, -1, h)
 
 
 def hidden_activations(params: Mapping[str, torch.Tensor], arch: Architecture,

@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .data import PairTable, Splits
 from .init import layer_of
 from .metrics.accuracy import accuracy_and_loss
-from .model import Population
+from .model import DropoutMasks, Population, logits
 from .optim import PopulationAdamW
 from .seeding import generator_for
 from .sweep import Member
+from .workers import ShardedTrainer
 
 __all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData",
            "LoopState", "Interrupted"]
@@ -131,7 +131,8 @@ class Hook:
 
 
 def _per_member(members: Sequence[Member], attr: str, device: torch.device) -> torch.Tensor:
-    return torch.tensor([float(getattr(m.spec.train, attr)) for m in members], device=device)
+    return torch.tensor([float(getattr(m.spec.train, attr)) for m in members], device=device,
+                        dtype=torch.float64)
 
 
 def _optimizer(population: Population, members: Sequence[Member]) -> PopulationAdamW:
@@ -156,11 +157,14 @@ def _dropout_masks(rate: float, generators: list[torch.Generator], device: torch
 
 
 @torch.no_grad()
-def evaluate(population: Population, data: TrainData) -> dict[str, torch.Tensor]:
-    """Train/test accuracy and loss of every member over the whole pair table: (K,) each."""
+def evaluate(population: Population, data: TrainData, lo: int = 0,
+             hi: int | None = None) -> dict[str, torch.Tensor]:
+    """Train/test accuracy and loss over the whole pair table of members lo..hi-1 (default
+    all): (K,) each."""
     table = data.table
-    out = population.logits(table.left, table.right)  # (K, N, P)
-    return accuracy_and_loss(out, table.labels, data.splits.train_mask)
+    params = {n: p[lo:hi] for n, p in population.params.items()}
+    out = logits(params, population.arch, table.left, table.right)  # (K, N, P)
+    return accuracy_and_loss(out, table.labels, data.splits.train_mask[lo:hi])
 
 
 def train(population: Population, members: Sequence[Member], data: TrainData,
@@ -215,10 +219,13 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
             dropout_states=[g.get_state() for g in dropout_gens],
             histories=sorted([*finished, *histories], key=lambda h: h.index)))
 
+    trainer = ShardedTrainer(population, optimizer, batch)
+
     def run_evaluation(epoch: int) -> None:
-        nonlocal active, histories, order_gens, dropout_gens, data
+        nonlocal active, histories, order_gens, dropout_gens, data, trainer
         ctx = EvalContext(epoch, population, active, data, histories)
-        values = evaluate(population, data)
+        parts = trainer.map(lambda lo, hi: evaluate(population, data, lo, hi))
+        values = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
         for hook in hooks:
             values.update(hook.metrics(ctx))
         as_lists = {name: v.detach().float().cpu().tolist() for name, v in values.items()}
@@ -257,32 +264,38 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
             population.select(keep)
             optimizer.select(keep, population.params)
             data = TrainData(data.table, data.splits.select(keep))
+            trainer.close()
+            trainer = ShardedTrainer(population, optimizer, batch)
         active = [active[p] for p in keep_pos]
         histories = [histories[p] for p in keep_pos]
         order_gens = [order_gens[p] for p in keep_pos]
         dropout_gens = [dropout_gens[p] for p in keep_pos]
 
-    if resume is None:
-        run_evaluation(0)
-        stop_here(0)
-    for epoch in range(start_epoch, epochs + 1):
-        if not active:
-            break
-        perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens])
-        rows = torch.gather(data.splits.train_index, 1, perms.to(device))  # (K, N_train)
-        masks = (_dropout_masks(spec.train.dropout, dropout_gens, device)
-                 if spec.train.dropout > 0 else None)
-        for start in range(0, n_train, batch):
-            ids = rows[:, start:start + batch]  # (K, B)
-            out = population.logits(table.left[ids], table.right[ids], masks)  # (K, B, P)
-            loss = F.cross_entropy(out.flatten(0, 1), table.labels[ids].flatten(),
-                                   reduction="none").view(ids.shape).mean(1)
-            loss.sum().backward()
-            optimizer.step()
-            optimizer.zero_grad()
-        if epoch % every == 0 or epoch == epochs:
-            run_evaluation(epoch)
-        stop_here(epoch)
+    def masks(lo: int, hi: int) -> DropoutMasks | None:
+        """Members lo..hi-1's dropout for this epoch, from their own generators."""
+        if spec.train.dropout == 0:
+            return None
+        return _dropout_masks(spec.train.dropout, dropout_gens[lo:hi], device)
+
+    def shuffled(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Members lo..hi-1's training pairs in this epoch's order (each its own)."""
+        perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens[lo:hi]])
+        rows = torch.gather(data.splits.train_index[lo:hi], 1, perms.to(device))  # (k, N)
+        return table.left[rows], table.right[rows], table.labels[rows]
+
+    try:
+        if resume is None:
+            run_evaluation(0)
+            stop_here(0)
+        for epoch in range(start_epoch, epochs + 1):
+            if not active:
+                break
+            trainer.epoch(shuffled, masks)
+            if epoch % every == 0 or epoch == epochs:
+                run_evaluation(epoch)
+            stop_here(epoch)
+    finally:
+        trainer.close()
     history = History(sorted(finished, key=lambda h: h.index))
     for hook in hooks:
         hook.on_train_end(history)

@@ -1,0 +1,84 @@
+"""Shared by the benchmark scripts: the workload's constants, timing and reporting helpers.
+
+Every script prints one JSON object per measurement on a line starting with ``BENCH``;
+``run_all.py`` runs each in a fresh process (so peak RSS is that configuration's own) and
+prints the table. The workload is the baseline spec: P = 53, addition, half the pairs for
+training, embedding 128, one hidden layer of 256, batch 128, AdamW lr 3e-4, weight decay 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+from typing import Any
+
+P, EMBED, HIDDEN, BATCH = 53, 128, 256, 128
+LR, WEIGHT_DECAY = 3e-4, 1.0
+N_TRAIN = int(0.5 * P * P)  # 1404 training pairs, 11 minibatches per epoch
+
+
+def model_epoch_flops() -> float:
+    """Matmul FLOPs of one epoch of one model, counted as the peer computes it.
+
+    Forward per pair: (2d → H) and (H → P) matmuls, 2 FLOPs per multiply-add; the backward
+    costs twice the forward (input and weight gradients). Embedding lookups, biases,
+    activations and the optimiser are not counted: this is the work a matmul unit must do.
+    """
+    forward = 2 * (2 * EMBED * HIDDEN + HIDDEN * P)
+    return 3.0 * forward * N_TRAIN
+
+
+def engine_epoch_flops() -> float:
+    """Matmul FLOPs grokexp actually executes per model-epoch (fewer than the peer's).
+
+    Per step, the first layer is the per-token tables (2P × d × H multiply-adds, forward, and
+    twice that backward), whatever the batch; per pair, the output layer as the peer's.
+    """
+    steps = -(-N_TRAIN // BATCH)
+    tables = 3 * 2 * (2 * P) * EMBED * HIDDEN * steps
+    output = 3 * 2 * HIDDEN * P * N_TRAIN
+    return float(tables + output)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def emit(row: dict[str, Any]) -> None:
+    """One measurement, machine-readable, for run_all.py."""
+    print("BENCH " + json.dumps(row), flush=True)
+
+
+def timing_args(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--k", type=int, default=1, help="models trained at once")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="epochs per repeat (0: enough for about 64 model-epochs)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median taken)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    return parser
+
+
+def epochs_for(k: int, requested: int, minimum: int = 3) -> int:
+    return requested if requested > 0 else max(minimum, -(-64 // k))
+
+
+def set_threads(threads: int) -> int:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
+
+
+def fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(1)

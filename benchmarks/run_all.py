@@ -1,0 +1,151 @@
+"""`make bench`: every benchmark in one run, one fresh process per configuration, one table.
+
+    python benchmarks/run_all.py                      # everything (about 5-10 min on 2 cores)
+    python benchmarks/run_all.py --parts peer,grokexp --ks 1,16
+    python benchmarks/run_all.py --parts cli          # start-up latency of the CLI only
+
+Columns: seconds per model-epoch (median of repeats; a model-epoch is one model trained
+for one epoch), speed-up over the faster thread setting of the plain peer, the share of the
+machine's limit (model-epoch FLOPs as the peer computes them ÷ the large-matmul FLOP/s
+measured in the same run ÷ seconds per model-epoch), the same share counting the matmul FLOPs
+grokexp actually executes (its per-token tables do less work than the peer's layer), the CPU
+time of all the process's threads per model-epoch (less disturbed than wall time when other
+processes share the cores; on an idle machine wall ≈ CPU ÷ busy threads), and the peak RSS of
+the configuration's process. The peers run at each of --peer-threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
+
+PARTS = ("matmul", "peer", "vmap", "grokexp", "cli")
+
+
+def run_script(script: str, *args: str, threads: int = 0) -> list[dict[str, Any]]:
+    """Run one benchmark script in a fresh interpreter; its BENCH rows."""
+    cmd = [sys.executable, str(HERE / script), *args]
+    if threads and script != "cli_latency.py":
+        cmd += ["--threads", str(threads)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        print(f"  {script} {' '.join(args)} failed:\n{done.stderr.strip()}", file=sys.stderr)
+        return []
+    return [json.loads(line[6:]) for line in done.stdout.splitlines() if line.startswith("BENCH ")]
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import torch
+
+    return (f"{model}, {os.cpu_count()} CPUs (nproc), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads by default, Python {platform.python_version()}")
+
+
+def load() -> str:
+    try:
+        return "load average (1, 5, 15 min) " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "load average unknown"
+
+
+def table(rows: list[dict[str, Any]], matmul: float | None) -> str:
+    """Speed-ups are over the faster of the plain peer's thread settings."""
+    flops = model_epoch_flops()
+    plain = [r["s_per_model_epoch"] for r in rows if r["system"] == "plain"]
+    peer = min(plain) if plain else None
+    lines = ["| system | K | threads | s per model-epoch (median) | × peer | share of matmul limit"
+             " | same, executed FLOPs | CPU s per model-epoch | peak RSS (MiB) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        s = r["s_per_model_epoch"]
+        speed = f"{peer / s:.2f}×" if peer else "n/a"
+        share = f"{flops / s / matmul:.0%}" if matmul else "n/a"
+        executed = engine_epoch_flops() if r["system"] == "grokexp" else flops
+        share_exec = f"{executed / s / matmul:.0%}" if matmul else "n/a"
+        name = {"plain": "peer: plain loop", "vmap": "peer: vmap ensemble"}.get(r["system"],
+                                                                             r["system"])
+        threads = r["threads"]
+        if r["system"] == "grokexp":  # shards on one-thread workers
+            threads = f"{min(threads, r['k'])} workers × 1"
+        cpu = r.get("cpu_s_per_model_epoch", float("nan"))
+        lines.append(f"| {name} | {r['k']} | {threads} | {s * 1e3:.2f} ms | {speed} | "
+                     f"{share} | {share_exec} | {cpu * 1e3:.2f} ms | {r['peak_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated subset of {','.join(PARTS)}")
+    parser.add_argument("--ks", default="1,4,16,64", help="population sizes for grokexp")
+    parser.add_argument("--vmap-ks", default=None, help="ensemble sizes for vmap (default --ks)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads for grokexp and the matmul (0: PyTorch's default)")
+    parser.add_argument("--peer-threads", default="0,1",
+                        help="thread settings to time each peer with (0: PyTorch's default)")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    unknown = parts - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
+    ks = [int(k) for k in args.ks.split(",")]
+    vmap_ks = [int(k) for k in (args.vmap_ks or args.ks).split(",")]
+    reps = ["--repeats", str(args.repeats)]
+    peer_threads = [int(t) for t in args.peer_threads.split(",")]
+    print(f"machine: {machine()}", flush=True)
+    print(f"before: {load()}", flush=True)
+    matmul = None
+    rows: list[dict[str, Any]] = []
+    if "matmul" in parts:
+        found = run_script("matmul.py", threads=args.threads)
+        if found:
+            matmul = found[0]["flops"]
+            print(f"large float32 matmul (n={found[0]['n']}): {matmul / 1e9:.1f} GFLOP/s; "
+                  f"one model-epoch is {model_epoch_flops() / 1e6:.1f} MFLOP "
+                  f"(limit {model_epoch_flops() / matmul * 1e3:.2f} ms); grokexp executes "
+                  f"{engine_epoch_flops() / 1e6:.1f} MFLOP of matmuls per model-epoch",
+                  flush=True)
+    if "peer" in parts:
+        for threads in peer_threads:
+            rows += run_script("peers.py", "plain", *reps, threads=threads)
+    if "vmap" in parts:
+        for k in vmap_ks:
+            for threads in peer_threads:
+                rows += run_script("peers.py", "vmap", "--k", str(k), *reps, threads=threads)
+    if "grokexp" in parts:
+        for k in ks:
+            rows += run_script("population.py", "--k", str(k), *reps, threads=args.threads)
+    if rows:
+        print(f"after: {load()}")
+        print()
+        print(table(rows, matmul))
+    if "cli" in parts:
+        print()
+        for r in run_script("cli_latency.py"):
+            print(f"`{r['command']}`: {r['seconds'] * 1e3:.0f} ms median "
+                  f"(target {r['target'] * 1e3:.0f} ms); imports torch: {r['torch']}, "
+                  f"mlflow: {r['mlflow']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Members split across worker threads: each thread trains its own contiguous shard.
+
+Members never interact, so a population of K trains as independent shards of at most
+``SHARD_SIZE`` members, handed to W worker threads (one per core PyTorch would use), each
+running with a single intra-op thread; a worker trains a whole epoch of one shard at a time.
+On a small CPU this beats spreading every small op over all cores: no barrier after each of
+the ~25 ops of a step (a barrier waits a whole scheduler tick when another process holds the
+other core), and a shard's parameters, moments and buffers stay in its core's cache. Threads
+join once per epoch.
+Each member's arithmetic is the same whatever shard it lands in (tests compare a member in a
+population with the member alone).
+
+Even one shard (K = 1, or one core) runs on a one-thread worker: for ops this small one
+thread beats two, and by far so when the machine is shared (see README, Performance). On
+CUDA there is one shard, on the calling thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import torch
+
+from .model import DropoutMasks, Population
+from .optim import PopulationAdamW
+from .step import TrainStep
+
+__all__ = ["Shard", "ShardedTrainer", "worker_count"]
+
+# (lo, hi) → the dropout masks of members lo..hi-1, or None without dropout
+MaskFactory = Callable[[int, int], DropoutMasks | None]
+# (lo, hi) → members lo..hi-1's shuffled epoch: left operands, right operands, labels, each
+# (hi - lo, N_train)
+EpochData = Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+T = TypeVar("T")
+# Members per shard on CPU: a shard trains one epoch at a time on its worker, so its
+# parameters, moments and buffers stay in that core's cache (measured: see README).
+SHARD_SIZE = 2
+
+
+def worker_count(population: Population) -> int:
+    """One worker per intra-op thread PyTorch would use, at most one per member; CPU only."""
+    if population.device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), population.size))
+
+
+class Shard:
+    """Members lo..hi-1: views of their parameters and moments, their own step buffers."""
+
+    def __init__(self, population: Population, optimizer: PopulationAdamW, lo: int, hi: int,
+                 batch_size: int):
+        self.lo, self.hi = lo, hi
+        self.params = {n: p[lo:hi] for n, p in population.params.items()}
+        self.step = TrainStep(population.arch, self.params, batch_size)
+        self.optimizer = optimizer.shard(lo, hi)
+
+    def epoch(self, shuffled: EpochData, masks: MaskFactory) -> None:
+        """All minibatches of one epoch, drawn here, on the shard's own thread."""
+        left, right, labels = shuffled(self.lo, self.hi)
+        drop = masks(self.lo, self.hi)
+        for batch in self.step.plan(left, right, labels):
+            self.step.step(self.params, batch, drop)
+            self.optimizer.step(self.step.grads)
+
+
+class ShardedTrainer:
+    """Runs epochs of a population over its shards; rebuild it when members leave."""
+
+    def __init__(self, population: Population, optimizer: PopulationAdamW, batch_size: int,
+                 workers: int | None = None):
+        self.optimizer = optimizer
+        k = population.size
+        workers = worker_count(population) if workers is None else max(1, min(workers, k))
+        # a multiple of the workers, each shard at most SHARD_SIZE members (when on CPU)
+        per_worker = -(-k // (workers * SHARD_SIZE)) if population.device.type == "cpu" else 1
+        n_shards = min(k, workers * per_worker)
+        bounds = [round(i * k / n_shards) for i in range(n_shards + 1)]
+        self.shards = [Shard(population, optimizer, lo, hi, batch_size)
+                       for lo, hi in zip(bounds, bounds[1:], strict=False)]
+        self._threads = torch.get_num_threads()
+        self._pool = (ThreadPoolExecutor(workers, thread_name_prefix="grokexp-shard",
+                                         initializer=torch.set_num_threads, initargs=(1,))
+                      if population.device.type == "cpu" else None)
+
+    def epoch(self, shuffled: EpochData, masks: MaskFactory) -> None:
+        """One epoch for every member; each shard shuffles and trains on its worker."""
+        if self._pool is None:
+            for shard in self.shards:
+                shard.epoch(shuffled, masks)
+        else:
+            jobs = [self._pool.submit(s.epoch, shuffled, masks) for s in self.shards]
+            for job in jobs:
+                job.result()
+        self.optimizer.step_count = self.shards[0].optimizer.step_count
+
+    @torch.no_grad()
+    def map(self, work: Callable[[int, int], T]) -> list[T]:
+        """``work(lo, hi)`` for every shard, each on its worker (the evaluation); in order."""
+        if self._pool is None:
+            return [work(s.lo, s.hi) for s in self.shards]
+        jobs = [self._pool.submit(_no_grad, work, s.lo, s.hi) for s in self.shards]
+        return [job.result() for job in jobs]
+
+    def close(self) -> None:
+        """Stop the workers; give PyTorch back the thread count it had."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+            torch.set_num_threads(self._threads)
+
+
+def _no_grad(work: Callable[[int, int], T], lo: int, hi: int) -> T:
+    with torch.no_grad():  # grad mode is per thread
+        return work(lo, hi)
