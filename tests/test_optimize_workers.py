@@ -24,13 +24,13 @@ def test_a_killed_worker_is_resumed_and_its_trial_requeued(write_spec, tracking_
     spec = write_spec(OPT_TINY, "opt.toml")
     storage = str(tmp_path / "study.log")
     args = [spec, "--storage", storage, "--tracking-uri", tracking_uri, "--n-trials", "3",
-            "--batch", "1", "--set", "train.epochs=120", "--set", "optimize.grace_s=2",
+            "--batch", "1", "--set", "train.epochs=1000", "--set", "optimize.grace_s=2",
             "--set", "optimize.heartbeat_s=0.5", "--out", str(tmp_path)]
     proc = worker(args, tmp_path)
     deadline = time.monotonic() + 240
     killed = None
     while time.monotonic() < deadline and killed is None:
-        time.sleep(0.3)
+        time.sleep(0.1)
         try:
             trials = load(storage).get_trials()
         except Exception:  # the study does not exist yet
