@@ -26,7 +26,7 @@ start() {
   install
   local bin dir port
   bin=$(find_bin)
-  dir=$(mktemp -d /tmp/grokexp-pg.XXXXXX)
+  dir=$(mktemp -d -t grokexp-pg.XXXXXX)
   chmod 755 "$dir"
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
