@@ -165,8 +165,7 @@ class MlflowTracker:
             self.experiment_id = self._experiment_id(experiment)
             self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
         except Exception as err:  # the store's own exception types vary by backend
-            raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: "
-                               f"{_one_line(err)}") from None
+            raise store_error(tracking_uri, _one_line(err)) from None
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
@@ -203,8 +202,7 @@ class MlflowTracker:
                         time.sleep(delay)
         if self.journal is None:
             if self.recovery_dir is None:
-                raise GrokexpError(f"tracking store {redact_text(self.tracking_uri)}: "
-                                   f"{self.failure}")
+                raise store_error(self.tracking_uri, str(self.failure))
             self.journal = Journal.create(self.recovery_dir, self.tracking_uri, self.failure)
         offline(self.journal)
 
@@ -222,8 +220,7 @@ class MlflowTracker:
             for start in range(0, len(items), 100):
                 self.client.log_batch(run_id, params=items[start:start + 100])
         except Exception as err:  # nothing has been computed yet: fail loudly
-            raise GrokexpError(f"tracking store {redact_text(self.tracking_uri)}: "
-                               f"{_one_line(err)}") from None
+            raise store_error(self.tracking_uri, _one_line(err)) from None
         return run_id
 
     def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
@@ -307,6 +304,11 @@ class MlflowTracker:
                     lambda j: j.reopen(run_id))
 
 
+def store_error(tracking_uri: str, detail: str) -> GrokexpError:
+    """The one shape of a store failure: the URI without its password, then what went wrong."""
+    return GrokexpError(f"tracking store {redact_text(tracking_uri)}: {detail}")
+
+
 def _one_line(err: BaseException) -> str:
     """An exception as one line, without secrets: the message's first line and its type."""
     text = str(err).strip().splitlines()
@@ -321,6 +323,5 @@ def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
     try:
         experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
     except Exception as err:  # the store's own exception types vary by backend
-        raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: no run {run_id} "
-                           f"({_one_line(err)})") from None
+        raise store_error(tracking_uri, f"no run {run_id} ({_one_line(err)})") from None
     return MlflowTracker(tracking_uri, experiment.name)
