@@ -72,13 +72,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0,
                         help="force this many shard threads (0: the engine's choice)")
     parser.add_argument("--shard-size", type=int, default=0,
-                        help="members per shard (0: the engine's SHARD_SIZE)")
+                        help="members per shard (0: the engine's shard_size)")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     if args.shard_size:
         import grokexp.workers
 
-        grokexp.workers.SHARD_SIZE = args.shard_size
+        grokexp.workers.shard_size = lambda population: args.shard_size
     if args.workers:
         import grokexp.workers
 

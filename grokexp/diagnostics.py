@@ -24,6 +24,7 @@ from .spec import MetricsSpec, Spec
 from .sweep import Member
 from .tracking import Tracker
 from .train import EvalContext, Hook, MemberHistory
+from .workers import one_thread
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due", "drc_key",
            "log_sweep_figures"]
@@ -59,14 +60,16 @@ def cadence_metrics(ctx: EvalContext, cfg: MetricsSpec, mc_due: bool) -> dict[st
     params = {n: t.detach() for n, t in ctx.population.params.items()}
     arch, table, splits = ctx.population.arch, ctx.data.table, ctx.data.splits
     out: dict[str, torch.Tensor] = {}
-    if cfg.embedding_cos:
-        out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(params["embedding"]))
-    if cfg.distributions:
-        out.update(parameter_stats(params, len(arch.hidden)))
-        out.update(embedding_shape(params["embedding"]))
-    if cfg.inactive_neurons:
-        tr = splits.train_index  # (K, N_train)
-        out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
+    with one_thread():  # tiny ops: waking the other intra-op threads costs more than them
+        if cfg.embedding_cos:
+            out["embedding_cos_structure"] = codiagonal_structure(
+                cosine_matrix(params["embedding"]))
+        if cfg.distributions:
+            out.update(parameter_stats(params, len(arch.hidden)))
+            out.update(embedding_shape(params["embedding"]))
+        if cfg.inactive_neurons:
+            tr = splits.train_index  # (K, N_train)
+            out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
     if cfg.mc_dropout and mc_due:
         te = splits.test_index  # (K, N_test)
         gen = _probe_generator(ctx.members[0].spec.train.seed, ctx.epoch, ctx.population.device)

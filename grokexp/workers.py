@@ -1,12 +1,12 @@
 """Members split across worker threads: each thread trains its own contiguous shard.
 
 Members never interact, so a population of K trains as independent shards of at most
-``SHARD_SIZE`` members, handed to W worker threads (one per core PyTorch would use), each
-running with a single intra-op thread; a worker trains a whole epoch of one shard at a time.
-On a small CPU this beats spreading every small op over all cores: no barrier after each of
-the ~25 ops of a step (a barrier waits a whole scheduler tick when another process holds the
-other core), and a shard's parameters, moments and buffers stay in its core's cache. Threads
-join once per epoch.
+``shard_size`` members (fewer for bigger models), handed to W worker threads (one per core
+PyTorch would use), each running with a single intra-op thread; a worker trains a whole
+epoch of one shard at a time. On a small CPU this beats spreading every small op over all
+cores: no barrier after each of the ~25 ops of a step (a barrier waits a whole scheduler
+tick when another process holds the other core), and a shard's parameters, moments and
+buffers stay in its core's cache. Threads join once per epoch.
 Each member's arithmetic is the same whatever shard it lands in (tests compare a member in a
 population with the member alone).
 
@@ -17,8 +17,9 @@ CUDA there is one shard, on the calling thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
@@ -27,7 +28,7 @@ from .model import DropoutMasks, Population
 from .optim import PopulationAdamW
 from .step import TrainStep
 
-__all__ = ["Shard", "ShardedTrainer", "worker_count"]
+__all__ = ["Shard", "ShardedTrainer", "worker_count", "shard_size", "one_thread"]
 
 # (lo, hi) → the dropout masks of members lo..hi-1, or None without dropout
 MaskFactory = Callable[[int, int], DropoutMasks | None]
@@ -35,9 +36,20 @@ MaskFactory = Callable[[int, int], DropoutMasks | None]
 # (hi - lo, N_train)
 EpochData = Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 T = TypeVar("T")
-# Members per shard on CPU: a shard trains one epoch at a time on its worker, so its
-# parameters, moments and buffers stay in that core's cache (measured: see README).
-SHARD_SIZE = 2
+# A shard's training state on CPU (weights, gradients, both moments): a shard trains one
+# epoch at a time on its worker, so the state stays in that core's cache; within that budget
+# more members per shard spread each op's fixed cost over more of them (measured: README).
+SHARD_BYTES = 3 * 2**20
+
+
+def shard_size(population: Population) -> int:
+    """Members per CPU shard: as many as keep a shard's training state within SHARD_BYTES.
+
+    The paper's model (86k parameters, 1.4 MB of state) gets 2; a model of a few thousand
+    parameters gets dozens, where one op over 2 members would be mostly its fixed cost.
+    """
+    per_member = 4 * sum(p[0].numel() * p.element_size() for p in population.params.values())
+    return max(1, SHARD_BYTES // per_member)
 
 
 def worker_count(population: Population) -> int:
@@ -74,8 +86,9 @@ class ShardedTrainer:
         self.optimizer = optimizer
         k = population.size
         workers = worker_count(population) if workers is None else max(1, min(workers, k))
-        # a multiple of the workers, each shard at most SHARD_SIZE members (when on CPU)
-        per_worker = -(-k // (workers * SHARD_SIZE)) if population.device.type == "cpu" else 1
+        # a multiple of the workers, each shard at most shard_size members (when on CPU)
+        per_worker = (-(-k // (workers * shard_size(population)))
+                      if population.device.type == "cpu" else 1)
         n_shards = min(k, workers * per_worker)
         bounds = [round(i * k / n_shards) for i in range(n_shards + 1)]
         self.shards = [Shard(population, optimizer, lo, hi, batch_size)
@@ -115,3 +128,18 @@ class ShardedTrainer:
 def _no_grad(work: Callable[[int, int], T], lo: int, hi: int) -> T:
     with torch.no_grad():  # grad mode is per thread
         return work(lo, hi)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Small ops on the calling thread with one intra-op thread, then the count it had.
+
+    Between epochs the calling thread's other intra-op threads have gone to sleep; waking
+    them for a (P, P) matmul cost ~6 ms where the op itself takes 0.03 ms (measured).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -67,3 +67,17 @@ def test_dropout_is_random_reproducible_and_chunk_independent(monkeypatch) -> No
     assert chunked.shape == first.shape
     # different chunking draws different masks; the means must agree statistically
     assert float((chunked.mean(1) - first.mean(1)).abs().max()) < 0.15
+
+
+def test_drop_hits_each_copy_rate_and_keeps_the_expected_value() -> None:
+    from grokexp.metrics.dropout import QUANTUM, _drop_
+
+    rates = torch.tensor([0.0, 0.1, 0.3, 0.9])
+    x = torch.ones(2, 4, 500, 100)  # (K, c, N, F): 100k units per (member, copy)
+    _drop_(x, rates, torch.Generator().manual_seed(3))
+    dropped = (x == 0).float().mean((0, 2, 3))  # (c,)
+    torch.testing.assert_close(dropped, rates, atol=0.005, rtol=0)
+    assert float(dropped[0]) == 0.0
+    kept = x[:, 2][x[:, 2] > 0]
+    assert torch.allclose(kept, torch.tensor(QUANTUM / (QUANTUM - round(0.3 * QUANTUM))))
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.ones(4), atol=0.02, rtol=0)

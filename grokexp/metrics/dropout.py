@@ -18,14 +18,23 @@ __all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "S
 
 SITES = ("embedding", "hidden")
 CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
+QUANTUM = 2**16  # dropout rates are exact to 1/QUANTUM (16 random bits per unit)
 
 
 def _drop_(x: torch.Tensor, rates: torch.Tensor, generator: torch.Generator) -> None:
-    """Dropout in place on x (K, c, N, F): copy j of each member drops with ``rates[j]``."""
-    rate = rates.view(1, -1, 1, 1)  # (1, c, 1, 1)
-    keep = torch.rand(x.shape, generator=generator, device=generator.device).to(x.device)
-    keep.ge_(rate).div_(1.0 - rate)  # 1/(1-r) where kept, 0 where dropped
-    x.mul_(keep)
+    """Dropout in place on x (K, c, N, F): copy j of each member drops with ``rates[j]``.
+
+    Each unit draws 16 random bits (four per 64-bit draw, about a tenth of the cost of a
+    float ``rand``) and is dropped when they fall below ``rates[j]``·2¹⁶, so the rate is
+    exact to 2⁻¹⁶; survivors are scaled by 1/(1 − that rate).
+    """
+    words = -(-x.numel() // 4)
+    bits = torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64,
+                         generator=generator, device=generator.device)
+    units = bits.view(torch.int16)[: x.numel()].view(x.shape).to(x.device)  # (K, c, N, F)
+    cut = (rates.to(x.device) * QUANTUM).round()  # (c,) dropped out of QUANTUM
+    dropped = units < (cut - QUANTUM // 2).to(torch.int16).view(1, -1, 1, 1)
+    x.masked_fill_(dropped, 0.0).mul_((QUANTUM / (QUANTUM - cut)).view(1, -1, 1, 1))
 
 
 @torch.no_grad()
