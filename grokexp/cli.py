@@ -44,7 +44,7 @@ def clean_errors(command: F) -> F:
 
 def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
     """Read and validate a spec file and its ``--set`` overrides; expand its members."""
-    from .spec import load_spec
+    from .spec_io import load_spec
     from .sweep import expand_members
 
     file = Path(path)
@@ -99,7 +99,7 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
-    from .spec import spec_to_toml
+    from .spec_io import spec_to_toml
     from .sweep import group_by_shape
 
     spec, members = read_spec(spec_file, overrides)

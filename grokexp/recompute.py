@@ -22,7 +22,8 @@ from .metrics.dropout import dropout_robustness
 from .metrics.embedding import cosine_matrix
 from .model import Architecture
 from .seeding import generator_for
-from .spec import Spec, load_spec
+from .spec import Spec
+from .spec_io import load_spec
 
 __all__ = ["load_record", "child_runs", "redraw", "param_value"]
 

@@ -14,7 +14,7 @@ from grokexp.cli import main
 from grokexp.errors import GrokexpError
 from grokexp.recovery import Journal, relog
 from grokexp.redact import redact_params, redact_text, redact_uri
-from grokexp.spec import load_spec
+from grokexp.spec_io import load_spec
 from grokexp.tracking import MlflowTracker, NullTracker, safe_artifact_path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "grokexp"
