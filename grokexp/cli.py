@@ -305,7 +305,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 
     from .progress import ProgressHook
     from .study_storage import resolve_storage
-    from .tracking import MlflowTracker
+    from .tracking_mlflow import MlflowTracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)

@@ -21,7 +21,7 @@ from .recompute import child_runs, load_record, param_value
 from .runner import run_experiment
 from .spec_io import load_spec
 from .sweep import expand_members
-from .tracking import MlflowTracker
+from .tracking_mlflow import MlflowTracker
 from .train import Hook
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",

@@ -20,7 +20,7 @@ from grokexp.errors import RunInterrupted
 from grokexp.runner import run_experiment, train_group
 from grokexp.spec_io import load_spec
 from grokexp.sweep import expand_members
-from grokexp.tracking import MlflowTracker
+from grokexp.tracking_mlflow import MlflowTracker
 from grokexp.train import EvalContext, Hook
 
 DIVERGING = '\n[sweep]\n"init.scale" = [1.0, 1e30]\n'
