@@ -27,9 +27,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from grokexp.runner import run_experiment
-from grokexp.spec import load_spec
+from grokexp.spec_io import load_spec
 from grokexp.sweep import expand_members
-from grokexp.tracking import MlflowTracker
+from grokexp.tracking_mlflow import MlflowTracker
 
 OFF = ["metrics.mc_dropout=false", "metrics.drc=false", "metrics.embedding_cos=false",
        "metrics.distributions=false", "metrics.inactive_neurons=false",

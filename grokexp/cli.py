@@ -44,7 +44,7 @@ def clean_errors(command: F) -> F:
 
 def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
     """Read and validate a spec file and its ``--set`` overrides; expand its members."""
-    from .spec import load_spec
+    from .spec_io import load_spec
     from .sweep import expand_members
 
     file = Path(path)
@@ -99,7 +99,7 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
-    from .spec import spec_to_toml
+    from .spec_io import spec_to_toml
     from .sweep import group_by_shape
 
     spec, members = read_spec(spec_file, overrides)
@@ -217,55 +217,11 @@ def ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
     _ui(tracking_uri, host, port, experiment, workers)
 
 
-def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> list[str]:
-    """Links that open each experiment's runs in the model-training (not GenAI) view."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    links = []
-    for exp in client.search_experiments(order_by=["creation_time DESC"]):
-        if experiment is not None and exp.name != experiment:
-            continue
-        if exp.name == "Default" and experiment is None:
-            continue
-        links.append(f"{exp.name}: http://{shown}:{port}/#/experiments/{exp.experiment_id}"
-                     f"/runs?workflowType=machine_learning")
-    return links
-
-
 @clean_errors
-def _ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
-        workers: int = 1) -> None:
-    from .redact import redact_uri
-    from .tracking import artifact_root_for
+def _ui(*args: Any) -> None:
+    from .cli_ui import do_ui
 
-    uri = resolve_tracking_uri(tracking_uri)
-    shown_uri = redact_uri(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        links = experiment_links(uri, host, port, experiment)
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise GrokexpError(f"tracking store {shown_uri}: {redact_uri(first)}") from None
-    if experiment is not None and not links:
-        raise GrokexpError(f"no experiment named {experiment!r} in {shown_uri}")
-    click.echo(f"MLflow UI over {shown_uri} at http://{host}:{port}")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"warning: --host {host} makes the UI reachable from other machines; "
-                   "MLflow's UI has no login", err=True)
-    for link in links or [f"(no runs yet) http://{host}:{port}/"]:
-        click.echo(f"  {link}")
-    # The store URI travels in the environment, not argv: `ps` would show a password.
-    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
-    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
-               "--workers", str(workers)]
-    root = artifact_root_for(uri)
-    if root:
-        command += ["--default-artifact-root", root]
-    sys.stdout.flush()
-    sys.exit(subprocess.call(command, env=env))
+    do_ui(*args)
 
 
 @main.command()
@@ -305,7 +261,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 
     from .progress import ProgressHook
     from .study_storage import resolve_storage
-    from .tracking import MlflowTracker
+    from .tracking_mlflow import MlflowTracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)

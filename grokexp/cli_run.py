@@ -67,7 +67,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         uri = resolve_tracking_uri(tracking_uri)
         _check_store(uri)
         from .resume import find_checkpoint
-        from .spec import load_spec
+        from .spec_io import load_spec
         from .sweep import expand_members
 
         checkpoint, experiment = find_checkpoint(uri, resume)
@@ -93,7 +93,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     from .progress import ProgressHook
     from .runner import run_experiment
     from .signals import StopRequest
-    from .tracking import MlflowTracker
+    from .tracking_mlflow import MlflowTracker
 
     tracker = MlflowTracker(uri, experiment or spec.experiment_name,
                             recovery_dir=recovery_base(recovery_dir))

@@ -12,7 +12,8 @@ import math
 import torch
 
 from .seeding import generator_for
-from .spec import ResolvedInit, Spec
+from .spec import Spec
+from .spec_init import ResolvedInit
 
 __all__ = ["parameter_layout", "draw", "init_member", "layer_of"]
 

@@ -3,7 +3,7 @@
 ``grokexp figures RUN_ID`` needs no training: the metric series come from MLflow, and the
 chosen-epoch data (cosine matrices, embedding histograms, the DRC) are recomputed from the
 log-spaced checkpoints, which include every chosen epoch. A sweep's parent run is redrawn
-from its children's series. The MLflow client comes from the tracker (tracking.py).
+from its children's series. The MLflow client comes from the tracker (tracking_mlflow.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from .metrics.dropout import dropout_robustness
 from .metrics.embedding import cosine_matrix
 from .model import Architecture
 from .seeding import generator_for
-from .spec import Spec, load_spec
+from .spec import Spec
+from .spec_io import load_spec
 
 __all__ = ["load_record", "child_runs", "redraw", "param_value"]
 

@@ -4,8 +4,8 @@ When the store keeps failing mid-run, the tracker writes every further operation
 order, as lines of ``journal.jsonl`` (metrics with their steps and timestamps, tags, run
 ends) and files under ``files/`` (figures, weights, the checkpoint). ``grokexp relog FOLDER``
 replays the journal into the store once it works again; metrics already in the store are
-skipped, so replaying twice does no harm. This module and tracking.py are the only ones that
-talk to mlflow.
+skipped, so replaying twice does no harm. This module and tracking_mlflow.py are the only ones
+that talk to mlflow.
 """
 
 from __future__ import annotations

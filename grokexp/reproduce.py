@@ -19,9 +19,9 @@ from .claims import Claim, evaluate_claims
 from .figure_sets import RunRecord
 from .recompute import child_runs, load_record, param_value
 from .runner import run_experiment
-from .spec import load_spec
+from .spec_io import load_spec
 from .sweep import expand_members
-from .tracking import MlflowTracker
+from .tracking_mlflow import MlflowTracker
 from .train import Hook
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",

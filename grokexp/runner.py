@@ -20,7 +20,9 @@ from .errors import RunInterrupted
 from .figures import accuracy_figure, accuracy_overlay
 from .model import Architecture, Population
 from .redact import redact_params, redact_text
-from .spec import Spec, flatten, spec_hash, spec_to_dict, spec_to_toml
+from .spec import Spec
+from .spec_base import flatten
+from .spec_io import spec_hash, spec_to_dict, spec_to_toml
 from .sweep import Member, group_by_shape
 from .tracking import Tracker
 from .train import (

@@ -6,7 +6,8 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .spec import Spec, spec_to_dict, validate_spec
+from .spec import Spec
+from .spec_io import spec_to_dict, validate_spec
 from .study_batch import point_spec, trial_seeds
 from .study_figures import history_figure, importance_figure, space_figure
 

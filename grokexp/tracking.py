@@ -1,36 +1,31 @@
-"""Where runs are recorded: MLflow behind a narrow interface, with a null twin for tests.
+"""Where runs are recorded: the narrow interface the runner writes to, and its null twin.
 
-Only this module imports mlflow (lazily, so ``grokexp --help`` stays fast). Runs are named by
-their MLflow run id; metrics are buffered and written with ``log_batch`` because one sqlite
-write per metric costs milliseconds.
+The real tracker, over MLflow, is tracking_mlflow.py; ``NullTracker`` records in memory so
+the loop and its tests run without MLflow. The helpers here (parameter values, artifact
+names, where a sqlite store keeps its artifacts) are shared by both.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import tempfile
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import GrokexpError
-from .recovery import Journal
-from .redact import redact_text
 
 __all__ = [
     "Tracker",
     "NullTracker",
-    "MlflowTracker",
     "DEFAULT_TRACKING_URI",
     "EXPERIMENT_KIND_TAG",
     "artifact_root_for",
     "flat_params",
     "safe_artifact_path",
-    "tracker_for_run",
 ]
+
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
@@ -132,196 +127,3 @@ class NullTracker:
 
     def reopen_run(self, run_id: str) -> None:
         self.runs[run_id]["status"] = "RUNNING"
-
-
-class MlflowTracker:
-    """A real MLflow store (embedded sqlite by default, or any tracking server).
-
-    Every write is retried with backoff (``retry_delays``). When the store still fails, the
-    tracker goes offline: that write and all later ones go to a :class:`~.recovery.Journal`
-    in a new folder under ``recovery_dir``, ``failure`` says why, and ``grokexp relog``
-    replays the folder once the store works again. Nothing computed is lost.
-    """
-
-    def __init__(self, tracking_uri: str, experiment: str, flush_every_s: float = 5.0,
-                 retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
-                 recovery_dir: Path | None = None):
-        import logging
-
-        from mlflow.tracking import MlflowClient
-
-        for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up chatter
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
-                                                                      exist_ok=True)
-        self.tracking_uri = tracking_uri
-        self.retry_delays = tuple(retry_delays)
-        self.recovery_dir = recovery_dir
-        self.failure: str | None = None
-        self.journal: Journal | None = None
-        self.client = MlflowClient(tracking_uri=tracking_uri)
-        try:
-            self.experiment_id = self._experiment_id(experiment)
-            self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
-        except Exception as err:  # the store's own exception types vary by backend
-            raise store_error(tracking_uri, _one_line(err)) from None
-        self._buffer: dict[str, list[Any]] = {}
-        self._last_flush = time.monotonic()
-        self._flush_every_s = flush_every_s
-
-    def _experiment_id(self, name: str) -> str:
-        """Find or create the experiment; workers started together may race to create it,
-        and the loser of that race finds the winner's experiment on looking again."""
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return str(found.experiment_id)
-        try:
-            return str(self.client.create_experiment(
-                name, artifact_location=artifact_root_for(self.tracking_uri)))
-        except Exception:
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return str(found.experiment_id)
-
-    def _write(self, what: str, action: Callable[[], Any],
-               offline: Callable[[Journal], None]) -> None:
-        """Run ``action`` with retries; once the store has failed, journal it instead."""
-        if self.failure is None:
-            for delay in (*self.retry_delays, None):
-                try:
-                    action()
-                    return
-                except Exception as err:  # sqlalchemy, requests, OSError, MlflowException
-                    if delay is None:
-                        self.failure = (f"{what} failed {len(self.retry_delays) + 1} times "
-                                        f"over {sum(self.retry_delays):g} s: "
-                                        f"{_one_line(err)}")
-                    else:
-                        time.sleep(delay)
-        if self.journal is None:
-            if self.recovery_dir is None:
-                raise store_error(self.tracking_uri, str(self.failure))
-            self.journal = Journal.create(self.recovery_dir, self.tracking_uri, self.failure)
-        offline(self.journal)
-
-    def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
-                  parent_id: str | None = None) -> str:
-        from mlflow.entities import Param
-
-        all_tags = dict(tags)
-        if parent_id is not None:
-            all_tags["mlflow.parentRunId"] = parent_id
-        try:
-            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-            run_id = run.info.run_id
-            items = [Param(k, v) for k, v in flat_params(params).items()]
-            for start in range(0, len(items), 100):
-                self.client.log_batch(run_id, params=items[start:start + 100])
-        except Exception as err:  # nothing has been computed yet: fail loudly
-            raise store_error(self.tracking_uri, _one_line(err)) from None
-        return run_id
-
-    def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self._buffer.setdefault(run_id, []).extend(
-            Metric(k, float(v), now, step) for k, v in values.items())
-        if time.monotonic() - self._last_flush > self._flush_every_s:
-            self.flush()
-
-    def flush(self) -> None:
-        buffer, self._buffer = self._buffer, {}
-        for run_id, metrics in buffer.items():
-            for start in range(0, len(metrics), 1000):
-                self._flush_chunk(run_id, metrics[start:start + 1000])
-        self._last_flush = time.monotonic()
-
-    def _flush_chunk(self, run_id: str, chunk: list[Any]) -> None:
-        self._write("logging metrics", lambda: self.client.log_batch(run_id, metrics=chunk),
-                    lambda j: j.metrics(run_id, [(m.key, m.value, m.timestamp, m.step)
-                                                 for m in chunk]))
-
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        items = {k: str(v) for k, v in tags.items()}
-        self._write("setting tags", lambda: self.client.log_batch(
-            run_id, tags=[RunTag(k, v) for k, v in items.items()]),
-            lambda j: j.tags(run_id, items))
-
-    def _log_artifact(self, run_id: str, artifact_file: str,
-                      write: Callable[[Path], Any]) -> None:
-        folder, name = safe_artifact_path(artifact_file)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / name
-            write(local)
-            self._write(f"logging {artifact_file}",
-                        lambda: self.client.log_artifact(run_id, str(local), folder),
-                        lambda j: j.artifact(run_id, local, folder))
-
-    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self._log_artifact(run_id, artifact_file, lambda p: p.write_text(text, "utf-8"))
-
-    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
-        import matplotlib.pyplot as plt
-
-        try:
-            self._log_artifact(run_id, artifact_file, lambda p: figure.savefig(p))
-        finally:
-            plt.close(figure)
-
-    def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
-        import shutil
-
-        name = f"{artifact_dir}/{local_path.name}" if artifact_dir else local_path.name
-        self._log_artifact(run_id, name, lambda p: shutil.copyfile(local_path, p))
-
-    def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None:
-        """Tensors saved with torch.save; they load with ``torch.load(weights_only=True)``."""
-        import torch
-
-        self._log_artifact(run_id, artifact_file, lambda p: torch.save(dict(state), p))
-
-    def load_state(self, run_id: str, artifact_file: str, dst: Path) -> Path:
-        """Download one artifact of a run into ``dst`` (a folder); returns its path."""
-        try:
-            return Path(self.client.download_artifacts(run_id, artifact_file, str(dst)))
-        except Exception as err:
-            raise GrokexpError(f"run {run_id}: cannot read {artifact_file}: "
-                               f"{_one_line(err)}") from None
-
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        self.flush()
-        self._write("ending a run", lambda: self.client.set_terminated(run_id, status=status),
-                    lambda j: j.end(run_id, status))
-
-    def reopen_run(self, run_id: str) -> None:
-        self._write("reopening a run",
-                    lambda: self.client.update_run(run_id, status="RUNNING"),
-                    lambda j: j.reopen(run_id))
-
-
-def store_error(tracking_uri: str, detail: str) -> GrokexpError:
-    """The one shape of a store failure: the URI without its password, then what went wrong."""
-    return GrokexpError(f"tracking store {redact_text(tracking_uri)}: {detail}")
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception as one line, without secrets: the message's first line and its type."""
-    text = str(err).strip().splitlines()
-    return redact_text(f"{text[0] if text else type(err).__name__}")
-
-
-def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
-    """A tracker over the experiment that already holds ``run_id`` (for redrawing)."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    try:
-        experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
-    except Exception as err:  # the store's own exception types vary by backend
-        raise store_error(tracking_uri, f"no run {run_id} ({_one_line(err)})") from None
-    return MlflowTracker(tracking_uri, experiment.name)

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from grokexp.budget import GIB, estimate_bytes
 from grokexp.cli import main
 from grokexp.errors import SpecError
-from grokexp.spec import Spec, load_spec, set_dotted, validate_spec
+from grokexp.spec import Spec
+from grokexp.spec_io import load_spec, set_dotted, validate_spec
 from grokexp.sweep import expand_members
 
 PATHS = [

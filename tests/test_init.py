@@ -5,7 +5,7 @@ import math
 import torch
 
 from grokexp.init import init_member, parameter_layout
-from grokexp.spec import load_spec
+from grokexp.spec_io import load_spec
 
 
 def spec(text: str = ""):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from grokexp.errors import SpecError
-from grokexp.spec import (
+from grokexp.spec_io import (
     apply_overrides,
     load_spec,
     parse_override_value,

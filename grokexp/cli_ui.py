@@ -1,0 +1,69 @@
+"""The shell side of ``grokexp ui``: links to each experiment, then the MLflow server.
+
+Kept out of cli.py so that module stays a thin table of commands; like it, this is a door in
+from the shell (it reads the environment, prints, and hands the terminal to the server).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import resolve_tracking_uri
+from .errors import GrokexpError
+
+__all__ = ["do_ui", "experiment_links"]
+
+
+def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> list[str]:
+    """Links that open each experiment's runs in the model-training (not GenAI) view."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    links = []
+    for exp in client.search_experiments(order_by=["creation_time DESC"]):
+        if experiment is not None and exp.name != experiment:
+            continue
+        if exp.name == "Default" and experiment is None:
+            continue
+        links.append(f"{exp.name}: http://{shown}:{port}/#/experiments/{exp.experiment_id}"
+                     f"/runs?workflowType=machine_learning")
+    return links
+
+
+def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
+          workers: int = 1) -> None:
+    from .redact import redact_uri
+    from .tracking import artifact_root_for
+
+    uri = resolve_tracking_uri(tracking_uri)
+    shown_uri = redact_uri(uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        links = experiment_links(uri, host, port, experiment)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise GrokexpError(f"tracking store {shown_uri}: {redact_uri(first)}") from None
+    if experiment is not None and not links:
+        raise GrokexpError(f"no experiment named {experiment!r} in {shown_uri}")
+    click.echo(f"MLflow UI over {shown_uri} at http://{host}:{port}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: --host {host} makes the UI reachable from other machines; "
+                   "MLflow's UI has no login", err=True)
+    for link in links or [f"(no runs yet) http://{host}:{port}/"]:
+        click.echo(f"  {link}")
+    # The store URI travels in the environment, not argv: `ps` would show a password.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
+               "--workers", str(workers)]
+    root = artifact_root_for(uri)
+    if root:
+        command += ["--default-artifact-root", root]
+    sys.stdout.flush()
+    sys.exit(subprocess.call(command, env=env))
