@@ -87,7 +87,8 @@ def fig3_cosine(matrices: Mapping[int, np.ndarray]) -> Figure:
 
 
 def _histogram(ax, values: np.ndarray, bins: int = 60, **style) -> None:
-    ax.hist(np.asarray(values).ravel(), bins=bins, density=True, **style)
+    # one filled outline, not a bar per bin: draws about ten times faster, looks the same
+    ax.hist(np.asarray(values).ravel(), bins=bins, density=True, histtype="stepfilled", **style)
 
 
 def fig4_final_histograms(values: Mapping[str, np.ndarray]) -> Figure:

@@ -114,3 +114,18 @@ def test_ui_links_open_the_model_training_view(write_spec, tracking_uri):
     links = experiment_links(tracking_uri, "127.0.0.1", 5055, None)
     assert links == [f"tiny: http://127.0.0.1:5055/#/experiments/{out['experiment_id']}"
                      "/runs?workflowType=machine_learning"]
+
+
+def test_help_and_validate_import_neither_torch_nor_mlflow():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom grokexp.cli import main\n"
+             "for args in (['--help'], ['validate', sys.argv[1]]):\n"
+             "    result = CliRunner().invoke(main, args)\n"
+             "    assert result.exit_code == 0, result.output\n"
+             "print(sorted(m for m in ('torch', 'mlflow', 'optuna') if m in sys.modules))\n")
+    spec = Path(__file__).resolve().parents[1] / "specs" / "baseline.toml"
+    done = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == "[]"
