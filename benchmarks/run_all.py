@@ -3,6 +3,7 @@
     python benchmarks/run_all.py                      # everything (about 5-10 min on 2 cores)
     python benchmarks/run_all.py --parts peer,grokexp --ks 1,16
     python benchmarks/run_all.py --parts cli          # start-up latency of the CLI only
+    python benchmarks/run_all.py --parts overhead,sweep,optimize   # the whole-command ones
 
 Columns: seconds per model-epoch (median of repeats; a model-epoch is one model trained
 for one epoch), speed-up over the faster thread setting of the plain peer, the share of the
@@ -12,6 +13,11 @@ grokexp actually executes (its per-token tables do less work than the peer's lay
 time of all the process's threads per model-epoch (less disturbed than wall time when other
 processes share the cores; on an idle machine wall ≈ CPU ÷ busy threads), and the peak RSS of
 the configuration's process. The peers run at each of --peer-threads.
+
+Then the whole-command benchmarks, each printing its own table: the default diagnostics'
+overhead on the baseline (``metrics_overhead.py``), ``grokexp run specs/scale_sweep.toml``
+against the peer training the same members one by one (``scale_sweep.py``), and a 32-trial
+study with ``--batch 8`` against ``--batch 1`` (``optimize_batch.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,13 @@ sys.path.insert(0, str(HERE))
 
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
-PARTS = ("matmul", "peer", "vmap", "grokexp", "cli")
+PARTS = ("matmul", "peer", "vmap", "grokexp", "cli", "overhead", "sweep", "optimize")
+# whole-command benchmarks that print their own table: part → (script, its arguments)
+TABLES = {
+    "overhead": ("metrics_overhead.py", []),
+    "sweep": ("scale_sweep.py", []),
+    "optimize": ("optimize_batch.py", ["--epochs", "500"]),
+}
 
 
 def run_script(script: str, *args: str, threads: int = 0) -> list[dict[str, Any]]:
@@ -145,6 +157,13 @@ def main() -> None:
             print(f"`{r['command']}`: {r['seconds'] * 1e3:.0f} ms median "
                   f"(target {r['target'] * 1e3:.0f} ms); imports torch: {r['torch']}, "
                   f"mlflow: {r['mlflow']}")
+    for part, (script, script_args) in TABLES.items():
+        if part in parts:
+            print(flush=True)
+            done = subprocess.run([sys.executable, str(HERE / script), *script_args],
+                                  cwd=HERE.parent, text=True, check=False)
+            if done.returncode != 0:
+                print(f"  {script} failed (exit {done.returncode})", file=sys.stderr)
 
 
 if __name__ == "__main__":
