@@ -41,7 +41,7 @@ PARTS = ("matmul", "peer", "vmap", "grokexp", "cli", "overhead", "sweep", "optim
 TABLES = {
     "overhead": ("metrics_overhead.py", []),
     "sweep": ("scale_sweep.py", []),
-    "optimize": ("optimize_batch.py", ["--epochs", "500"]),
+    "optimize": ("optimize_batch.py", []),
 }
 
 

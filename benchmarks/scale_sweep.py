@@ -3,8 +3,9 @@
 Both sides are whole commands in fresh interpreters, timed from start to exit:
 
 - grokexp: ``python -m grokexp run specs/scale_sweep.toml --set train.epochs=E`` into a
-  throw-away MLflow store, with that spec's own metrics (accuracy and loss every 10 epochs,
-  the distribution, cosine and sparsity diagnostics, checkpoints and figures);
+  throw-away MLflow store (its schema created beforehand, untimed), with that spec's own
+  metrics (accuracy and loss every 10 epochs, the distribution, cosine and sparsity
+  diagnostics, checkpoints and figures);
 - the peer: this script with ``--peer``: the hand-written loop of ``peers.py`` (one
   ``nn.Module``, ``torch.optim.AdamW``, minibatches of 128), one member after another, each
   Xavier-normal weights and biases times α, evaluating train and test accuracy on the whole
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import BATCH, LR, N_TRAIN, WEIGHT_DECAY, P
+from _common import BATCH, LR, N_TRAIN, WEIGHT_DECAY, P, create_mlflow_store
 from peers import PeerNet
 
 HERE = Path(__file__).resolve().parent
@@ -106,6 +107,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             store = Path(tmp) / f"run{repeat}"
             store.mkdir()
+            create_mlflow_store(f"sqlite:///{store / 'mlflow.db'}")
             grokexp = min(grokexp, timed(
                 [sys.executable, "-m", "grokexp", "run", str(SPEC), "--quiet",
                  "--set", f"train.epochs={args.epochs}",

@@ -1,9 +1,11 @@
 """The paper's diagnostics inside the training loop, as a hook.
 
-At every evaluation the hook computes the cadence metrics for all members at once (they are
-merged into the evaluation and logged under their names by the tracking hook); at chosen
-epochs it keeps the DRC, cosine matrices and embedding values, and at log-spaced epochs it
-saves checkpoints. When a member ends, its per-run figures and tables go to its run.
+At every evaluation the hook copies the weights and hands its measurements to the probe
+queue (``probes.py``): the per-evaluation diagnostics of all members at once, MC dropout on
+its cadence and the DRC at chosen epochs. They run in the background while training goes on
+and are recorded and logged at their own epoch when done. At chosen epochs the hook keeps
+cosine matrices and embedding values, and at log-spaced epochs it saves checkpoints. When a
+member ends, its per-run figures and tables go to its run.
 """
 
 from __future__ import annotations
@@ -17,21 +19,25 @@ import torch
 from .figure_sets import RunRecord, drc_csv, run_figures, sweep_figures
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
-from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
 from .metrics.embedding import codiagonal_structure, cosine_matrix
-from .seeding import derived_seed
+from .model import Architecture
+from .probes import (
+    MAX_IN_FLIGHT,
+    Probe,
+    ProbeQueue,
+    drc_key,
+    drc_probe,
+    frozen_params,
+    mc_probe,
+)
 from .spec import MetricsSpec, Spec
 from .sweep import Member
 from .tracking import Tracker
-from .train import EvalContext, Hook, MemberHistory
+from .train import EvalContext, History, Hook, MemberHistory, TrainData
 from .workers import one_thread
 
-__all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due", "drc_key",
+__all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
            "log_sweep_figures"]
-
-
-def drc_key(rate: float) -> str:
-    return f"drc_acc_r{rate:g}"
 
 
 def checkpoint_targets(epochs: int, every: int, count: int) -> list[int]:
@@ -50,15 +56,11 @@ def due(targets: list[int], previous: int, epoch: int) -> list[int]:
     return [t for t in targets if previous < t <= epoch]
 
 
-def _probe_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
-    return torch.Generator(device).manual_seed(derived_seed(seed, f"probe:{epoch}"))
-
-
 @torch.no_grad()
-def cadence_metrics(ctx: EvalContext, cfg: MetricsSpec, mc_due: bool) -> dict[str, torch.Tensor]:
-    """The per-evaluation diagnostics of every member, each (K,)."""
-    params = {n: t.detach() for n, t in ctx.population.params.items()}
-    arch, table, splits = ctx.population.arch, ctx.data.table, ctx.data.splits
+def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+                    cfg: MetricsSpec) -> dict[str, torch.Tensor]:
+    """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside)."""
+    table, splits = data.table, data.splits
     out: dict[str, torch.Tensor] = {}
     with one_thread():  # tiny ops: waking the other intra-op threads costs more than them
         if cfg.embedding_cos:
@@ -70,13 +72,6 @@ def cadence_metrics(ctx: EvalContext, cfg: MetricsSpec, mc_due: bool) -> dict[st
         if cfg.inactive_neurons:
             tr = splits.train_index  # (K, N_train)
             out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
-    if cfg.mc_dropout and mc_due:
-        te = splits.test_index  # (K, N_test)
-        gen = _probe_generator(ctx.members[0].spec.train.seed, ctx.epoch, ctx.population.device)
-        mean, var = mc_dropout_accuracy(params, arch, table.left[te], table.right[te],
-                                        table.labels[te], cfg.mc_rate, cfg.mc_samples,
-                                        cfg.mc_sites, gen)
-        out["mc_dropout_acc_mean"], out["mc_dropout_acc_var"] = mean, var
     return out
 
 
@@ -84,9 +79,11 @@ class DiagnosticsHook(Hook):
     """Computes the diagnostics and, with a tracker, logs checkpoints, tables and figures."""
 
     def __init__(self, tracker: Tracker | None = None,
-                 run_ids: Mapping[int, str] | None = None, figures: bool = True):
+                 run_ids: Mapping[int, str] | None = None, figures: bool = True,
+                 background_probes: bool = True):
         self.tracker, self.run_ids, self.figures = tracker, dict(run_ids or {}), figures
         self.records: dict[int, RunRecord] = {}
+        self.probes = ProbeQueue(background_probes)
         self._previous = -1
 
     def _record(self, member: Member) -> RunRecord:
@@ -104,16 +101,18 @@ class DiagnosticsHook(Hook):
         elif self._previous < 0:
             self._previous = epoch - cfg.every  # a resumed population: nothing is overdue
         previous, self._previous = self._previous, epoch
-        out = cadence_metrics(ctx, cfg, mc_due=epoch % cfg.mc_dropout_every == 0)
-        records = [self._record(m) for m in ctx.members]
-        if "mc_dropout_acc_var" in out:
-            for name in ("mc_dropout_acc_mean", "mc_dropout_acc_var"):
-                for record, value in zip(records, out[name].tolist(), strict=True):
-                    epochs, values = record.series.setdefault(name, ([], []))
-                    epochs.append(epoch)
-                    values.append(value)
+        self._apply(self.probes.finished(at_most=MAX_IN_FLIGHT - 1))
+        seed, device = ctx.members[0].spec.train.seed, ctx.population.device
+        params, arch, data = frozen_params(ctx.population), ctx.population.arch, ctx.data
+        self.probes.submit(epoch, ctx.members, device,
+                           lambda: cadence_metrics(params, arch, data, cfg))
+        if cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0:
+            self.probes.submit(epoch, ctx.members, device,
+                               mc_probe(ctx.population, ctx.data, cfg, seed, epoch))
         if cfg.drc and due(cfg.drc_epochs, previous, epoch):
-            out.update(self._drc(ctx, cfg, records))
+            self.probes.submit(epoch, ctx.members, device,
+                               drc_probe(ctx.population, ctx.data, cfg, seed, epoch))
+        records = [self._record(m) for m in ctx.members]
         emb = ctx.population.params["embedding"].detach()
         if cfg.embedding_cos and due(cfg.heatmap_epochs, previous, epoch):
             cos = cosine_matrix(emb).cpu().numpy()  # (K, P, P)
@@ -124,20 +123,30 @@ class DiagnosticsHook(Hook):
             for pos, record in enumerate(records):
                 record.embedding_values[epoch] = flat[pos]
         self._checkpoint(ctx, cfg, previous)
-        return out
+        return {}  # everything comes back from the probes, logged at its own epoch
 
-    def _drc(self, ctx: EvalContext, cfg: MetricsSpec,
-             records: list[RunRecord]) -> dict[str, torch.Tensor]:
-        params = {n: t.detach() for n, t in ctx.population.params.items()}
-        table, te = ctx.data.table, ctx.data.splits.test_index
-        gen = _probe_generator(ctx.members[0].spec.train.seed, -1 - ctx.epoch,
-                               ctx.population.device)
-        curve = dropout_robustness(params, ctx.population.arch, table.left[te],
-                                   table.right[te], table.labels[te], cfg.drc_rates,
-                                   cfg.drc_samples, cfg.mc_sites, gen)  # (K, R)
-        for pos, record in enumerate(records):
-            record.drc[ctx.epoch] = curve[pos].tolist()
-        return {drc_key(rate): curve[:, i] for i, rate in enumerate(cfg.drc_rates)}
+    def _apply(self, probes: list[Probe]) -> None:
+        """Finished probes into the members' records and runs, at the probes' own epochs."""
+        for probe in probes:
+            values = {name: v.tolist() for name, v in probe.values.result().items()}
+            for pos, member in enumerate(probe.members):
+                record = self._record(member)
+                row = {name: vals[pos] for name, vals in values.items()}
+                drc = {drc_key(rate) for rate in record.drc_rates}
+                for name, value in row.items():
+                    if name not in drc:
+                        epochs, series = record.series.setdefault(name, ([], []))
+                        epochs.append(probe.epoch)
+                        series.append(value)
+                if drc_key(record.drc_rates[0]) in row:
+                    record.drc[probe.epoch] = [row[drc_key(r)] for r in record.drc_rates]
+                if self.tracker is not None and member.index in self.run_ids:
+                    self.tracker.log_metrics(self.run_ids[member.index], probe.epoch, row)
+
+    def finish_probes(self) -> None:
+        """Wait for the probes in flight and log them (the end, or an interruption)."""
+        self._apply(self.probes.finished(wait=True))
+        self.probes.close()
 
     def _checkpoint(self, ctx: EvalContext, cfg: MetricsSpec, previous: int) -> None:
         if self.tracker is None or cfg.checkpoints == 0:
@@ -155,6 +164,7 @@ class DiagnosticsHook(Hook):
 
     def on_member_end(self, member: Member, history: MemberHistory,
                       state: dict[str, torch.Tensor]) -> None:
+        self._apply(self.probes.finished(wait=True))
         record = self._record(member)
         for name, values in history.metrics.items():
             if len(values) == len(history.epochs) and name not in record.series:
@@ -175,6 +185,9 @@ class DiagnosticsHook(Hook):
             for path, figure in run_figures(record).items():
                 self.tracker.log_figure(run_id, figure, path)
         record.final = {}  # the weights are in the run; keep the series for the sweep
+
+    def on_train_end(self, history: History) -> None:
+        self.finish_probes()
 
 
 def log_sweep_figures(tracker: Tracker, parent_id: str, spec: Spec,

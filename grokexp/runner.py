@@ -228,6 +228,10 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                                  {"grokexp.checkpoint_epoch": str(stop.state.epoch)})
                 raise RunInterrupted(checkpoint.root_run_id, stop.state.epoch) from None
     except BaseException:
+        try:
+            diagnostics.finish_probes()  # what was measured before the stop is kept
+        except Exception:  # the first error is the one to report
+            pass
         tracker.flush()
         ended = {m.run_id for m in result.members}
         for run_id in open_runs - ended:

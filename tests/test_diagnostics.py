@@ -115,3 +115,45 @@ def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, t
     assert "fig3_cosine.png" in result.output or "curves_by_group" in result.output
     missing = CliRunner().invoke(main, ["figures", "0" * 32, "--tracking-uri", tracking_uri])
     assert missing.exit_code == 1 and "no run" in missing.output
+
+
+def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
+    """The probes run on a copy of their epoch's weights while training goes on; a missing
+    copy would let later steps leak into them."""
+    import torch
+
+    import grokexp.metrics.dropout as dropout
+
+    monkeypatch.setattr(dropout, "CHUNK_FLOATS", 1)  # one copy per chunk: a probe spans steps
+
+    from grokexp.data import make_splits, pair_table
+    from grokexp.diagnostics import DiagnosticsHook
+    from grokexp.model import Population
+    from grokexp.spec_io import validate_spec
+    from grokexp.sweep import expand_members
+    from grokexp.train import TrainData, train
+
+    spec = validate_spec({"name": "p", "task": {"modulus": 11},
+                          "model": {"embedding_dim": 8, "hidden": 16},
+                          "train": {"epochs": 40, "batch_size": 8, "lr": 1e-2},
+                          "metrics": {"every": 5, "mc_dropout_every": 10, "mc_samples": 200,
+                                      "drc_epochs": [0, 20, 35], "drc_samples": 2},
+                          "sweep": {"seeds": [0, 1]}}, "p")
+    members = expand_members(spec)
+    table = pair_table(spec.task)
+    splits = make_splits(spec.task, table, [m.spec.train.split_seed for m in members])
+
+    def records(background: bool) -> dict:
+        hook = DiagnosticsHook(background_probes=background)
+        population = Population.from_specs([m.spec for m in members], torch.device("cpu"))
+        train(population, members, TrainData(table, splits), [hook])
+        return {i: (r.series["mc_dropout_acc_mean"], r.series["mc_dropout_acc_var"], r.drc,
+                    r.series["embedding_cos_structure"], r.series["inactive_neurons_pct"])
+                for i, r in hook.records.items()}
+
+    background, in_place = records(True), records(False)
+    assert background == in_place
+    epochs, _ = background[0][0]
+    assert epochs == [0, 10, 20, 30, 40] and sorted(background[1][2]) == [0, 20, 35]
+    assert len({tuple(v) for v in background[0][2].values()}) > 1  # the curve moves
+    assert background[0][3][0] == list(range(0, 41, 5))  # every evaluation, in order

@@ -1,0 +1,134 @@
+"""Diagnostics on a frozen copy of the weights, computed in the background while training goes on.
+
+A probe is any measurement that needs only the weights of its epoch: the per-evaluation
+diagnostics, and above all the dropout probes (MC dropout, the DRC: hundreds of stochastic
+passes over the test set). The hook copies the weights and hands the probe to one background
+thread with one intra-op thread. With one shard (K = 1)
+the training uses one core and the probe runs on the other, nearly for free; with more
+members it shares the cores with them. Its values are the same as computed in place: same
+weights, same generator (seeded from the member's seed and the epoch), and nothing else
+touches them. Off the CPU the probes run in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
+from .model import Population
+from .seeding import derived_seed
+from .spec import MetricsSpec
+from .sweep import Member
+from .train import TrainData
+
+__all__ = ["Probe", "ProbeQueue", "mc_probe", "drc_probe", "drc_key", "frozen_params",
+           "MAX_IN_FLIGHT"]
+
+Values = dict[str, torch.Tensor]  # name → (K,)
+# Probes waiting at most; past that the caller waits, so weight copies cannot pile up when
+# training outruns the background thread.
+MAX_IN_FLIGHT = 8
+
+
+def drc_key(rate: float) -> str:
+    return f"drc_acc_r{rate:g}"
+
+
+def _generator(seed: int, tag: str, device: torch.device) -> torch.Generator:
+    return torch.Generator(device).manual_seed(derived_seed(seed, tag))
+
+
+def frozen_params(population: Population) -> dict[str, torch.Tensor]:
+    """A copy of every member's weights that later training steps cannot change."""
+    return {n: t.detach().clone() for n, t in population.params.items()}
+
+
+def mc_probe(population: Population, data: TrainData, cfg: MetricsSpec, seed: int,
+             epoch: int) -> Callable[[], Values]:
+    """MC-dropout mean and variance of the test accuracy at this epoch, as work to run."""
+    params, arch = frozen_params(population), population.arch
+    table, te = data.table, data.splits.test_index  # (K, N_test); never changed in place
+    device = population.device
+
+    def work() -> Values:
+        gen = _generator(seed, f"probe:{epoch}", device)
+        mean, var = mc_dropout_accuracy(params, arch, table.left[te], table.right[te],
+                                        table.labels[te], cfg.mc_rate, cfg.mc_samples,
+                                        cfg.mc_sites, gen)
+        return {"mc_dropout_acc_mean": mean, "mc_dropout_acc_var": var}
+
+    return work
+
+
+def drc_probe(population: Population, data: TrainData, cfg: MetricsSpec, seed: int,
+              epoch: int) -> Callable[[], Values]:
+    """The Dropout Robustness Curve at this epoch, one (K,) value per rate, as work to run."""
+    params, arch = frozen_params(population), population.arch
+    table, te = data.table, data.splits.test_index
+    device = population.device
+
+    def work() -> Values:
+        gen = _generator(seed, f"probe:{-1 - epoch}", device)
+        curve = dropout_robustness(params, arch, table.left[te], table.right[te],
+                                   table.labels[te], cfg.drc_rates, cfg.drc_samples,
+                                   cfg.mc_sites, gen)  # (K, R)
+        return {drc_key(rate): curve[:, i] for i, rate in enumerate(cfg.drc_rates)}
+
+    return work
+
+
+@dataclass
+class Probe:
+    """A probe in flight: its epoch, the members in the population's order, its values."""
+
+    epoch: int
+    members: list[Member]
+    values: Future[Values]
+
+
+class ProbeQueue:
+    """Probes run in order on one background thread (CPU) or at once (other devices, or
+    ``background=False``)."""
+
+    def __init__(self, background: bool = True) -> None:
+        self.background = background
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Probe] = []
+
+    def submit(self, epoch: int, members: Sequence[Member], device: torch.device,
+               work: Callable[[], Values]) -> None:
+        if device.type != "cpu" or not self.background:
+            done: Future[Values] = Future()
+            with torch.no_grad():
+                done.set_result(work())
+            self._pending.append(Probe(epoch, list(members), done))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-probe",
+                                            initializer=torch.set_num_threads, initargs=(1,))
+        self._pending.append(Probe(epoch, list(members), self._pool.submit(_no_grad, work)))
+
+    def finished(self, wait: bool = False, at_most: int | None = None) -> list[Probe]:
+        """The probes done by now, in submission order: all of them when ``wait``, and
+        enough that at most ``at_most`` are left in flight."""
+        out: list[Probe] = []
+        while self._pending and (wait or self._pending[0].values.done() or
+                                 (at_most is not None and len(self._pending) > at_most)):
+            probe = self._pending.pop(0)
+            probe.values.result()  # a probe's error surfaces here, in the caller's thread
+            out.append(probe)
+        return out
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _no_grad(work: Callable[[], Values]) -> Values:
+    with torch.no_grad():  # grad mode is per thread
+        return work()
