@@ -39,7 +39,7 @@ from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 PARTS = ("matmul", "peer", "vmap", "grokexp", "cli", "overhead", "sweep", "optimize")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
-    "overhead": ("metrics_overhead.py", []),
+    "overhead": ("metrics_overhead.py", ["--repeats", "3"]),
     "sweep": ("scale_sweep.py", []),
     "optimize": ("optimize_batch.py", []),
 }
