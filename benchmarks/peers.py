@@ -66,14 +66,19 @@ def plain_epochs(epochs: int, seed: int = 0) -> tuple[float, float]:
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(epochs):
-        order = torch.randperm(N_TRAIN)
-        for s in range(0, N_TRAIN, BATCH):
-            idx = order[s:s + BATCH]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        plain_epoch(model, opt, x, y, torch.randperm(N_TRAIN))
     return (time.perf_counter() - start) / epochs, (time.process_time() - cpu) / epochs
+
+
+def plain_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                order: torch.Tensor) -> None:
+    """One epoch of the plain loop: minibatches of 128 of ``x[order]``, one AdamW step each."""
+    for s in range(0, len(order), BATCH):
+        idx = order[s:s + BATCH]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 def vmap_epochs(k: int, epochs: int, seed: int = 0) -> tuple[float, float]:

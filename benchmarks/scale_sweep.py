@@ -29,9 +29,8 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from _common import BATCH, LR, N_TRAIN, WEIGHT_DECAY, P, create_mlflow_store
-from peers import PeerNet
+from _common import LR, N_TRAIN, WEIGHT_DECAY, P, create_mlflow_store
+from peers import PeerNet, plain_epoch
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -65,13 +64,7 @@ def peer_member(alpha: float, epochs: int, seed: int = 0) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     test_acc = 0.0
     for epoch in range(1, epochs + 1):
-        shuffled = train[torch.randperm(N_TRAIN)]
-        for s in range(0, N_TRAIN, BATCH):
-            idx = shuffled[s:s + BATCH]
-            loss = F.cross_entropy(model(pairs[idx]), labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        plain_epoch(model, opt, pairs, labels, train[torch.randperm(N_TRAIN)])
         if epoch % EVERY == 0:
             with torch.no_grad():
                 right = model(pairs).argmax(1) == labels
