@@ -103,9 +103,10 @@ class DiagnosticsHook(Hook):
         previous, self._previous = self._previous, epoch
         self._apply(self.probes.finished(at_most=MAX_IN_FLIGHT - 1))
         seed, device = ctx.members[0].spec.train.seed, ctx.population.device
-        params, arch, data = frozen_params(ctx.population), ctx.population.arch, ctx.data
-        self.probes.submit(epoch, ctx.members, device,
-                           lambda: cadence_metrics(params, arch, data, cfg))
+        if cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons:
+            params, arch, data = frozen_params(ctx.population), ctx.population.arch, ctx.data
+            self.probes.submit(epoch, ctx.members, device,
+                               lambda: cadence_metrics(params, arch, data, cfg))
         if cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0:
             self.probes.submit(epoch, ctx.members, device,
                                mc_probe(ctx.population, ctx.data, cfg, seed, epoch))
