@@ -120,7 +120,7 @@ class DiagnosticsHook(Hook):
             for pos, record in enumerate(records):
                 record.cosine[epoch] = cos[pos]
         if cfg.distributions and due(cfg.histogram_epochs, previous, epoch):
-            flat = emb.flatten(1).cpu().numpy()  # (K, P·d)
+            flat = emb.flatten(1).cpu().clone().numpy()  # (K, P·d), not a view of the weights
             for pos, record in enumerate(records):
                 record.embedding_values[epoch] = flat[pos]
         self._checkpoint(ctx, cfg, previous)

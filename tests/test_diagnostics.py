@@ -157,3 +157,32 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
     assert epochs == [0, 10, 20, 30, 40] and sorted(background[1][2]) == [0, 20, 35]
     assert len({tuple(v) for v in background[0][2].values()}) > 1  # the curve moves
     assert background[0][3][0] == list(range(0, 41, 5))  # every evaluation, in order
+
+
+def test_recorded_embedding_values_are_those_of_their_epoch() -> None:
+    """Fig. 7's histograms: each chosen epoch keeps its own values, not a view of weights
+    that training goes on changing."""
+    import torch
+
+    from grokexp.data import make_splits, pair_table
+    from grokexp.diagnostics import DiagnosticsHook
+    from grokexp.model import Population
+    from grokexp.spec_io import validate_spec
+    from grokexp.sweep import expand_members
+    from grokexp.train import TrainData, train
+
+    spec = validate_spec({"name": "h", "task": {"modulus": 11},
+                          "model": {"embedding_dim": 8, "hidden": 16},
+                          "train": {"epochs": 20, "batch_size": 8, "lr": 1e-2},
+                          "metrics": {"every": 5, "histogram_epochs": [0, 20]}}, "h")
+    members = expand_members(spec)
+    table = pair_table(spec.task)
+    splits = make_splits(spec.task, table, [m.spec.train.split_seed for m in members])
+    population = Population.from_specs([m.spec for m in members], torch.device("cpu"))
+    initial = population.params["embedding"].detach()[0].flatten().clone().numpy()
+    hook = DiagnosticsHook()
+    train(population, members, TrainData(table, splits), [hook])
+    values = hook.records[0].embedding_values
+    final = population.params["embedding"].detach()[0].flatten().numpy()
+    assert (values[0] == initial).all() and (values[20] == final).all()
+    assert not (values[0] == values[20]).all()
