@@ -34,7 +34,6 @@ from .spec import MetricsSpec, Spec
 from .sweep import Member
 from .tracking import Tracker
 from .train import EvalContext, History, Hook, MemberHistory, TrainData
-from .workers import one_thread
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
            "log_sweep_figures"]
@@ -62,16 +61,14 @@ def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data
     """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside)."""
     table, splits = data.table, data.splits
     out: dict[str, torch.Tensor] = {}
-    with one_thread():  # tiny ops: waking the other intra-op threads costs more than them
-        if cfg.embedding_cos:
-            out["embedding_cos_structure"] = codiagonal_structure(
-                cosine_matrix(params["embedding"]))
-        if cfg.distributions:
-            out.update(parameter_stats(params, len(arch.hidden)))
-            out.update(embedding_shape(params["embedding"]))
-        if cfg.inactive_neurons:
-            tr = splits.train_index  # (K, N_train)
-            out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
+    if cfg.embedding_cos:
+        out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(params["embedding"]))
+    if cfg.distributions:
+        out.update(parameter_stats(params, len(arch.hidden)))
+        out.update(embedding_shape(params["embedding"]))
+    if cfg.inactive_neurons:
+        tr = splits.train_index  # (K, N_train)
+        out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
     return out
 
 
@@ -103,16 +100,20 @@ class DiagnosticsHook(Hook):
         previous, self._previous = self._previous, epoch
         self._apply(self.probes.finished(at_most=MAX_IN_FLIGHT - 1))
         seed, device = ctx.members[0].spec.train.seed, ctx.population.device
-        if cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons:
-            params, arch, data = frozen_params(ctx.population), ctx.population.arch, ctx.data
+        arch, data = ctx.population.arch, ctx.data
+        cadence = cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons
+        mc = cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0
+        drc = cfg.drc and bool(due(cfg.drc_epochs, previous, epoch))
+        params = frozen_params(ctx.population) if cadence or mc or drc else {}  # one copy
+        if cadence:
             self.probes.submit(epoch, ctx.members, device,
                                lambda: cadence_metrics(params, arch, data, cfg))
-        if cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0:
+        if mc:
             self.probes.submit(epoch, ctx.members, device,
-                               mc_probe(ctx.population, ctx.data, cfg, seed, epoch))
-        if cfg.drc and due(cfg.drc_epochs, previous, epoch):
+                               mc_probe(params, arch, data, cfg, seed, epoch))
+        if drc:
             self.probes.submit(epoch, ctx.members, device,
-                               drc_probe(ctx.population, ctx.data, cfg, seed, epoch))
+                               drc_probe(params, arch, data, cfg, seed, epoch))
         records = [self._record(m) for m in ctx.members]
         emb = ctx.population.params["embedding"].detach()
         if cfg.embedding_cos and due(cfg.heatmap_epochs, previous, epoch):

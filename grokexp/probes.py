@@ -12,18 +12,19 @@ touches them. Off the CPU the probes run in place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
 from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
-from .model import Population
+from .model import Architecture, Population
 from .seeding import derived_seed
 from .spec import MetricsSpec
 from .sweep import Member
 from .train import TrainData
+from .workers import no_grad_call
 
 __all__ = ["Probe", "ProbeQueue", "mc_probe", "drc_probe", "drc_key", "frozen_params",
            "MAX_IN_FLIGHT"]
@@ -47,15 +48,16 @@ def frozen_params(population: Population) -> dict[str, torch.Tensor]:
     return {n: t.detach().clone() for n, t in population.params.items()}
 
 
-def mc_probe(population: Population, data: TrainData, cfg: MetricsSpec, seed: int,
-             epoch: int) -> Callable[[], Values]:
-    """MC-dropout mean and variance of the test accuracy at this epoch, as work to run."""
-    params, arch = frozen_params(population), population.arch
+def mc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+             cfg: MetricsSpec, seed: int, epoch: int) -> Callable[[], Values]:
+    """MC-dropout mean and variance of the test accuracy at this epoch, as work to run.
+
+    ``params`` must be :func:`frozen_params`: the work runs while training goes on.
+    """
     table, te = data.table, data.splits.test_index  # (K, N_test); never changed in place
-    device = population.device
 
     def work() -> Values:
-        gen = _generator(seed, f"probe:{epoch}", device)
+        gen = _generator(seed, f"probe:{epoch}", te.device)
         mean, var = mc_dropout_accuracy(params, arch, table.left[te], table.right[te],
                                         table.labels[te], cfg.mc_rate, cfg.mc_samples,
                                         cfg.mc_sites, gen)
@@ -64,15 +66,13 @@ def mc_probe(population: Population, data: TrainData, cfg: MetricsSpec, seed: in
     return work
 
 
-def drc_probe(population: Population, data: TrainData, cfg: MetricsSpec, seed: int,
-              epoch: int) -> Callable[[], Values]:
+def drc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+              cfg: MetricsSpec, seed: int, epoch: int) -> Callable[[], Values]:
     """The Dropout Robustness Curve at this epoch, one (K,) value per rate, as work to run."""
-    params, arch = frozen_params(population), population.arch
     table, te = data.table, data.splits.test_index
-    device = population.device
 
     def work() -> Values:
-        gen = _generator(seed, f"probe:{-1 - epoch}", device)
+        gen = _generator(seed, f"probe:{-1 - epoch}", te.device)
         curve = dropout_robustness(params, arch, table.left[te], table.right[te],
                                    table.labels[te], cfg.drc_rates, cfg.drc_samples,
                                    cfg.mc_sites, gen)  # (K, R)
@@ -110,7 +110,7 @@ class ProbeQueue:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-probe",
                                             initializer=torch.set_num_threads, initargs=(1,))
-        self._pending.append(Probe(epoch, list(members), self._pool.submit(_no_grad, work)))
+        self._pending.append(Probe(epoch, list(members), self._pool.submit(no_grad_call, work)))
 
     def finished(self, wait: bool = False, at_most: int | None = None) -> list[Probe]:
         """The probes done by now, in submission order: all of them when ``wait``, and
@@ -127,8 +127,3 @@ class ProbeQueue:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-
-def _no_grad(work: Callable[[], Values]) -> Values:
-    with torch.no_grad():  # grad mode is per thread
-        return work()

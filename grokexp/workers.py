@@ -17,9 +17,8 @@ CUDA there is one shard, on the calling thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TypeVar
 
 import torch
@@ -28,7 +27,7 @@ from .model import DropoutMasks, Population
 from .optim import PopulationAdamW
 from .step import TrainStep
 
-__all__ = ["Shard", "ShardedTrainer", "worker_count", "shard_size", "one_thread"]
+__all__ = ["Shard", "ShardedTrainer", "worker_count", "shard_size", "no_grad_call"]
 
 # (lo, hi) → the dropout masks of members lo..hi-1, or None without dropout
 MaskFactory = Callable[[int, int], DropoutMasks | None]
@@ -114,7 +113,7 @@ class ShardedTrainer:
         """``work(lo, hi)`` for every shard, each on its worker (the evaluation); in order."""
         if self._pool is None:
             return [work(s.lo, s.hi) for s in self.shards]
-        jobs = [self._pool.submit(_no_grad, work, s.lo, s.hi) for s in self.shards]
+        jobs = [self._pool.submit(no_grad_call, work, s.lo, s.hi) for s in self.shards]
         return [job.result() for job in jobs]
 
     def close(self) -> None:
@@ -125,21 +124,7 @@ class ShardedTrainer:
             torch.set_num_threads(self._threads)
 
 
-def _no_grad(work: Callable[[int, int], T], lo: int, hi: int) -> T:
+def no_grad_call(work: Callable[..., T], *args: object) -> T:
+    """``work(*args)`` without autograd, for work handed to another thread."""
     with torch.no_grad():  # grad mode is per thread
-        return work(lo, hi)
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Small ops on the calling thread with one intra-op thread, then the count it had.
-
-    Between epochs the calling thread's other intra-op threads have gone to sleep; waking
-    them for a (P, P) matmul cost ~6 ms where the op itself takes 0.03 ms (measured).
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+        return work(*args)

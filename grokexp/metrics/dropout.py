@@ -34,7 +34,7 @@ def _drop_(x: torch.Tensor, rates: torch.Tensor, generator: torch.Generator) -> 
     units = bits.view(torch.int16)[: x.numel()].view(x.shape).to(x.device)  # (K, c, N, F)
     cut = (rates.to(x.device) * QUANTUM).round()  # (c,) dropped out of QUANTUM
     kept = units >= (cut - QUANTUM // 2).to(torch.int16).view(1, -1, 1, 1)
-    x.mul_(kept.to(x.dtype).mul_((QUANTUM / (QUANTUM - cut)).view(1, -1, 1, 1)))  # ½ masked_fill_
+    x.mul_(kept.to(x.dtype).mul_((QUANTUM / (QUANTUM - cut)).view(1, -1, 1, 1)))
 
 
 @torch.no_grad()
