@@ -20,7 +20,7 @@ from .figure_sets import RunRecord, drc_csv, run_figures, sweep_figures
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.embedding import codiagonal_structure, cosine_matrix
-from .model import Architecture
+from .model import Architecture, embedded
 from .probes import (
     MAX_IN_FLIGHT,
     Probe,
@@ -58,14 +58,20 @@ def due(targets: list[int], previous: int, epoch: int) -> list[int]:
 @torch.no_grad()
 def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
                     cfg: MetricsSpec) -> dict[str, torch.Tensor]:
-    """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside)."""
+    """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside).
+
+    The embedding's cosine structure, bimodality and peaks are those of the embedding as the
+    next layer sees it (after ``model.embedding_activation``), as the paper measures them;
+    the layer statistics are those of the parameters themselves.
+    """
     table, splits = data.table, data.splits
     out: dict[str, torch.Tensor] = {}
+    seen = embedded(params, arch)  # what the first layer reads (after a ReLU, if any)
     if cfg.embedding_cos:
-        out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(params["embedding"]))
+        out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(seen))
     if cfg.distributions:
         out.update(parameter_stats(params, len(arch.hidden)))
-        out.update(embedding_shape(params["embedding"]))
+        out.update(embedding_shape(seen))
     if cfg.inactive_neurons:
         tr = splits.train_index  # (K, N_train)
         out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
@@ -86,8 +92,9 @@ class DiagnosticsHook(Hook):
     def _record(self, member: Member) -> RunRecord:
         if member.index not in self.records:
             cfg = member.spec.metrics
-            self.records[member.index] = RunRecord(label=member.label, drc_rates=cfg.drc_rates,
-                                                   mc_rate=cfg.mc_rate)
+            self.records[member.index] = RunRecord(
+                label=member.label, drc_rates=cfg.drc_rates, mc_rate=cfg.mc_rate,
+                embedding_activation=member.spec.model.embedding_activation)
         return self.records[member.index]
 
     def metrics(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
@@ -99,7 +106,7 @@ class DiagnosticsHook(Hook):
             self._previous = epoch - cfg.every  # a resumed population: nothing is overdue
         previous, self._previous = self._previous, epoch
         self._apply(self.probes.finished(at_most=MAX_IN_FLIGHT - 1))
-        seed, device = ctx.members[0].spec.train.seed, ctx.population.device
+        device = ctx.population.device
         arch, data = ctx.population.arch, ctx.data
         cadence = cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons
         mc = cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0
@@ -110,12 +117,12 @@ class DiagnosticsHook(Hook):
                                lambda: cadence_metrics(params, arch, data, cfg))
         if mc:
             self.probes.submit(epoch, ctx.members, device,
-                               mc_probe(params, arch, data, cfg, seed, epoch))
+                               mc_probe(params, arch, data, cfg, ctx.members, epoch))
         if drc:
             self.probes.submit(epoch, ctx.members, device,
-                               drc_probe(params, arch, data, cfg, seed, epoch))
+                               drc_probe(params, arch, data, cfg, ctx.members, epoch))
         records = [self._record(m) for m in ctx.members]
-        emb = ctx.population.params["embedding"].detach()
+        emb = embedded(ctx.population.params, arch).detach()  # (K, P, d), as the next layer sees it
         if cfg.embedding_cos and due(cfg.heatmap_epochs, previous, epoch):
             cos = cosine_matrix(emb).cpu().numpy()  # (K, P, P)
             for pos, record in enumerate(records):

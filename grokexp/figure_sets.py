@@ -36,6 +36,11 @@ class RunRecord:
     embedding_values: dict[int, np.ndarray] = field(default_factory=dict)
     final: dict[str, Any] = field(default_factory=dict)
     mc_rate: float = 0.3
+    embedding_activation: str = "none"  # the embedding's figures show it after this
+
+    def seen_embedding(self, values: np.ndarray) -> np.ndarray:
+        """Embedding values as the next layer sees them (after the embedding activation)."""
+        return np.maximum(values, 0) if self.embedding_activation == "relu" else values
 
     def values(self, name: str) -> list[float]:
         return self.series.get(name, ([], []))[1]
@@ -71,7 +76,7 @@ def run_figures(record: RunRecord) -> dict[str, Figure]:
     if record.cosine:
         out["figures/fig3_cosine.png"] = fp.fig3_cosine(record.cosine)
     if record.final:
-        layers = {"embedding": record.final["embedding"]}
+        layers = {"embedding": record.seen_embedding(np.asarray(record.final["embedding"]))}
         layers.update({k.replace(".", "_").replace("_0_", "_"): v for k, v in
                        record.final.items() if k.endswith("weight")})
         out["figures/fig4_histograms.png"] = fp.fig4_final_histograms(

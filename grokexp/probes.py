@@ -8,6 +8,9 @@ the training uses one core and the probe runs on the other, nearly for free; wit
 members it shares the cores with them. Its values are the same as computed in place: same
 weights, same generator (seeded from the member's seed and the epoch), and nothing else
 touches them. Off the CPU the probes run in place.
+
+Each member draws its dropout masks from its own generator, seeded from its own seed, the
+probe and the epoch: its values do not depend on who trains beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .train import TrainData
 from .workers import no_grad_call
 
 __all__ = ["Probe", "ProbeQueue", "mc_probe", "drc_probe", "drc_key", "frozen_params",
-           "MAX_IN_FLIGHT"]
+           "probe_generators", "MAX_IN_FLIGHT"]
 
 Values = dict[str, torch.Tensor]  # name → (K,)
 # Probes waiting at most; past that the caller waits, so weight copies cannot pile up when
@@ -39,8 +42,12 @@ def drc_key(rate: float) -> str:
     return f"drc_acc_r{rate:g}"
 
 
-def _generator(seed: int, tag: str, device: torch.device) -> torch.Generator:
-    return torch.Generator(device).manual_seed(derived_seed(seed, tag))
+def probe_generators(members: Sequence[Member], purpose: str,
+                     device: torch.device) -> list[torch.Generator]:
+    """One generator per member for one probe (``purpose`` names the probe and its epoch,
+    e.g. ``mc_dropout:1000``), seeded from that member's own seed."""
+    return [torch.Generator(device).manual_seed(derived_seed(m.spec.train.seed, purpose))
+            for m in members]
 
 
 def frozen_params(population: Population) -> dict[str, torch.Tensor]:
@@ -49,7 +56,7 @@ def frozen_params(population: Population) -> dict[str, torch.Tensor]:
 
 
 def mc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
-             cfg: MetricsSpec, seed: int, epoch: int) -> Callable[[], Values]:
+             cfg: MetricsSpec, members: Sequence[Member], epoch: int) -> Callable[[], Values]:
     """MC-dropout mean and variance of the test accuracy at this epoch, as work to run.
 
     ``params`` must be :func:`frozen_params`: the work runs while training goes on.
@@ -57,25 +64,25 @@ def mc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: Train
     table, te = data.table, data.splits.test_index  # (K, N_test); never changed in place
 
     def work() -> Values:
-        gen = _generator(seed, f"probe:{epoch}", te.device)
+        gens = probe_generators(members, f"mc_dropout:{epoch}", te.device)
         mean, var = mc_dropout_accuracy(params, arch, table.left[te], table.right[te],
                                         table.labels[te], cfg.mc_rate, cfg.mc_samples,
-                                        cfg.mc_sites, gen)
+                                        cfg.mc_sites, gens)
         return {"mc_dropout_acc_mean": mean, "mc_dropout_acc_var": var}
 
     return work
 
 
 def drc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
-              cfg: MetricsSpec, seed: int, epoch: int) -> Callable[[], Values]:
+              cfg: MetricsSpec, members: Sequence[Member], epoch: int) -> Callable[[], Values]:
     """The Dropout Robustness Curve at this epoch, one (K,) value per rate, as work to run."""
     table, te = data.table, data.splits.test_index
 
     def work() -> Values:
-        gen = _generator(seed, f"probe:{-1 - epoch}", te.device)
+        gens = probe_generators(members, f"drc:{epoch}", te.device)
         curve = dropout_robustness(params, arch, table.left[te], table.right[te],
                                    table.labels[te], cfg.drc_rates, cfg.drc_samples,
-                                   cfg.mc_sites, gen)  # (K, R)
+                                   cfg.mc_sites, gens)  # (K, R)
         return {drc_key(rate): curve[:, i] for i, rate in enumerate(cfg.drc_rates)}
 
     return work

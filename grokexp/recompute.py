@@ -20,7 +20,7 @@ from .errors import GrokexpError
 from .figure_sets import RunRecord, run_figures, sweep_figures
 from .metrics.dropout import dropout_robustness
 from .metrics.embedding import cosine_matrix
-from .model import Architecture
+from .model import Architecture, embedded
 from .seeding import generator_for
 from .spec import Spec
 from .spec_io import load_spec
@@ -77,7 +77,8 @@ def load_record(client: Any, run_id: str, with_checkpoints: bool = True) -> RunR
         spec = _spec_of(client, run_id, tmp)
         cfg = spec.metrics
         record = RunRecord(label=run.info.run_name or run_id, series=_series(client, run),
-                           drc_rates=list(cfg.drc_rates), mc_rate=cfg.mc_rate)
+                           drc_rates=list(cfg.drc_rates), mc_rate=cfg.mc_rate,
+                           embedding_activation=spec.model.embedding_activation)
         if not with_checkpoints:
             return record
         checkpoints = _checkpoints(client, run_id, tmp)
@@ -87,12 +88,17 @@ def load_record(client: Any, run_id: str, with_checkpoints: bool = True) -> RunR
             record.final = {k: v.numpy() for k, v in
                             torch.load(final, weights_only=True).items()}
     epochs = sorted(checkpoints)
+    arch = Architecture.from_spec(spec)
+
+    def seen(epoch: int) -> torch.Tensor:  # (1, P, d), as the first layer reads it
+        return embedded({"embedding": checkpoints[epoch]["embedding"][None]}, arch)
+
     if cfg.embedding_cos:
         for epoch in set(_at_chosen(cfg.heatmap_epochs, epochs).values()):
-            record.cosine[epoch] = cosine_matrix(checkpoints[epoch]["embedding"][None])[0].numpy()
+            record.cosine[epoch] = cosine_matrix(seen(epoch))[0].numpy()
     if cfg.distributions:
         for epoch in set(_at_chosen(cfg.histogram_epochs, epochs).values()):
-            record.embedding_values[epoch] = checkpoints[epoch]["embedding"].flatten().numpy()
+            record.embedding_values[epoch] = seen(epoch).flatten().numpy()
     if cfg.drc:
         record.drc = _drc(spec, {e: checkpoints[e] for e in
                                  set(_at_chosen(cfg.drc_epochs, epochs).values())})
@@ -112,7 +118,7 @@ def _drc(spec: Spec, states: dict[int, dict[str, torch.Tensor]]) -> dict[int, li
         params = {n: t[None] for n, t in state.items()}  # a population of one
         curve = dropout_robustness(params, arch, table.left[test], table.right[test],
                                    table.labels[test], cfg.drc_rates, cfg.drc_samples,
-                                   cfg.mc_sites, generator_for(spec.train.seed, f"drc:{epoch}"))
+                                   cfg.mc_sites, [generator_for(spec.train.seed, f"drc:{epoch}")])
         out[epoch] = curve[0].tolist()
     return out
 

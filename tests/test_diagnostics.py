@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
@@ -106,13 +107,14 @@ def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, t
     rates, curves = parse_drc_csv(open(logged).read())
     record = load_record(client, run_id)
     assert sorted(record.drc) == sorted(curves) == [0, 15]
-    for epoch in curves:  # rate 0 is deterministic: recomputed equals logged
-        assert abs(record.drc[epoch][0] - curves[epoch][0]) < 1e-6
+    for epoch in curves:  # the same weights and the same generators: equal at every rate
+        assert record.drc[epoch] == pytest.approx(curves[epoch], abs=1e-4)  # csv: 4 digits
     assert sorted(record.cosine) == [0, 20] and sorted(record.embedding_values) == [10]
-    for target in (run_id, out["parent_run_id"]):
+    expected = {run_id: "fig3_cosine.png", out["parent_run_id"]: "curves_by_group"}
+    for target, figure in expected.items():
         result = CliRunner().invoke(main, ["figures", target, "--tracking-uri", tracking_uri])
         assert result.exit_code == 0, result.output
-    assert "fig3_cosine.png" in result.output or "curves_by_group" in result.output
+        assert figure in result.output, (target, result.output)
     missing = CliRunner().invoke(main, ["figures", "0" * 32, "--tracking-uri", tracking_uri])
     assert missing.exit_code == 1 and "no run" in missing.output
 
@@ -124,7 +126,7 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
 
     import grokexp.metrics.dropout as dropout
 
-    monkeypatch.setattr(dropout, "CHUNK_FLOATS", 1)  # one copy per chunk: a probe spans steps
+    monkeypatch.setattr(dropout, "CHUNK_FLOATS", 1)  # one pass per chunk: a probe spans steps
 
     from grokexp.data import make_splits, pair_table
     from grokexp.diagnostics import DiagnosticsHook

@@ -1,8 +1,12 @@
 """Test accuracy under dropout used as a probe: MC-dropout mean/variance and the DRC.
 
-The weights are frozen; each of M stochastic copies of every member draws its own dropout
-masks at the chosen sites and is scored on that member's test pairs. All copies run batched,
-(K, M·N, ·) per layer (chunked over M only to bound memory), never a loop over samples.
+The weights are frozen; each of M stochastic copies (passes) of every member draws its own
+dropout masks at the chosen sites and is scored on that member's test pairs. All copies run
+batched, (K, c·N, ·) per layer, chunked over the passes only to bound memory.
+
+Each member draws from its own generator, pass after pass in a fixed order (the embedding
+site, then each hidden layer), so a member's values depend on its weights, its pairs and its
+generator alone: not on the chunk size, nor on who else is in the population.
 """
 
 from __future__ import annotations
@@ -14,47 +18,78 @@ import torch
 from ..model import _ACTIVATIONS, Architecture, embedded, first_preactivation
 
 __all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES",
-           "CHUNK_FLOATS"]
+           "CHUNK_FLOATS", "keep_mask"]
 
 SITES = ("embedding", "hidden")
 CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
 QUANTUM = 2**16  # dropout rates are exact to 1/QUANTUM (16 random bits per unit)
 
 
-def _drop_(x: torch.Tensor, rates: torch.Tensor, generator: torch.Generator) -> None:
-    """Dropout in place on x (K, c, N, F): copy j of each member drops with ``rates[j]``.
+def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator) -> torch.Tensor:
+    """Which units of one pass survive dropout at ``rate``: a bool tensor of ``shape``.
 
     Each unit draws 16 random bits (four per 64-bit draw, about a tenth of the cost of a
-    float ``rand``) and is dropped when they fall below ``rates[j]``·2¹⁶, so the rate is
-    exact to 2⁻¹⁶; survivors are scaled by 1/(1 − that rate).
+    float ``rand``) and is dropped when they fall below ``rate``·2¹⁶, so the rate is exact to
+    2⁻¹⁶. One call draws ⌈numel/4⌉ words from ``generator``, whatever else is drawn around it.
     """
-    words = -(-x.numel() // 4)
+    numel = 1
+    for size in shape:
+        numel *= size
+    words = -(-numel // 4)
     bits = torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64,
                          generator=generator, device=generator.device)
-    units = bits.view(torch.int16)[: x.numel()].view(x.shape).to(x.device)  # (K, c, N, F)
-    cut = (rates.to(x.device) * QUANTUM).round()  # (c,) dropped out of QUANTUM
-    kept = units >= (cut - QUANTUM // 2).to(torch.int16).view(1, -1, 1, 1)
-    x.mul_(kept.to(x.dtype).mul_((QUANTUM / (QUANTUM - cut)).view(1, -1, 1, 1)))
+    units = bits.view(torch.int16)[:numel].view(shape)
+    cut = round(rate * QUANTUM)  # units dropped out of QUANTUM
+    return units >= cut - QUANTUM // 2
+
+
+def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
+    """1 / (1 − rate) for each pass, with the rate as :func:`keep_mask` quantises it: (c,)."""
+    cut = (rates.double() * QUANTUM).round()
+    return (QUANTUM / (QUANTUM - cut)).float()
+
+
+def _chunk_masks(generators: Sequence[torch.Generator], rates: Sequence[float],
+                 widths: Sequence[int], n: int, device: torch.device) -> list[torch.Tensor]:
+    """Keep masks of one chunk of passes for every member: one (K, c, N, F) per site width.
+
+    Member k draws from ``generators[k]`` pass after pass, and within a pass site after site,
+    so the masks a pass gets do not depend on how the passes are chunked.
+    """
+    per_site: list[list[torch.Tensor]] = [[] for _ in widths]  # [site][k·c + j]
+    for generator in generators:
+        for rate in rates:
+            for site, width in enumerate(widths):
+                per_site[site].append(keep_mask((n, width), rate, generator))
+    k, c = len(generators), len(rates)
+    return [torch.stack(masks).to(device).view(k, c, n, width)
+            for masks, width in zip(per_site, widths, strict=True)]
 
 
 @torch.no_grad()
 def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
                        left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
                        rates: torch.Tensor, sites: Sequence[str],
-                       generator: torch.Generator) -> torch.Tensor:
+                       generators: Sequence[torch.Generator]) -> torch.Tensor:
     """Accuracy of M dropout copies of each member on its own pairs: (K, M).
 
     ``left``/``right``/``labels`` are (K, N) per member (its test pairs); ``rates`` is (M,),
-    copy m drops units with probability ``rates[m]`` at every site in ``sites``. The forward
-    pass is model.py's, laid out as (K, c·N, ·) so each member's weights multiply all of its
-    c copies in one batched matmul; without the embedding site the first layer is computed
-    once per member and shared by its copies.
+    copy m drops units with probability ``rates[m]`` at every site in ``sites`` (the
+    concatenated embedding the first layer reads, and each hidden layer's output);
+    ``generators`` holds one generator per member. The forward pass is model.py's, laid out
+    as (K, c·N, ·) so each member's weights multiply all of its c copies in one batched
+    matmul; without the embedding site the first layer is computed once per member and
+    shared by its copies. Masks multiply out of place: the shared tensors are never written.
     """
     k, n = left.shape
+    if len(generators) != k:
+        raise ValueError(f"{len(generators)} generators for {k} members")
     m = int(rates.shape[0])
     act = _ACTIVATIONS[arch.activation]
     widest = max(2 * arch.embedding_dim, *arch.hidden, arch.modulus)
     chunk = max(1, min(m, CHUNK_FLOATS // max(1, k * n * widest)))
+    widths = ([2 * arch.embedding_dim] if "embedding" in sites else [])
+    widths += list(arch.hidden) if "hidden" in sites else []
     if "embedding" in sites:
         emb = embedded(params, arch)  # (K, P, d)
         d = emb.shape[2]
@@ -67,9 +102,10 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     for start in range(0, m, chunk):
         part = rates[start:start + chunk]  # (c,)
         c = int(part.shape[0])
+        scale = _survivor_scale(part).to(left.device).view(1, c, 1, 1)
+        masks = iter(_chunk_masks(generators, part.tolist(), widths, n, left.device))
         if "embedding" in sites:
-            x = inputs[:, None].expand(k, c, n, inputs.shape[2]).contiguous()  # (K, c, N, 2d)
-            _drop_(x, part, generator)
+            x = inputs[:, None] * (next(masks) * scale)  # (K, c, N, 2d), a new tensor
             h = act(torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
                                   params["hidden.0.weight"]))  # (K, c·N, H)
         else:
@@ -79,7 +115,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
                 h = act(torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
                                       params[f"hidden.{layer}.weight"]))
             if "hidden" in sites:
-                _drop_(h.view(k, c, n, -1), part, generator)
+                h = (h.view(k, c, n, -1) * (next(masks) * scale)).view(k, c * n, -1)
         scores = torch.baddbmm(params["output.bias"][:, None, :], h,
                                params["output.weight"])  # (K, c·N, P)
         correct = scores.view(k, c, n, -1).argmax(-1) == labels[:, None, :]  # (K, c, N)
@@ -90,7 +126,8 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
 def mc_dropout_accuracy(params: Mapping[str, torch.Tensor], arch: Architecture,
                         left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
                         rate: float, samples: int, sites: Sequence[str],
-                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                        generators: Sequence[torch.Generator]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
     """MC-dropout test accuracy: mean and (unbiased) variance over S passes, each (K,).
 
     The paper (Fig. 1) reads a rise of this variance as the onset of grokking: a memorising
@@ -98,14 +135,14 @@ def mc_dropout_accuracy(params: Mapping[str, torch.Tensor], arch: Architecture,
     between the answer depends on which units survive.
     """
     rates = torch.full((samples,), float(rate), device=params["embedding"].device)
-    acc = dropout_accuracies(params, arch, left, right, labels, rates, sites, generator)
+    acc = dropout_accuracies(params, arch, left, right, labels, rates, sites, generators)
     return acc.mean(1), acc.var(1)
 
 
 def dropout_robustness(params: Mapping[str, torch.Tensor], arch: Architecture,
                        left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
                        rates: Sequence[float], samples: int, sites: Sequence[str],
-                       generator: torch.Generator) -> torch.Tensor:
+                       generators: Sequence[torch.Generator]) -> torch.Tensor:
     """Dropout Robustness Curve: mean test accuracy at each rate, (K, R).
 
     A generalised network keeps its test accuracy up to a sizeable rate (the paper: ≈0.2 with
@@ -113,5 +150,5 @@ def dropout_robustness(params: Mapping[str, torch.Tensor], arch: Architecture,
     """
     per_rate = torch.tensor([float(r) for r in rates], device=params["embedding"].device)
     copies = per_rate.repeat_interleave(samples)  # (R·S,)
-    acc = dropout_accuracies(params, arch, left, right, labels, copies, sites, generator)
+    acc = dropout_accuracies(params, arch, left, right, labels, copies, sites, generators)
     return acc.view(acc.shape[0], len(rates), samples).mean(2)  # (K, R)

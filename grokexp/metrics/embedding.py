@@ -70,7 +70,9 @@ def two_peaks(values: torch.Tensor, bins: int = 64) -> tuple[torch.Tensor, torch
     """Locations of the highest density below and above the median, per row: (K,), (K,).
 
     A histogram of each member's values (``bins`` bins over its own range, smoothed by a
-    [1, 2, 3, 2, 1] kernel) is split at the median; each side's tallest bin centre is a peak.
+    [1, 2, 3, 2, 1] kernel) is split at the median (the lowest bin always below, the highest
+    always above: after a ReLU the median may be 0, the lowest value); each side's tallest bin
+    centre is a peak.
     Two separated modes give their locations (the paper's ±0.4); one mode gives two
     locations next to each other, so ``high − low`` also measures the split.
     """
@@ -84,6 +86,7 @@ def two_peaks(values: torch.Tensor, bins: int = 64) -> tuple[torch.Tensor, torch
     smooth = torch.nn.functional.conv1d(counts[:, None], kernel.view(1, 1, -1), padding=2)[:, 0]
     centres = low[:, None] + (torch.arange(bins, device=values.device) + 0.5) * width[:, None]
     below = centres <= values.quantile(0.5, dim=1)[:, None]  # (K, bins)
+    below[:, 0], below[:, -1] = True, False  # each side has a bin when the median sits in one
     neg = torch.full_like(smooth, -1.0)
     peak_low = torch.gather(centres, 1, torch.where(below, smooth, neg).argmax(1, keepdim=True))
     peak_high = torch.gather(centres, 1, torch.where(~below, smooth, neg).argmax(1, keepdim=True))
