@@ -27,8 +27,9 @@ from .train import Hook
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
            "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]
 
-PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "layer_shift",
-               "frozen_embedding", "embedding_relu", "constant_embedding", "constant_rest")
+PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "embedding_shift_sweep",
+               "layer_shift", "frozen_embedding", "embedding_relu", "constant_embedding",
+               "constant_rest")
 FULL_SEEDS, QUICK_EPOCHS = [0, 1, 2], 600
 
 
@@ -41,6 +42,7 @@ class SpecOutcome:
     members: list[tuple[dict[str, Any], RunRecord]] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
     seconds: float = 0.0
+    commit: str = ""  # the git commit the runs were trained at (their source tag)
 
 
 def overrides(quick: bool, epochs: int) -> list[str]:
@@ -62,7 +64,8 @@ def run_spec(name: str, text: str, uri: str, quick: bool, tags: Mapping[str, str
     result = run_experiment(spec, members, tracker, hooks, tags={
         **tags, "grokexp.reproduce": "quick" if quick else "full"})
     outcome = SpecOutcome(name, spec.description, result.parent_run_id,
-                          [m.run_id for m in result.members])
+                          [m.run_id for m in result.members],
+                          commit=tags.get("mlflow.source.git.commit", ""))
     for member, run_id in zip(result.members, outcome.run_ids, strict=True):
         record = load_record(tracker.client, run_id, with_checkpoints=False)
         outcome.members.append((dict(member.varied), record))
@@ -111,7 +114,8 @@ def outcome_from_store(client: Any, name: str, quick: bool) -> SpecOutcome | Non
     members = child_runs(client, top) if top.data.tags.get("grokexp.role") == "sweep" else [top]
     parent = top.info.run_id if members[0] is not top else None
     outcome = SpecOutcome(name, top.data.params.get("description", ""), parent,
-                          [m.info.run_id for m in members])
+                          [m.info.run_id for m in members],
+                          commit=top.data.tags.get("mlflow.source.git.commit", ""))
     for member in members:
         varied = {k.removeprefix("varied."): param_value(v)
                   for k, v in member.data.params.items() if k.startswith("varied.")}
@@ -125,7 +129,8 @@ def _claims_table(claims: list[Claim], escape: Callable[[str], str]) -> list[str
     for c in claims:
         rows.append(f"<tr class='{c.verdict.split()[0]}'><td>{escape(c.statement)}</td>"
                     f"<td>{escape(c.figure)}</td><td>{escape(', '.join(c.specs))}</td>"
-                    f"<td>{escape(c.measured)}</td><td>{escape(c.verdict)}</td></tr>")
+                    f"<td>{escape(c.measured)}</td><td>{escape(c.censored)}</td>"
+                    f"<td>{escape(c.verdict)}</td></tr>")
     return rows
 
 
@@ -141,7 +146,8 @@ def gallery_html(outcomes: list[SpecOutcome], claims: list[Claim], quick: bool) 
              "</style>",
              "<h1>Tracing the Path to Grokking, reproduced with grokexp</h1>",
              f"<p>Mode: {e(mode)}.</p><h2>Claims</h2><table><tr><th>paper claim</th>"
-             "<th>figure</th><th>spec</th><th>measured (range over seeds)</th><th>verdict</th>"
+             "<th>figure</th><th>spec</th><th>measured (range over seeds)</th><th>censored</th>"
+             "<th>verdict</th>"
              "</tr>", *_claims_table(claims, e), "</table>"]
     for o in outcomes:
         parts.append(f"<h2 id='{e(o.name)}'>{e(o.name)}</h2><p>{e(o.description)}</p>"
@@ -157,9 +163,19 @@ def gallery_html(outcomes: list[SpecOutcome], claims: list[Claim], quick: bool) 
     return "\n".join(parts) + "\n"
 
 
-def claims_markdown(claims: list[Claim]) -> str:
-    lines = ["| claim (paper) | figure | measured (range over seeds) | verdict |",
-             "|---|---|---|---|"]
-    lines += [f"| {c.statement} | {c.figure} | {c.measured} | {c.verdict} |" for c in claims]
-    return "\n".join(lines) + "\n"
+def claims_markdown(claims: list[Claim], outcomes: Sequence[SpecOutcome] = ()) -> str:
+    """The claims table; with outcomes, the runs (and commit) each spec's rows come from.
 
+    "censored": seeds whose test accuracy never reached 0.95 within the budget (see
+    claim_checks.py for how each check counts them).
+    """
+    lines = ["| claim (paper) | figure | measured (range over seeds) | censored | verdict |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {c.statement} | {c.figure} | {c.measured} | {c.censored} | {c.verdict} |"
+              for c in claims]
+    if outcomes:
+        lines += ["", "| spec | run (parent, or the member) | members | commit |",
+                  "|---|---|---|---|"]
+        lines += [f"| {o.name} | {o.parent_run_id or o.run_ids[0]} | {len(o.run_ids)} | "
+                  f"{o.commit[:12] or 'unknown'} |" for o in outcomes]
+    return "\n".join(lines) + "\n"
