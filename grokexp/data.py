@@ -6,15 +6,22 @@ pairs differs (by ``split_seed``). Evaluation therefore runs once over the whole
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .seeding import generator_for
 from .spec import TaskSpec
 
-__all__ = ["PairTable", "Splits", "pair_table", "make_splits"]
+__all__ = ["PairTable", "Splits", "SplitDataset", "SPLIT_DIGEST_TAG", "pair_table",
+           "make_splits", "split_digest", "split_dataset"]
+
+SPLIT_DIGEST_TAG = "grokexp.split_digest"
+_DIGEST_CHARS = 12
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,51 @@ def make_splits(task: TaskSpec, table: PairTable, split_seeds: Sequence[int]) ->
     mask = torch.zeros(len(split_seeds), n, dtype=torch.bool)
     mask.scatter_(1, train_index, True)
     return Splits(train_index, torch.stack(test), mask)
+
+
+def split_digest(train_indices: torch.Tensor | Sequence[int], task: TaskSpec,
+                 split_seed: int) -> str:
+    """The identity of one split: equal digests mean the same training pairs of one task.
+
+    The first 12 hex digits of the SHA-256 of: the JSON object ``{"modulus", "operation",
+    "split_seed", "train_fraction"}`` (keys sorted, no spaces), a newline, then the sorted
+    training indices into :func:`pair_table` as little-endian int64.
+    """
+    header = json.dumps({"modulus": task.modulus, "operation": task.operation,
+                         "split_seed": split_seed, "train_fraction": task.train_fraction},
+                        sort_keys=True, separators=(",", ":"))
+    values = (train_indices.cpu().numpy() if isinstance(train_indices, torch.Tensor)
+              else np.asarray(list(train_indices)))
+    indices = np.sort(values.astype("<i8", copy=False).reshape(-1))
+    digest = hashlib.sha256(header.encode())
+    digest.update(b"\n")
+    digest.update(indices.tobytes())
+    return digest.hexdigest()[:_DIGEST_CHARS]
+
+
+@dataclass(frozen=True)
+class SplitDataset:
+    """One member's split described as a data set: what a tracker logs as its input."""
+
+    name: str  # the task: equal for every split of it
+    digest: str  # the split: see split_digest
+    source: str  # JSON: how to make the split again
+    schema: str  # JSON: the columns of a pair (MLflow's colspec form)
+    profile: str  # JSON: sizes and the split seed
+
+
+def split_dataset(task: TaskSpec, split_seed: int, table: PairTable | None = None) -> SplitDataset:
+    """The split ``make_splits`` gives this seed, as a :class:`SplitDataset`."""
+    table = table if table is not None else pair_table(task)
+    splits = make_splits(task, table, [split_seed])
+    n_train = int(splits.train_index.shape[1])
+    recipe = {"modulus": task.modulus, "operation": task.operation,
+              "train_fraction": task.train_fraction, "split_seed": split_seed}
+    columns = [{"name": name, "type": "long"} for name in ("left", "right", "label")]
+    return SplitDataset(
+        name=f"{task.operation}-mod{task.modulus}-train{task.train_fraction:g}",
+        digest=split_digest(splits.train_index[0], task, split_seed),
+        source=json.dumps({"generator": "grokexp.data.make_splits", **recipe}),
+        schema=json.dumps({"mlflow_colspec": columns}),
+        profile=json.dumps({"pairs": table.size, "train": n_train,
+                            "test": table.size - n_train, "split_seed": split_seed}))

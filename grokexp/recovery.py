@@ -1,11 +1,11 @@
 """The recovery folder: what a tracking store could not take, kept locally until it can.
 
 When the store keeps failing mid-run, the tracker writes every further operation here, in
-order, as lines of ``journal.jsonl`` (metrics with their steps and timestamps, tags, run
-ends) and files under ``files/`` (figures, weights, the checkpoint). ``grokexp relog FOLDER``
-replays the journal into the store once it works again; metrics already in the store are
-skipped, so replaying twice does no harm. This module and tracking_mlflow.py are the only ones
-that talk to mlflow.
+order, as lines of ``journal.jsonl`` (metrics with their steps and timestamps, tags, data
+set inputs, run ends) and files under ``files/`` (figures, weights, the checkpoint).
+``grokexp relog FOLDER`` replays the journal into the store once it works again; metrics
+already in the store are skipped (and a data set input is logged once per run), so replaying
+twice does no harm. This module and tracking_mlflow.py are the only ones that talk to mlflow.
 """
 
 from __future__ import annotations
@@ -20,9 +20,27 @@ from typing import Any
 from .errors import GrokexpError
 from .redact import redact_text
 
-__all__ = ["Journal", "relog"]
+__all__ = ["Journal", "relog", "dataset_input", "DATASET_SOURCE_TYPE"]
 
 JOURNAL = "journal.jsonl"
+DATASET_SOURCE_TYPE = "code"  # MLflow's word for data made by code, not read from a file
+
+
+def dataset_input(entry: dict[str, Any], context: str) -> Any:
+    """An MLflow ``DatasetInput`` from a journal's dataset entry (the tracker's fields)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    name, digest, source_type, source = (entry.get(key) for key in
+                                         ("name", "digest", "source_type", "source"))
+    if not (isinstance(name, str) and isinstance(digest, str)
+            and isinstance(source_type, str) and isinstance(source, str)):
+        raise GrokexpError(f"dataset entry without its name, digest or source: {entry!r}")
+    schema, profile = (None if entry.get(key) is None else str(entry[key])
+                       for key in ("schema", "profile"))
+    dataset = Dataset(name=name, digest=digest, source_type=source_type, source=source,
+                      schema=schema, profile=profile)
+    return DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, str(context))])
 
 
 class Journal:
@@ -61,6 +79,9 @@ class Journal:
         shutil.copyfile(local, self.folder / rel)
         self._append({"op": "artifact", "run_id": run_id, "file": rel.as_posix(),
                       "artifact_dir": artifact_dir})
+
+    def dataset(self, run_id: str, entry: dict[str, Any], context: str) -> None:
+        self._append({"op": "dataset", "run_id": run_id, "dataset": entry, "context": context})
 
     def end(self, run_id: str, status: str) -> None:
         self._append({"op": "end", "run_id": run_id, "status": status})
@@ -108,7 +129,8 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
 
     entries = _entries(folder)
     client = MlflowClient(tracking_uri=tracking_uri)
-    counts = {"metrics": 0, "skipped": 0, "tags": 0, "artifacts": 0, "runs ended": 0}
+    counts = {"metrics": 0, "skipped": 0, "tags": 0, "artifacts": 0, "datasets": 0,
+              "runs ended": 0}
     seen: dict[tuple[str, str], set[int]] = {}
     checkpoints: list[str] = []
     try:
@@ -141,6 +163,12 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
                 counts["artifacts"] += 1
                 if target == "checkpoint" and run_id not in checkpoints:
                     checkpoints.append(run_id)
+            elif op == "dataset":
+                if not isinstance(entry.get("dataset"), dict):
+                    raise GrokexpError(f"{folder}: a dataset entry without its dataset")
+                client.log_inputs(run_id, [dataset_input(entry["dataset"],
+                                                         str(entry.get("context", "training")))])
+                counts["datasets"] += 1
             elif op == "end":
                 client.set_terminated(run_id, status=str(entry["status"]))
                 counts["runs ended"] += 1

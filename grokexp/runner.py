@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
-from .data import make_splits, pair_table
+from .data import SPLIT_DIGEST_TAG, PairTable, SplitDataset, make_splits, pair_table, split_dataset
 from .diagnostics import DiagnosticsHook, log_sweep_figures
 from .errors import RunInterrupted
 from .figures import accuracy_figure, accuracy_overlay
@@ -37,7 +37,7 @@ from .train import (
 )
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
-           "resolve_device", "train_group"]
+           "resolve_device", "train_group", "SplitProvenance"]
 
 
 @dataclass
@@ -147,9 +147,37 @@ def train_group(members: Sequence[Member], device: torch.device,
                  should_stop=should_stop, resume=resume)
 
 
+class SplitProvenance:
+    """Each spec's split as a data set, computed once per (task, split seed)."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[int, str], PairTable] = {}
+        self._splits: dict[tuple[str, int], SplitDataset] = {}
+
+    def of(self, spec: Spec) -> SplitDataset:
+        task, seed = spec.task, spec.train.split_seed
+        key = (task.model_dump_json(), seed)
+        if key not in self._splits:
+            table_key = (task.modulus, task.operation)
+            if table_key not in self._tables:
+                self._tables[table_key] = pair_table(task)
+            self._splits[key] = split_dataset(task, seed, self._tables[table_key])
+        return self._splits[key]
+
+    @staticmethod
+    def tags(dataset: SplitDataset) -> dict[str, str]:
+        return {SPLIT_DIGEST_TAG: dataset.digest}
+
+    @staticmethod
+    def log(tracker: Tracker, run_id: str, dataset: SplitDataset) -> None:
+        tracker.log_dataset(run_id, dataset.name, dataset.digest, dataset.source,
+                            dataset.schema, dataset.profile)
+
+
 def _start_runs(spec: Spec, members: Sequence[Member], tracker: Tracker,
                 tags: dict[str, str]) -> tuple[str | None, dict[int, str]]:
-    """The parent run (K > 1) and one run per member, with params, tags and resolved spec."""
+    """The parent run (K > 1) and one run per member, with params, tags, resolved spec and
+    its split as a data set input (digest also the ``grokexp.split_digest`` tag)."""
     parent_id = None
     if len(members) > 1:
         parent_id = tracker.start_run(
@@ -157,13 +185,17 @@ def _start_runs(spec: Spec, members: Sequence[Member], tracker: Tracker,
             _run_tags(spec, {**tags, "grokexp.role": "sweep"}))
         tracker.log_text(parent_id, redact_text(spec_to_toml(spec)), "spec.resolved.toml")
     run_ids: dict[int, str] = {}
+    splits = SplitProvenance()
     for member in members:
         name = spec.name if parent_id is None else f"{spec.name}/{member.label}"
-        member_tags = _run_tags(member.spec, {**tags, "grokexp.member": str(member.index)})
+        dataset = splits.of(member.spec)
+        member_tags = _run_tags(member.spec, {**tags, "grokexp.member": str(member.index),
+                                              **splits.tags(dataset)})
         params = flatten(spec_to_dict(member.spec))
         params.update({f"varied.{k}": v for k, v in member.varied.items()})
         run_ids[member.index] = tracker.start_run(name, redact_params(params), member_tags,
                                                   parent_id)
+        splits.log(tracker, run_ids[member.index], dataset)
         tracker.log_text(run_ids[member.index], redact_text(spec_to_toml(member.spec)),
                          "spec.resolved.toml")
     return parent_id, run_ids

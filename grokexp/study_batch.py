@@ -18,7 +18,7 @@ import torch
 from .errors import SpecError
 from .objective import trial_outcome
 from .redact import redact_params
-from .runner import resolve_device, train_group
+from .runner import SplitProvenance, resolve_device, train_group
 from .spec import Spec
 from .spec_base import flatten
 from .spec_io import set_dotted, spec_to_dict, validate_spec
@@ -178,6 +178,7 @@ def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str
     assert spec.optimize is not None
     runs: list[TrialRun] = []
     members: list[Member] = []
+    splits = SplitProvenance()
     for trial, params in trials:
         trial_members: list[Member] = []
         for seed in trial_seeds(spec):
@@ -187,10 +188,13 @@ def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str
         point = point_spec(spec, params, source)
         run_params = {**flatten(spec_to_dict(point)), "optuna.trial": trial.number,
                       "seeds": trial_seeds(spec)}
+        dataset = splits.of(point)  # the trial's seeds vary train.seed only: one split
         run_id = tracker.start_run(
             f"trial-{trial.number}", redact_params(run_params),
             {"grokexp.role": "trial", "grokexp.study": study.study_name,
-             "optuna.trial": str(trial.number), "optuna.state": "RUNNING"}, parent_id)
+             "optuna.trial": str(trial.number), "optuna.state": "RUNNING",
+             **splits.tags(dataset)}, parent_id)
+        splits.log(tracker, run_id, dataset)
         trial.set_user_attr("mlflow_run_id", run_id)
         runs.append(TrialRun(trial, params, run_id, trial_members))
         members += trial_members

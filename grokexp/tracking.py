@@ -45,6 +45,9 @@ class Tracker(Protocol):
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None: ...
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None: ...
     def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None: ...
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str,
+                    schema: str | None = None, profile: str | None = None,
+                    context: str = "training") -> None: ...
     def flush(self) -> None: ...
     def end_run(self, run_id: str, status: str = "FINISHED") -> None: ...
     def reopen_run(self, run_id: str) -> None: ...
@@ -94,7 +97,7 @@ class NullTracker:
         run_id = uuid.uuid4().hex
         self.runs[run_id] = {"name": name, "params": dict(params), "tags": dict(tags),
                              "parent": parent_id, "metrics": [], "artifacts": {},
-                             "status": "RUNNING"}
+                             "datasets": [], "status": "RUNNING"}
         return run_id
 
     def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
@@ -118,6 +121,14 @@ class NullTracker:
     def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None:
         safe_artifact_path(artifact_file)
         self.runs[run_id]["artifacts"][artifact_file] = dict(state)
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str,
+                    schema: str | None = None, profile: str | None = None,
+                    context: str = "training") -> None:
+        entry = {"name": name, "digest": digest, "source": source, "schema": schema,
+                 "profile": profile, "context": context}
+        if entry not in self.runs[run_id]["datasets"]:  # as in MLflow: once per run
+            self.runs[run_id]["datasets"].append(entry)
 
     def flush(self) -> None:
         pass

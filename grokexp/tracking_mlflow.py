@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GrokexpError
-from .recovery import Journal
+from .recovery import DATASET_SOURCE_TYPE, Journal, dataset_input
 from .redact import redact_text
 from .tracking import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
 
@@ -171,6 +171,17 @@ class MlflowTracker:
         import torch
 
         self._log_artifact(run_id, artifact_file, lambda p: torch.save(dict(state), p))
+
+    def log_dataset(self, run_id: str, name: str, digest: str, source: str,
+                    schema: str | None = None, profile: str | None = None,
+                    context: str = "training") -> None:
+        """One input of the run (the runs table's Dataset column); logging it again is a
+        no-op in MLflow, so a replayed journal does not double it."""
+        entry = {"name": name, "digest": digest, "source_type": DATASET_SOURCE_TYPE,
+                 "source": source, "schema": schema, "profile": profile}
+        self._write(f"logging dataset {name}",
+                    lambda: self.client.log_inputs(run_id, [dataset_input(entry, context)]),
+                    lambda j: j.dataset(run_id, entry, context))
 
     def load_state(self, run_id: str, artifact_file: str, dst: Path) -> Path:
         """Download one artifact of a run into ``dst`` (a folder); returns its path."""
