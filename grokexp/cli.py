@@ -279,8 +279,11 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
                f"{len(result.trained_here)} trained by this worker; "
                f"parent run {result.parent_run_id} in {uri}")
     click.echo(result.table, nl=False)
+    if result.summary:
+        click.echo(result.summary)
     if result.best_toml is not None:
-        click.echo(f"best spec: {result.best_toml}  (grokexp run {result.best_toml})")
+        label = "censored trial's spec" if result.best_censored else "best spec"
+        click.echo(f"{label}: {result.best_toml}  (grokexp run {result.best_toml})")
 
 
 def _seed_count(spec: Any) -> int:

@@ -1,11 +1,12 @@
-"""AdamW over stacked parameters, with a learning rate and weight decay per member.
+"""AdamW over stacked parameters, with a learning rate, weight decay, betas and eps per member.
 
 The update is torch.optim.AdamW's (decoupled decay, bias correction as there). Where PyTorch
 has its fused kernel for the device (``torch._fused_adamw_``, what ``AdamW(fused=True)`` runs:
-CPU since 2.4, CUDA), one call updates every member that shares a (lr, weight decay) pair,
-each member's slice of each parameter an entry of the kernel's tensor list, in a single pass
-over memory. Elsewhere the same formula runs as tensor ops with (K,) lr/wd broadcast over
-each parameter's trailing axes. Frozen layers (``trainable`` 0 for a member) never move.
+CPU since 2.4, CUDA), one call updates every member that shares its (lr, weight decay, beta1,
+beta2, eps), each member's slice of each parameter an entry of the kernel's tensor list, in a
+single pass over memory. Elsewhere the same formula runs as tensor ops with the (K,) settings
+broadcast over each parameter's trailing axes. Every setting a sweep may vary reaches its own
+member. Frozen layers (``trainable`` 0 for a member) never move.
 """
 
 from __future__ import annotations
@@ -20,20 +21,25 @@ class PopulationAdamW:
 
     def __init__(self, params: dict[str, torch.Tensor], lr: torch.Tensor,
                  weight_decay: torch.Tensor, trainable: dict[str, torch.Tensor],
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 fused: bool | None = None):
+                 betas: tuple[float, float] | torch.Tensor = (0.9, 0.999),
+                 eps: float | torch.Tensor = 1e-8, fused: bool | None = None):
+        """``betas`` is one pair for all members or a (K, 2) tensor; ``eps`` a number or (K,)."""
         self.params = params
         self.lr, self.weight_decay, self.trainable = lr, weight_decay, trainable
-        self.betas, self.eps = betas, eps
+        k = lr.shape[0]
+        pairs = torch.as_tensor(betas, dtype=torch.float64, device=lr.device).expand(k, 2)
+        self.beta1, self.beta2 = pairs[:, 0].clone(), pairs[:, 1].clone()
+        self.eps = torch.as_tensor(eps, dtype=torch.float64, device=lr.device).expand(k).clone()
         self.step_count = 0
         self.exp_avg = {n: torch.zeros_like(p) for n, p in params.items()}
         self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in params.items()}
         self.fused = _fused_available(next(iter(params.values()))) if fused is None else fused
-        self._plan: list[tuple[float, float, list[tuple[str, int]]]] | None = None
+        self._plan: list[tuple[tuple[float, ...], list[tuple[str, int]]]] | None = None
         self._lists: tuple[object, list[list[torch.Tensor]]] | None = None
 
     def _per_member(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return values.view(-1, *([1] * (like.dim() - 1)))
+        """(K,) settings as ``like``'s dtype, shaped to broadcast over its trailing axes."""
+        return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor] | None = None) -> None:
@@ -46,50 +52,52 @@ class PopulationAdamW:
         else:
             self._reference_step(grads)
 
-    def _groups(self) -> list[tuple[float, float, list[tuple[str, int]]]]:
-        """Members sharing (lr, weight decay) → their trainable (parameter, position) slices."""
+    def _groups(self) -> list[tuple[tuple[float, ...], list[tuple[str, int]]]]:
+        """Members sharing (lr, weight decay, beta1, beta2, eps) → their trainable
+        (parameter, position) slices."""
         if self._plan is None:
-            lrs, wds = self.lr.tolist(), self.weight_decay.tolist()
+            settings = [t.tolist() for t in (self.lr, self.weight_decay, self.beta1,
+                                             self.beta2, self.eps)]
             flags = {n: t.tolist() for n, t in self.trainable.items()}
-            groups: dict[tuple[float, float], list[tuple[str, int]]] = {}
-            for pos, key in enumerate(zip(lrs, wds, strict=True)):
+            groups: dict[tuple[float, ...], list[tuple[str, int]]] = {}
+            for pos, key in enumerate(zip(*settings, strict=True)):
                 slices = [(n, pos) for n in self.params if flags[n][pos] > 0]
                 groups.setdefault(key, []).extend(slices)
-            self._plan = [(lr, wd, slices) for (lr, wd), slices in groups.items() if slices]
+            self._plan = [(key, slices) for key, slices in groups.items() if slices]
         return self._plan
 
     def _fused_step(self, grads: dict[str, torch.Tensor]) -> None:
         if self._lists is None or self._lists[0] is not grads:
             lists = []
-            for _, _, slices in self._groups():
+            for _, slices in self._groups():
                 for source in (self.params, grads, self.exp_avg, self.exp_avg_sq):
                     lists.append([source[n][pos] for n, pos in slices])
             self._lists = (grads, lists)
         lists = self._lists[1]
         step = torch.tensor(float(self.step_count), device=self.lr.device)
-        beta1, beta2 = self.betas
-        for index, (lr, wd, slices) in enumerate(self._groups()):
+        for index, ((lr, wd, beta1, beta2, eps), slices) in enumerate(self._groups()):
             params, grad, exp_avg, exp_avg_sq = lists[4 * index: 4 * index + 4]
             torch._fused_adamw_(params, grad, exp_avg, exp_avg_sq, [], [step] * len(slices),
                                 lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd,
-                                eps=self.eps, amsgrad=False, maximize=False)
+                                eps=eps, amsgrad=False, maximize=False)
 
     def _reference_step(self, grads: dict[str, torch.Tensor]) -> None:
-        beta1, beta2 = self.betas
+        """torch.optim.AdamW's formula with each member's settings, in float64 until cast."""
+        beta1, beta2 = self.beta1, self.beta2
         bias1 = 1 - beta1**self.step_count
-        bias2_sqrt = (1 - beta2**self.step_count) ** 0.5
+        bias2_sqrt = (1 - beta2**self.step_count).sqrt()
         for name, param in self.params.items():
             grad = grads.get(name)
             if grad is None:
                 continue
-            lr = self._per_member((self.lr * self.trainable[name]).to(param.dtype), param)
-            wd = self._per_member(self.weight_decay.to(param.dtype), param)
-            param.mul_(1 - lr * wd)
+            per = self._per_member
+            lr = self.lr.double() * self.trainable[name].double()
+            param.mul_(per(1 - lr * self.weight_decay.double(), param))
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            m.lerp_(grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            param.sub_(lr / bias1 * m / denom)
+            m.lerp_(grad, per(1 - beta1, m))
+            v.mul_(per(beta2, v)).addcmul_(grad, grad * per(1 - beta2, grad))
+            denom = (v.sqrt() / per(bias2_sqrt, v)).add_(per(self.eps, v))
+            param.sub_(per(lr / bias1, param) * m / denom)
 
     def zero_grad(self) -> None:
         for param in self.params.values():
@@ -99,6 +107,7 @@ class PopulationAdamW:
         """Follow Population.select: keep those members' moments and settings."""
         self.params = params
         self.lr, self.weight_decay = self.lr[keep], self.weight_decay[keep]
+        self.beta1, self.beta2, self.eps = self.beta1[keep], self.beta2[keep], self.eps[keep]
         self.trainable = {n: t[keep] for n, t in self.trainable.items()}
         self.exp_avg = {n: t[keep] for n, t in self.exp_avg.items()}
         self.exp_avg_sq = {n: t[keep] for n, t in self.exp_avg_sq.items()}
@@ -112,7 +121,8 @@ class PopulationAdamW:
         part.trainable = {n: t[lo:hi] for n, t in self.trainable.items()}
         part.exp_avg = {n: t[lo:hi] for n, t in self.exp_avg.items()}
         part.exp_avg_sq = {n: t[lo:hi] for n, t in self.exp_avg_sq.items()}
-        part.betas, part.eps, part.fused = self.betas, self.eps, self.fused
+        part.beta1, part.beta2 = self.beta1[lo:hi], self.beta2[lo:hi]
+        part.eps, part.fused = self.eps[lo:hi], self.fused
         part.step_count = self.step_count
         part._plan = part._lists = None
         return part
@@ -129,7 +139,8 @@ class PopulationAdamW:
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore the step count and moments of :meth:`state_dict` (same members, same order).
 
-        ``lr`` and ``weight_decay`` come from the members' specs and are not overwritten.
+        ``lr``, ``weight_decay``, betas and eps come from the members' specs and are not
+        overwritten.
         """
         self.step_count = int(state["step"])  # type: ignore[call-overload]
         for name, moments in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq)):

@@ -27,8 +27,8 @@ from .spec import Spec
 from .spec_base import flatten
 from .spec_io import spec_to_dict, spec_to_toml
 from .spec_optimize import OptimizeSpec
-from .study_batch import check_space, run_batch, suggest
-from .study_report import best_rows, best_spec, completed, format_table, study_figures
+from .study_batch import budget_epochs, check_space, run_batch, suggest
+from .study_report import best_rows, best_spec, completed, format_table, ranked, study_figures
 from .study_storage import (
     Heartbeat,
     StorageError,
@@ -70,6 +70,8 @@ class StudyResult:
     best: list[dict[str, Any]] = field(default_factory=list)
     best_toml: Path | None = None
     table: str = ""
+    best_censored: bool | None = None  # None: no complete trial yet
+    summary: str = ""  # one line on the best trial, in words a reader cannot misread
 
 
 def make_sampler(opt: OptimizeSpec, seed: int) -> optuna.samplers.BaseSampler:
@@ -219,8 +221,8 @@ def run_study(spec: Spec, opts: StudyOptions, tracker: Tracker,
     def told(run: Any) -> None:
         result.trained_here.append(run.trial.number)
         frozen = study._storage.get_trial(run.trial._trial_id)
-        note = " (censored)" if frozen.user_attrs.get("censored") else ""
-        echo(f"trial {run.trial.number}: {run.outcome} {_fmt(frozen.value)}{note} {run.params}")
+        shown = "censored" if frozen.user_attrs.get("censored") else _fmt(frozen.value)
+        echo(f"trial {run.trial.number}: {run.outcome} {shown} {run.params}")
 
     with Heartbeat(storage, opt.heartbeat_s) as heartbeat:
         while True:
@@ -256,15 +258,23 @@ def _finish(study: optuna.Study, spec: Spec, opts: StudyOptions, tracker: Tracke
         tracker.log_figure(parent, figure, name)
     tracker.log_text(parent, result.table, "best_trials.md")
     if result.best:
-        best = study.best_trial
+        best = ranked(study)[0]  # never a censored trial while one generalised
+        result.best_censored = bool(best.user_attrs.get("censored"))
         text = spec_to_toml(best_spec(spec, best, opts.study_name, opts.source))
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         result.best_toml = opts.out_dir / "best.toml"
         result.best_toml.write_text(text, encoding="utf-8")
         tracker.log_text(parent, redact_text(text), "best.toml")
-        tracker.log_metrics(parent, best.number, {"best_value": float(best.value)}  # type: ignore[arg-type]
-)
-        tracker.set_tags(parent, {"grokexp.best_trial": str(best.number)})
+        if result.best_censored:  # the penalty is no measurement: no best_value for it
+            result.summary = (f"no trial generalised within the budget of "
+                              f"{budget_epochs(spec)} epochs: all {result.complete} complete "
+                              f"trial(s) censored; best.toml holds trial {best.number}'s point")
+        else:
+            tracker.log_metrics(parent, best.number, {"best_value": float(best.value)})  # type: ignore[arg-type]
+            result.summary = (f"best: trial {best.number}, {spec.optimize.objective} "
+                              f"{best.value:g} (upper median over seeds)")
+        tracker.set_tags(parent, {"grokexp.best_trial": str(best.number),
+                                  "grokexp.best_censored": str(result.best_censored).lower()})
     tracker.set_tags(parent, {"grokexp.trials_complete": str(result.complete)})
     if result.finished:
         tracker.end_run(parent, "FINISHED")

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from .spec import Spec
 from .spec_io import spec_to_dict, validate_spec
-from .study_batch import point_spec, trial_seeds
+from .study_batch import budget_epochs, point_spec, trial_seeds
 from .study_figures import history_figure, importance_figure, space_figure
 
 if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
-__all__ = ["completed", "best_rows", "format_table", "best_spec", "study_figures"]
+__all__ = ["completed", "ranked", "best_rows", "format_table", "best_spec", "study_figures"]
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -25,23 +25,31 @@ def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
             if t.value is not None]
 
 
+def ranked(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials best first: every trial that generalised before any censored one,
+    then the lowest objective, then the lowest number (the same order on every storage)."""
+    return sorted(completed(study), key=lambda t: (bool(t.user_attrs.get("censored")),
+                                                   float(t.value), t.number))  # type: ignore[arg-type]
+
+
 def best_rows(study: optuna.Study, k: int = 5) -> list[dict[str, Any]]:
     """The k best completed trials (lowest objective first, censored ones last)."""
-    ranked = sorted(completed(study), key=lambda t: (float(t.value), t.number))  # type: ignore[arg-type]
     return [{"number": t.number, "value": t.value, "censored": bool(t.user_attrs.get("censored")),
              "spread": t.user_attrs.get("spread"), "seed_scores": t.user_attrs.get("seed_scores"),
-             "params": dict(t.params)} for t in ranked[:k]]
+             "params": dict(t.params)} for t in ranked(study)[:k]]
 
 
 def format_table(rows: list[dict[str, Any]], objective: str) -> str:
-    """A Markdown table (readable as plain text too)."""
+    """A Markdown table (readable as plain text too). A censored trial's objective reads
+    'censored': its penalty is what the sampler was told, not a measured delay."""
     keys = list(rows[0]["params"]) if rows else []
     head = ["trial", objective, "censored", "spread", "per seed", *keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         seeds = ", ".join("-" if s is None else f"{s:g}" for s in row["seed_scores"] or [])
         spread = "-" if row["spread"] is None else f"{row['spread']:g}"
-        cells = [str(row["number"]), f"{row['value']:g}", str(row["censored"]).lower(), spread,
+        value = "censored" if row["censored"] else f"{row['value']:g}"
+        cells = [str(row["number"]), value, str(row["censored"]).lower(), spread,
                  seeds, *(_show(row["params"][k]) for k in keys)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -53,13 +61,22 @@ def _show(value: Any) -> str:
 
 def best_spec(spec: Spec, trial: optuna.trial.FrozenTrial, study_name: str,
               source: str) -> Spec:
-    """A complete, plain spec that ``grokexp run`` trains into the best trial's seeds."""
+    """A complete, plain spec that ``grokexp run`` trains into the best trial's seeds.
+
+    When even the best trial is censored, the description says that no trial generalised
+    within the budget, and gives no number for it."""
     point = point_spec(spec, dict(trial.params), source)
     raw = spec_to_dict(point)
     raw["name"] = f"{spec.name}-best"
-    raw["description"] = (f"Best trial {trial.number} of study '{study_name}': "
-                          f"{spec.optimize.objective if spec.optimize else 'objective'} "
-                          f"{trial.value:g} (upper median over seeds).")
+    objective = spec.optimize.objective if spec.optimize else "objective"
+    if trial.user_attrs.get("censored"):
+        raw["description"] = (
+            f"No trial of study '{study_name}' generalised within the budget of "
+            f"{budget_epochs(spec)} epochs: every trial is censored (at least half its seeds "
+            f"have no {objective}). This is trial {trial.number}'s point, not a measured best.")
+    else:
+        raw["description"] = (f"Best trial {trial.number} of study '{study_name}': "
+                              f"{objective} {trial.value:g} (upper median over seeds).")
     raw["sweep"] = {"seeds": trial_seeds(spec)}
     raw.setdefault("tracking", {})["experiment"] = spec.experiment_name
     return validate_spec(raw, source)

@@ -7,6 +7,7 @@ later ``grokexp run`` of that member all see the same thing.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from .errors import SpecError
 from .spec import Spec
 from .spec_io import apply_overrides, set_dotted, spec_to_dict, validate_spec
 
-__all__ = ["Member", "expand_members", "group_by_shape", "shape_key", "MAX_MEMBERS"]
+__all__ = ["Member", "expand_members", "group_by_shape", "shape_key", "MAX_MEMBERS",
+           "PER_MEMBER"]
 
 MAX_MEMBERS = 100_000  # members in one spec: a grid beyond this is a typo, not a study
 
@@ -67,17 +69,26 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
     return members
 
 
+# What the engine gives each member on its own (optimiser settings as per-member tensors, its
+# generators, split, hold and threshold, its init draw and frozen layers): members may differ
+# here and still share a population. Any other difference, in any section, splits them, so a
+# new field can never be silently taken from the population's first member.
+PER_MEMBER = ("train.lr", "train.weight_decay", "train.betas", "train.eps", "train.seed",
+              "train.split_seed", "train.stop_after_generalized", "metrics.grok_threshold",
+              "init")
+
+
 def shape_key(spec: Spec) -> tuple[Any, ...]:
-    """Members with equal keys can train in lockstep as one population."""
-    return (
-        spec.task.model_dump_json(),
-        spec.model.model_dump_json(),
-        spec.train.batch_size,
-        spec.train.epochs,
-        spec.train.dropout,
-        spec.train.device,
-        spec.metrics.model_dump_json(exclude={"grok_threshold"}),
-    )
+    """Members with equal keys can train in lockstep as one population: the whole spec
+    except the settings in PER_MEMBER."""
+    raw = spec_to_dict(spec)
+    for path in PER_MEMBER:
+        *parents, leaf = path.split(".")
+        table = raw
+        for part in parents:
+            table = table.get(part, {})
+        table.pop(leaf, None)
+    return (json.dumps(raw, sort_keys=True, separators=(",", ":")),)
 
 
 def group_by_shape(members: Sequence[Member]) -> list[list[Member]]:

@@ -142,10 +142,11 @@ def _optimizer(population: Population, members: Sequence[Member]) -> PopulationA
                            device=device)
         for name in population.params
     }
-    first = members[0].spec.train
+    betas = torch.tensor([list(m.spec.train.betas) for m in members], device=device,
+                         dtype=torch.float64)  # (K, 2): each member its own, like lr
     return PopulationAdamW(population.params, _per_member(members, "lr", device),
                            _per_member(members, "weight_decay", device), trainable,
-                           betas=first.betas, eps=first.eps)
+                           betas=betas, eps=_per_member(members, "eps", device))
 
 
 def _dropout_masks(rate: float, generators: list[torch.Generator], device: torch.device):
