@@ -1,11 +1,18 @@
-"""Shared helpers: tiny specs written into tmp_path, and a real MLflow store beside them."""
+"""Shared helpers: tiny specs written into tmp_path, a real MLflow store beside them, and the
+one rule for tests whose service could not be set up."""
 
 from __future__ import annotations
 
+import importlib
+import os
 import shutil
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
+
+REQUIRE_SERVICES = "GROKEXP_REQUIRE_SERVICES"  # .ci/run sets it to 1
 
 TINY = """
 name = "tiny"
@@ -52,3 +59,119 @@ def tracking_uri(tmp_path: Path, migrated_store: Path) -> str:
     store.parent.mkdir()
     shutil.copy(migrated_store, store)
     return f"sqlite:///{store}"
+
+
+def services_required() -> bool:
+    """True where a missing service is a failure (``GROKEXP_REQUIRE_SERVICES=1``, as in CI)."""
+    return os.environ.get(REQUIRE_SERVICES, "").strip() not in ("", "0")
+
+
+def require_service(reason: str) -> NoReturn:
+    """A test's service (Chromium, PostgreSQL, a read-only store...) could not be set up.
+
+    Skips with ``reason`` (pytest -rs prints it); under ``GROKEXP_REQUIRE_SERVICES=1`` fails
+    with it instead, so CI cannot go green on a test that never ran.
+    """
+    if services_required():
+        pytest.fail(f"{reason} [{REQUIRE_SERVICES}=1: a service that should be here is not]",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+def import_service(module: str, reason: str) -> ModuleType:
+    """Import ``module``, or :func:`require_service` with ``reason`` and the import error."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        require_service(f"{reason}: {err}")
+
+
+# --- processes a test starts: every wait has a deadline and waits for a state -------------
+
+def wait_until(condition, timeout_s: float, what: str, proc=None, poll_s: float = 0.05,
+               log: Path | None = None):
+    """Poll ``condition()`` until it returns something truthy, and return that.
+
+    Fails (with ``what``, and the tail of ``log``, the file ``proc`` writes to, if given) when
+    ``timeout_s`` passes first, or when ``proc`` exits first; the pause between polls only
+    paces the loop, the wait itself is for the state.
+    """
+    import time
+
+    def said(*texts: str | None) -> str:
+        if log is not None and log.is_file():
+            texts = (*texts, log.read_text(errors="replace"))
+        text = "\n".join(x[-4000:] for x in texts if x)
+        return f"; it wrote:\n{text}" if text else ""
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = condition()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate(timeout=30)  # what its pipes held, if it had any
+            pytest.fail(f"{what}: the process exited with {proc.returncode} first"
+                        + said(out, err), pytrace=False)
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout_s:g} s" + said(), pytrace=False)
+        time.sleep(poll_s)
+
+
+def read_until(proc, stream, predicate, timeout_s: float, what: str) -> tuple[str, str]:
+    """Read ``stream`` (a pipe of ``proc``) until a line satisfies ``predicate``.
+
+    Returns ``(line, text)``: that line and everything read from the pipe so far (which a
+    later ``communicate()`` will not see again). Reads through ``select`` with a deadline, so a
+    child that hangs or stays silent fails the test instead of blocking it.
+    """
+    import select
+    import time
+
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout_s
+    data = b""
+    while True:
+        lines = data.decode(errors="replace").splitlines(keepends=True)
+        for line in lines:
+            if line.endswith("\n") and predicate(line):
+                return line, data.decode(errors="replace")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            pytest.fail(f"{what}: not within {timeout_s:g} s; read so far:\n"
+                        f"{data.decode(errors='replace')[-4000:]}", pytrace=False)
+        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                proc.wait(timeout=30)
+                pytest.fail(f"{what}: the process closed its output (exit {proc.returncode})"
+                            f" first; it wrote:\n{data.decode(errors='replace')[-4000:]}",
+                            pytrace=False)
+            data += chunk
+
+
+def stop_group(proc, timeout_s: float = 30.0) -> None:
+    """SIGTERM a process started with ``start_new_session=True`` and every process of its
+    group; wait (bounded) until the group is gone, then SIGKILL whatever is left of it."""
+    import signal
+    import subprocess
+    import time
+
+    def signal_group(sig) -> bool:
+        try:
+            os.killpg(proc.pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    signal_group(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while signal_group(0) and time.monotonic() < deadline:  # the leader's workers, if any
+        time.sleep(0.05)
+    signal_group(signal.SIGKILL)
+    proc.wait(timeout=timeout_s)

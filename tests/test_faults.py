@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import read_until, require_service
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
@@ -92,22 +93,54 @@ def test_store_in_a_file_path_is_refused(write_spec, tmp_path):
                     tmp_path)
 
 
+def _refuses_writes(folder: Path) -> bool:
+    probe = folder / ".probe"
+    try:
+        probe.write_text("")
+    except OSError:
+        return True
+    probe.unlink()
+    return False
+
+
 @pytest.fixture
 def read_only_dir(tmp_path):
-    """A directory nobody may write: chmod for a user, a read-only tmpfs for root."""
+    """A directory this process cannot write, by a means its user cannot bypass.
+
+    A user: mode 555. Root, whom mode bits do not stop: a read-only tmpfs mounted over it, or
+    where mounting is not allowed, the immutable attribute (``chattr +i``). Each is checked to
+    refuse a write before the test runs; if none does, the test skips (fails in CI).
+    """
     folder = tmp_path / "ro"
     folder.mkdir()
     if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                             capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"root cannot make a read-only directory here: {mounted.stderr!r}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=False)
+        ways = [("mode 555", lambda: folder.chmod(0o555), lambda: folder.chmod(0o755))]
+    else:
+        def command(*args: str):
+            def run() -> None:
+                subprocess.run([*args, str(folder)], capture_output=True, text=True,
+                               check=True, timeout=60)
+            return run
+
+        ways = [("a read-only tmpfs", command("mount", "-t", "tmpfs", "-o", "ro,size=1m",
+                                              "tmpfs"), command("umount")),
+                ("chattr +i", command("chattr", "+i"), command("chattr", "-i"))]
+    failed = []
+    for name, make, undo in ways:
+        try:
+            make()
+        except (OSError, subprocess.SubprocessError) as err:
+            failed.append(f"{name}: {getattr(err, 'stderr', None) or err}".strip())
+            continue
+        try:
+            if _refuses_writes(folder):
+                yield folder
+                return
+            failed.append(f"{name}: the directory still took a write")
+        finally:
+            undo()
+    require_service("cannot make a directory read-only for this process here: "
+                    + "; ".join(failed))
 
 
 def test_read_only_directory_is_refused_before_training(write_spec, read_only_dir, tmp_path):
@@ -202,13 +235,13 @@ def test_cli_names_the_recovery_folder_when_the_store_breaks(write_spec, trackin
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:
-        if line.startswith("epoch"):
-            break
+    _, seen = read_until(proc, proc.stderr, lambda line: line.startswith("epoch"), 120,
+                         "a progress line (training has begun)")
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     with db.open("r+b") as f:  # another process wrecks the store while we train
         f.write(b"\0" * 100)
-    _, err = proc.communicate(timeout=300)
+    _, rest = proc.communicate(timeout=300)
+    err = seen + rest
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     assert "error: tracking store sqlite:///" in err and "file is not a database" in err

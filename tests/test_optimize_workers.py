@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import signal
-import time
 
+from conftest import wait_until
 from mlflow.tracking import MlflowClient
 from optimize_helpers import OPT_TINY, load, two_workers, worker
 from optuna.trial import TrialState
@@ -27,26 +27,37 @@ def test_a_killed_worker_is_resumed_and_its_trial_requeued(write_spec, tracking_
             "--batch", "1", "--set", "train.epochs=1000", "--set", "optimize.grace_s=2",
             "--set", "optimize.heartbeat_s=0.5", "--out", str(tmp_path)]
     proc = worker(args, tmp_path)
-    deadline = time.monotonic() + 240
-    killed = None
-    while time.monotonic() < deadline and killed is None:
-        time.sleep(0.1)
+
+    def one_complete_one_running():
         try:
             trials = load(storage).get_trials()
         except Exception:  # the study does not exist yet
-            continue
+            return None
         running = [t for t in trials if t.state == TrialState.RUNNING and t.params
                    and t.user_attrs.get("mlflow_run_id")]
         if any(t.state == TrialState.COMPLETE for t in trials) and running:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            killed = running[0]
-    assert killed is not None, proc.communicate(timeout=5)
-    proc.communicate(timeout=5)
+            return running[0]
+        return None
+
+    try:  # the state to act on: a trial complete, another running with its MLflow run
+        killed = wait_until(one_complete_one_running, 240,
+                            "a complete trial and a running one with its MLflow run", proc,
+                            poll_s=0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
     before = {t.number: t.value for t in load(storage).get_trials()
               if t.state == TrialState.COMPLETE}
     rerun = worker(args, tmp_path)
-    out, err = rerun.communicate(timeout=300)
+    try:
+        out, err = rerun.communicate(timeout=300)
+    finally:
+        if rerun.poll() is None:
+            rerun.kill()
+            rerun.communicate(timeout=30)
     assert rerun.returncode == 0, err
     assert f"trial {killed.number}: its worker stopped; failed and queued again" in err
     trials = load(storage).get_trials()

@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import read_until
 from mlflow.tracking import MlflowClient
 
 from grokexp.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -126,14 +126,14 @@ def test_killed_process_checkpoints_and_resumes_to_the_same_history(sig, write_s
     spec = write_spec(LONG + '[sweep]\nseeds = [0, 1]\n', "long.toml")
     proc = _spawn(["run", spec, "--tracking-uri", tracking_uri], tmp_path)
     assert proc.stderr is not None
-    started = time.monotonic()
-    for line in proc.stderr:  # the progress line at epoch 0: training has begun
-        if line.startswith("epoch"):
-            break
-        assert time.monotonic() - started < 120, "no progress line"
-    time.sleep(0.3)
+    # the state to act on: the progress line of epoch 0, printed once that epoch is evaluated
+    # (the signal handlers are in place before it); 150 epochs remain, so the signal lands
+    # mid-run whatever the machine's speed
+    _, seen = read_until(proc, proc.stderr, lambda line: line.startswith("epoch "), 120,
+                         "the progress line of epoch 0")
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=120)
+    out, rest = proc.communicate(timeout=120)
+    err = seen + rest
     assert proc.returncode == 128 + sig, err
     assert "Traceback" not in err
     resume_line = next(line for line in err.splitlines() if "--resume" in line)

@@ -1,7 +1,8 @@
 """`grokexp ui` seen by a person: headless Chromium over a store holding a real run.
 
-Needs Debian's ``chromium`` and the ``playwright`` package (tests/services/browser.sh installs
-both, and ``make test`` runs it); without them the test is skipped with the reason.
+Needs Debian's ``chromium`` (tests/services/browser.sh installs it, and ``make test`` runs it)
+and the ``playwright`` package (the ``browser`` extra); without them the test is skipped with the
+reason, or fails under GROKEXP_REQUIRE_SERVICES=1 (CI).
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import import_service, require_service, stop_group, wait_until
 
 from grokexp.cli import main
 
@@ -28,15 +28,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture
 def browser_tools():
-    """Debian's chromium and Playwright, or a skip that says what is missing."""
+    """Debian's chromium and Playwright, or a skip (a failure in CI) that says what is missing."""
     chromium = shutil.which("chromium")
     if chromium is None:
-        pytest.skip("no chromium on PATH (tests/services/browser.sh installs Debian's)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (tests/services/browser.sh)")
-    return chromium, sync_playwright
+        require_service("no chromium on PATH (tests/services/browser.sh installs Debian's)")
+    api = import_service("playwright.sync_api",
+                         "the playwright package is not installed (pip install -c "
+                         "constraints.txt -e '.[browser]')")
+    return chromium, api.sync_playwright
 
 
 def _free_port() -> int:
@@ -61,6 +60,14 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def ui_server(write_spec, tracking_uri, tmp_path):
     """A real tiny run in the store, then `grokexp ui` on a free loopback port."""
@@ -70,39 +77,24 @@ def ui_server(write_spec, tracking_uri, tmp_path):
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "grokexp", "ui", "--tracking-uri",
-                             tracking_uri, "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    log = tmp_path / "ui.log"  # a file, not a pipe: the server's chatter can never block it
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "grokexp", "ui", "--tracking-uri",
+                                 tracking_uri, "--port", str(port)], env=env, cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
     try:
-        assert proc.stdout is not None
-        link = None
-        for line in proc.stdout:
-            if "workflowType=machine_learning" in line:
-                link = line.split(": ", 1)[1].strip()
-                break
-        assert link is not None, "grokexp ui printed no link"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the MLflow server did not come up"
-                assert proc.poll() is None, "the MLflow server exited"
-                time.sleep(0.5)
+        def link_line() -> str | None:
+            return next((line for line in log.read_text().splitlines()
+                         if "workflowType=machine_learning" in line), None)
+
+        line = wait_until(link_line, 120, "grokexp ui printing its link", proc, log=log)
+        link = line.split(": ", 1)[1].strip()
+        wait_until(lambda: _healthy(port), 120, "the MLflow server answering /health", proc,
+                   log=log)
         yield link, port, result
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers: our own group
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        time.sleep(1)
-        try:  # whatever of that group ignored SIGTERM
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_group(proc)  # the server and its workers: our own process group
 
 
 def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(browser_tools, ui_server,
@@ -128,7 +120,8 @@ def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(browser_tools, ui_s
         # a run logs dozens of metrics; filter the charts down to the one we look for
         page.get_by_placeholder("Search metric charts").first.fill("test_acc")
         page.get_by_text("test_acc").first.wait_for()
-        page.wait_for_timeout(1500)  # let the chart draw its lines
+        # the chart has drawn its line: a plotly trace with a path (not a time window)
+        page.locator(".js-plotly-plot .scatterlayer path.js-line").first.wait_for()
         page.screenshot(path=str(tmp_path / "2-metrics.png"), full_page=True)
         page.get_by_role("tab", name="Artifacts").click()
         page.get_by_text("figures").first.click()
