@@ -1,19 +1,32 @@
 """Bad input, generated: every spec, text or --set either validates or fails with lines.
 
 Property: validation returns a Spec or raises SpecError whose every line reads
-``<source>: <path>: <message>``; nothing else escapes (no traceback, no other exception).
+``<source>: <path>: <message>``: the source is the file (or the ``--set`` item) the problem
+came from, the path walks through the spec's fields or the keys the input holds (so a user can
+find it), and the message is plain words; nothing else escapes (no traceback, no other
+exception). Through ``grokexp run`` the same lines reach stderr, the exit is 2 and nothing is
+written: no tracking store, no recovery folder, no file in the working directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
+import pytest
 import tomli_w
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from grokexp.budget import GIB, estimate_bytes
 from grokexp.cli import main
@@ -21,6 +34,11 @@ from grokexp.errors import SpecError
 from grokexp.spec import Spec
 from grokexp.spec_io import load_spec, set_dotted, validate_spec
 from grokexp.sweep import expand_members
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 PATHS = [
     "name", "description", "task.modulus", "task.operation", "task.train_fraction",
@@ -34,8 +52,6 @@ PATHS = [
     "tracking.tracking_uri", "sweep.seeds", "sweep.train.lr", "sweep.init.scale",
     "sweep.model.hidden", "train.nope", "nope", "task", "model.hidden.x",
 ]
-SOURCE_LINE = re.compile(r"^(x\.toml|x\.json|--set .*?): (?:sweep: )?\S.*?: .+$|^--set .+: .+$",
-                         re.DOTALL)
 
 scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -48,26 +64,159 @@ values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
     max_leaves=8)
 
+# A problem line shows these escaped, as repr() does, so that one problem stays one line: the
+# C0 controls, DEL, and every other character str.splitlines() breaks a line at.
+ESCAPED = {chr(c) for c in range(0x20)} | {"\x7f", "\x85", "\u2028", "\u2029"}
+SYNTAX = object()  # what the format's own parser makes of text it rejects
 
-def _check(make) -> Spec | None:
+
+def shown(text: str) -> str:
+    return "".join(repr(c)[1:-1] if c in ESCAPED else c for c in text)
+
+
+def _parts(annotation: Any) -> list[Any]:
+    """The alternatives of a field's annotation (``LayerInit | None`` → both)."""
+    if get_origin(annotation) in (Union, UnionType):
+        return list(get_args(annotation))
+    return [annotation]
+
+
+def names_a_place(path: str, annotation: Any, node: Any) -> bool:
+    """Whether ``path`` walks, one dotted step at a time, through fields of the spec's
+    sections, positions of its fixed-length fields, or keys and list positions the input
+    holds (an input key may itself hold dots)."""
+    steps: list[tuple[str, Any, Any]] = []
+    fields: dict[str, Any] = {}
+    for part in _parts(annotation):
+        if isinstance(part, type) and issubclass(part, BaseModel):
+            fields.update({name: info.annotation for name, info in part.model_fields.items()})
+        elif get_origin(part) is tuple and Ellipsis not in get_args(part):  # e.g. the betas
+            steps += [(str(i), arg, None) for i, arg in enumerate(get_args(part))]
+    steps += [(name, sub, node.get(name) if isinstance(node, dict) else None)
+              for name, sub in fields.items()]
+    if isinstance(node, dict):
+        steps += [(shown(str(key)), fields.get(key), child) for key, child in node.items()]
+    elif isinstance(node, list):
+        steps += [(str(i), None, child) for i, child in enumerate(node)]
+    for name, sub, child in steps:
+        if path == name or (path.startswith(name + ".")
+                            and names_a_place(path[len(name) + 1:], sub, child)):
+            return True
+    return False
+
+
+def check_message(message: str, line: str) -> None:
+    assert message.strip(), line
+    assert not message.startswith("Value error"), line  # pydantic's wording leaking through
+    assert "errors.pydantic.dev" not in message and "Traceback" not in message, line
+
+
+def check_field_line(line: str, source: str, raw: Any) -> str:
+    """``<source>: <path>: <message>`` with a path into the spec or the input; the path."""
+    assert "\n" not in line and "\r" not in line, line
+    assert len(line.splitlines()) == 1, line
+    assert line.startswith(f"{source}: "), (source, line)
+    rest = line[len(source) + 2:]
+    cuts = [i for i in range(len(rest)) if rest.startswith(": ", i)]
+    for cut in cuts:
+        path, message = rest[:cut], rest[cut + 2:]
+        if names_a_place(path, Spec, raw):
+            check_message(message, line)
+            return path
+    raise AssertionError(f"names no field of the spec or of the input: {line!r}")
+
+
+def check_set_line(line: str, overrides: list[str]) -> None:
+    """A malformed ``--set`` item names itself: ``--set <item>: <what is wrong>``, the item
+    as typed, or JSON-quoted when it holds characters that do not print."""
+    for item in overrides:
+        prefix = f"--set {item if item.isprintable() else json.dumps(item)}: "
+        if not line.startswith(prefix):
+            continue
+        rest = line[len(prefix):]
+        if rest == "expected dotted.key=value":
+            return
+        key = item.partition("=")[0].strip()
+        through = rest.removesuffix(": is a value, not a table")
+        if through != rest and (key + ".").startswith(through + "."):
+            return
+    raise AssertionError(f"not a --set line of {overrides}: {line!r}")
+
+
+def check_lines(lines: list[str], source: str, raw: Any, overrides: list[str]) -> None:
+    """Every line a field line of ``source`` or a line naming a malformed ``--set`` item."""
+    assert lines, "an error needs at least one line"
+    for line in lines:
+        if line.startswith("--set "):
+            check_set_line(line, overrides)
+        else:
+            check_field_line(line, source, raw)
+
+
+def _check(make, source: str, raw: Any, overrides: Sequence[str] = ()) -> Spec | None:
     try:
         spec = make()
     except SpecError as err:
-        assert err.problems, "an error needs at least one line"
-        for line in err.problems:
-            assert "\n" not in line and line.count(": ") >= 1, line
-            assert "Traceback" not in line
+        check_lines(err.problems, source, raw, list(overrides))
         return None
     assert isinstance(spec, Spec)
     try:
-        members = expand_members(spec, "x.toml")
+        members = expand_members(spec, source)
     except SpecError as err:
-        assert all(line.startswith("x.toml: sweep: ") for line in err.problems), err.problems
+        assert all(line.startswith(f"{source}: sweep: ") for line in err.problems), err.problems
+        check_lines(err.problems, source, raw, [])
         return None
     assert members
     for member in members[:3]:
         assert estimate_bytes(member.spec, len(members)) > 0
     return spec
+
+
+def parsed(text: str, source: str) -> Any:
+    """The text as the format's own parser reads it, or SYNTAX."""
+    try:
+        return json.loads(text) if source.endswith(".json") else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError):  # JSONDecodeError is a ValueError
+        return SYNTAX
+
+
+def check_text(text: str, source: str) -> None:
+    raw = parsed(text, source)
+    try:
+        load_spec(text, source)
+    except SpecError as err:
+        if raw is SYNTAX:
+            assert len(err.problems) == 1, err.problems
+            line = err.problems[0]
+            assert line.startswith(f"{source}: syntax error: "), line
+            check_message(line.removeprefix(f"{source}: syntax error: "), line)
+        elif not isinstance(raw, dict):  # a file-level problem: there is no field to name
+            assert err.problems == [f"{source}: the top level must be a table"]
+        else:
+            check_lines(err.problems, source, raw, [])
+    else:
+        assert isinstance(raw, dict), "grokexp accepted what the format's own parser rejects"
+
+
+def with_overrides(text: str, overrides: list[str], source: str = "x.toml") -> dict[str, Any]:
+    """What the README says ``--set`` does: each value a TOML literal, else a bare string,
+    merged at its dotted key (items that cannot be merged are left out here)."""
+    raw = json.loads(text) if source.endswith(".json") else tomllib.loads(text)
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            continue
+        try:
+            literal = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            literal = value.strip()
+        *parents, leaf = key.strip().split(".")
+        node: Any = raw
+        for part in parents:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node[leaf] = literal
+    return raw
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,7 +228,7 @@ def test_generated_spec_dicts_validate_or_name_their_fields(changes):
             set_dotted(raw, path, value)
         except SpecError:
             continue  # a path through a value: the dict itself cannot be built that way
-    spec = _check(lambda: validate_spec(raw, "x.toml"))
+    spec = _check(lambda: validate_spec(raw, "x.toml"), "x.toml", raw)
     if spec is None:
         return
     for path, value in changes.items():  # what validated is what was asked for
@@ -90,8 +239,8 @@ def test_generated_spec_dicts_validate_or_name_their_fields(changes):
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_toml_and_json_text_never_escapes(text):
-    _check(lambda: load_spec(text, "x.toml"))
-    _check(lambda: load_spec(text, "x.json"))
+    check_text(text, "x.toml")
+    check_text(text, "x.json")
 
 
 @settings(max_examples=200, deadline=None)
@@ -108,35 +257,144 @@ def test_generated_toml_and_json_files(changes):
     except (TypeError, ValueError):  # e.g. NaN keys or types TOML has no syntax for
         toml_text = None
     if toml_text is not None:
-        _check(lambda: load_spec(toml_text, "x.toml"))
+        _check(lambda: load_spec(toml_text, "x.toml"), "x.toml", tomllib.loads(toml_text))
     json_text = json.dumps(raw)  # NaN/Infinity are JSON extensions Python accepts
-    _check(lambda: load_spec(json_text, "x.json"))
+    _check(lambda: load_spec(json_text, "x.json"), "x.json", json.loads(json_text))
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(
+OVERRIDES = st.lists(st.one_of(
     st.text(max_size=40),
     st.builds(lambda k, v: f"{k}={v}", st.sampled_from(PATHS), st.text(max_size=20)),
     st.builds(lambda k, v: f"{k}={v}", st.sampled_from(PATHS),
               st.sampled_from(["1", "-1", "1e400", "nan", "inf", "[1, 2]", "{a = 1}",
                                '"x"', "true", "[]", "0", "1e-3", "[[1]]", "9" * 30])),
-), max_size=4))
+), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(OVERRIDES)
 def test_set_strings_validate_or_name_their_fields(overrides):
-    _check(lambda: load_spec('name = "gen"\n', "x.toml", overrides))
+    text = 'name = "gen"\n[train]\nlr = 1e-3\n'  # a value to set a key through
+    _check(lambda: load_spec(text, "x.toml", overrides), "x.toml",
+           with_overrides(text, overrides), overrides)
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.builds(lambda k, v: f"{k}={v}", st.sampled_from(PATHS),
-                          st.text(max_size=12)), max_size=3))
-def test_cli_exits_0_or_2_without_traceback(tmp_path_factory, overrides):
-    spec = tmp_path_factory.mktemp("spec") / "x.toml"
-    spec.write_text('name = "gen"\n')
-    args = ["validate", str(spec)]
+MEMORY_LINE = re.compile(r"error: population of \d+ member\(s\) \(task\.modulus=\d+, "
+                         r"model\.embedding_dim=\d+, model\.hidden=\[[\d, ]+\]\) needs "
+                         r"~[\d.]+ GiB, limit 0\.0 GiB \(--memory-limit\); .+")
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@contextlib.contextmanager
+def working_in(folder: Path):
+    """Run with ``folder`` (made here) as the working directory: where a run would put its
+    default store or recovery folder."""
+    folder.mkdir()
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(before)
+
+
+@settings(max_examples=40, deadline=None)
+@given(OVERRIDES)
+def test_cli_run_refuses_with_field_lines_and_writes_nothing(tmp_path_factory, overrides):
+    """Every spec ``grokexp run`` gets here is refused (exit 2): a bad one with its lines, a
+    good one by a memory limit too small for any model; so none may leave anything behind."""
+    work = tmp_path_factory.mktemp("cli")
+    text = 'name = "gen"\n[train]\nlr = 1e-3\n'
+    spec = work / "x.toml"
+    spec.write_text(text)
+    store = work / "store"
+    args = ["run", str(spec), "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}",
+            "--memory-limit", "0.0000001"]
     for item in overrides:
         args += ["--set", item]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code in (0, 2), (result.output, result.exception)
-    assert "Traceback" not in result.output
+    with working_in(work / "cwd") as cwd:
+        result = CliRunner().invoke(main, args)
+    assert files_under(cwd) == []  # no recovery folder, no mlruns, nothing
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    if lines and lines[0].startswith("error: population"):
+        assert len(lines) == 1 and MEMORY_LINE.fullmatch(lines[0]), lines
+    else:
+        check_lines(lines, str(spec), with_overrides(text, overrides), overrides)
+    assert not store.exists()
+    assert files_under(work) == ["cwd", "x.toml"]
+
+
+CASES = [  # (file name, its text, --set items, the exact lines on stderr)
+    ("x.toml", 'name = "bad"\n[train]\nlr = -1\n', [],
+     ["{spec}: train.lr: must be > 0.0 (got -1)"]),
+    ("x.toml", 'name = "bad"\n[train]\nnope = 1\nlr = "fast"\n', [],
+     ['{spec}: train.lr: must be a number (got "fast")', "{spec}: train.nope: unknown key"]),
+    ("x.json", '{"name": "j", "task": {"modulus": 1, "operation": "pow"}}', [],
+     ["{spec}: task.modulus: must be >= 2 (got 1)",
+      "{spec}: task.operation: must be one of 'add', 'sub', 'mul' or 'div' (got \"pow\")"]),
+    ("x.toml", 'name = "s"\n', ["model.hidden=[8, 0]"],
+     ["{spec}: model.hidden: widths must be between 1 and 65536"]),
+    ("x.toml", 'name = "s"\n', ["train.betas=[0.9, 1.5]"],
+     ["{spec}: train.betas: each beta must be in [0, 1)"]),
+    ("x.toml", 'name = "s"\n[init.embedding]\nscheme = "uniform"\n', [],
+     ["{spec}: init.embedding.low: required when scheme is 'uniform'",
+      "{spec}: init.embedding.high: required when scheme is 'uniform'"]),
+    ("x.toml", 'name = "s"\n[init.output.bias]\nscheme = "uniform"\nlow = 1\nhigh = 0\n', [],
+     ["{spec}: init.output.bias.high: must be > low (1.0) (got 0.0)"]),
+    ("x.toml", 'name = "s"\n[sweep]\n"train.nope" = [1]\n', [],
+     ["{spec}: sweep.train.nope: unknown key"]),
+    ("x.toml", 'name = "s"\n[sweep]\n"train.lr" = 3\n', [],
+     ["{spec}: sweep: 'train.lr' must be a non-empty list of values"]),
+    ("x.toml", 'name = "s"\n[task]\noperation = "div"\nmodulus = 12\n', [],
+     ["{spec}: task.modulus: must be prime for 'div' (got 12)"]),
+    ("x.toml", 'name = "s"\n[optimize.space]\n"train.seed" = {low = 0, high = 3}\n', [],
+     ["{spec}: optimize.space.train.seed: cannot be searched (seeds are optimize.seeds)"]),
+    ("x.toml", 'name = "s"\n[train]\nlr = 1e-3\n', ["train.lr.x=1"],
+     ["--set train.lr.x=1: train.lr: is a value, not a table"]),
+    ("x.toml", 'name = "s"\n', ["train.lr"], ["--set train.lr: expected dotted.key=value"]),
+    # file-level problems: no field to name, so the line is <source>: <message>
+    # (FILE_LEVEL below)
+    ("x.toml", "name = \n", [], ["{spec}: syntax error: Invalid value (at line 1, column 8)"]),
+    ("x.json", "[1, 2]", [], ["{spec}: the top level must be a table"]),
+    ("x.yaml", "name: s\n", [], ["{spec}: expected a .toml or .json file"]),
+]
+
+
+FILE_LEVEL = ("syntax error", "the top level", "expected a .toml")
+
+
+@pytest.mark.parametrize(("file", "text", "sets", "expected"), CASES,
+                         ids=[f"{c[0]}:{i}" for i, c in enumerate(CASES)])
+def test_run_prints_source_field_and_message_and_starts_nothing(
+        tmp_path, tracking_uri, file, text, sets, expected):
+    from mlflow.tracking import MlflowClient
+
+    spec = tmp_path / file
+    spec.write_text(text)
+    store = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    before = files_under(store)
+    args = ["run", str(spec), "--tracking-uri", tracking_uri]
+    for item in sets:
+        args += ["--set", item]
+    with working_in(tmp_path / "cwd") as cwd:
+        result = CliRunner().invoke(main, args)
+    assert files_under(cwd) == []
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [line.format(spec=spec) for line in expected]
+    if not any(f"{{spec}}: {kind}" in expected[0] for kind in FILE_LEVEL):
+        # the exact lines also pass the generated tests' check
+        check_lines(result.stderr.splitlines(), str(spec), with_overrides(text, sets, file),
+                    sets)
+    assert files_under(store) == before  # no artifacts folder, no journal
+    client = MlflowClient(tracking_uri=tracking_uri)
+    assert [e.name for e in client.search_experiments()] == ["Default"]
+    assert client.search_runs(["0"]) == []
 
 
 def test_oversized_population_is_refused_before_anything_is_allocated(write_spec,

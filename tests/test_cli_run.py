@@ -129,3 +129,74 @@ def test_help_and_validate_import_neither_torch_nor_mlflow():
     done = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_json_spec_runs_like_its_toml(tmp_path, tracking_uri):
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    spec = tmp_path / "tiny.json"
+    spec.write_text(json.dumps(tomllib.loads(open_tiny())))
+    result = run_cli("run", str(spec), "--tracking-uri", tracking_uri, "--json",
+                     "--set", "train.weight_decay=0.25")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    client = MlflowClient(tracking_uri=tracking_uri)
+    assert client.get_experiment(out["experiment_id"]).name == "tiny"
+    run = client.get_run(out["run_ids"][0])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert (params["name"], params["task.modulus"], params["model.embedding_dim"],
+            params["model.hidden"], params["train.epochs"], params["train.lr"],
+            params["train.batch_size"], params["metrics.every"]) == (
+        "tiny", "11", "16", "32", "20", "0.01", "16", "5")
+    assert params["train.weight_decay"] == "0.25"  # --set applies to JSON specs too
+    assert run.data.tags["grokexp.spec_file"] == str(spec)
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")]
+    assert steps == [0, 5, 10, 15, 20]
+    weights = torch.load(Path(client.download_artifacts(run.info.run_id, "weights/final.pt",
+                                                        str(tmp_path))), weights_only=True)
+    assert weights["embedding"].shape == (11, 16) and weights["hidden.0.weight"].shape == (32, 32)
+
+
+def test_tracking_uri_option_beats_environment_beats_spec(tmp_path, migrated_store,
+                                                          monkeypatch):
+    """``--tracking-uri`` > MLFLOW_TRACKING_URI > ``[tracking] tracking_uri``: three real
+    stores, and each run lands in exactly the one that should win."""
+    import shutil
+
+    stores = {}
+    for name in ("option", "env", "spec"):
+        (tmp_path / name).mkdir()
+        shutil.copy(migrated_store, tmp_path / name / "mlflow.db")
+        stores[name] = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(open_tiny().replace("[train]", f'[tracking]\ntracking_uri = '
+                                                   f'"{stores["spec"]}"\n[train]'))
+    cheap = ["--set", "train.epochs=5", "--set", "metrics.checkpoints=0", "--json"]
+
+    def runs_in(store: str) -> set[str]:
+        client = MlflowClient(tracking_uri=store)
+        return {r.info.run_id for e in client.search_experiments()
+                for r in client.search_runs([e.experiment_id])}
+
+    def run_id(*options: str) -> str:
+        result = run_cli("run", str(spec), *options, *cheap)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output.strip().splitlines()[-1])["run_ids"][0]
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stores["env"])
+    first = run_id("--tracking-uri", stores["option"])
+    assert (runs_in(stores["option"]), runs_in(stores["env"]), runs_in(stores["spec"])) == (
+        {first}, set(), set())
+    second = run_id()
+    assert (runs_in(stores["option"]), runs_in(stores["env"]), runs_in(stores["spec"])) == (
+        {first}, {second}, set())
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    third = run_id()
+    assert (runs_in(stores["option"]), runs_in(stores["env"]), runs_in(stores["spec"])) == (
+        {first}, {second}, {third})
+    for name in ("option", "env", "spec"):  # artifacts beside their own store
+        assert (tmp_path / name / "artifacts").is_dir()
