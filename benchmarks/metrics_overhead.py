@@ -27,7 +27,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from grokexp.runner import run_experiment
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.sweep import expand_members
 from grokexp.tracking_mlflow import MlflowTracker
 

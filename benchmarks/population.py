@@ -29,7 +29,7 @@ from _common import (
 
 from grokexp.data import make_splits, pair_table
 from grokexp.model import Population
-from grokexp.spec_io import validate_spec
+from grokexp.spec.io import validate_spec
 from grokexp.sweep import expand_members
 from grokexp.train import EvalContext, Hook, TrainData, train
 

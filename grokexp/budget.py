@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import GrokexpError
-from .spec import Spec
+from .spec.schema import Spec
 from .sweep import MAX_MEMBERS, Member, group_by_shape
 
 __all__ = ["estimate_bytes", "check_memory", "MAX_MEMBERS", "GIB"]

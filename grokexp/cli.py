@@ -44,7 +44,7 @@ def clean_errors(command: F) -> F:
 
 def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
     """Read and validate a spec file and its ``--set`` overrides; expand its members."""
-    from .spec_io import load_spec
+    from .spec.io import load_spec
     from .sweep import expand_members
 
     file = Path(path)
@@ -99,7 +99,7 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
-    from .spec_io import spec_to_toml
+    from .spec.io import spec_to_toml
     from .sweep import group_by_shape
 
     spec, members = read_spec(spec_file, overrides)
@@ -111,7 +111,7 @@ def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec (for editors)."""
-    from .spec import Spec
+    from .spec.schema import Spec
 
     click.echo(json.dumps(Spec.model_json_schema(), indent=2))
 

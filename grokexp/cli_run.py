@@ -67,7 +67,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         uri = resolve_tracking_uri(tracking_uri)
         _check_store(uri)
         from .resume import find_checkpoint
-        from .spec_io import load_spec
+        from .spec.io import load_spec
         from .sweep import expand_members
 
         checkpoint, experiment = find_checkpoint(uri, resume)

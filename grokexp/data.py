@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .seeding import generator_for
-from .spec import TaskSpec
+from .spec.schema import TaskSpec
 
 __all__ = ["PairTable", "Splits", "SplitDataset", "SPLIT_DIGEST_TAG", "pair_table",
            "make_splits", "split_digest", "split_dataset"]

@@ -30,7 +30,7 @@ from .probes import (
     frozen_params,
     mc_probe,
 )
-from .spec import MetricsSpec, Spec
+from .spec.schema import MetricsSpec, Spec
 from .sweep import Member
 from .tracking import Tracker
 from .train import EvalContext, History, Hook, MemberHistory, TrainData

@@ -12,8 +12,8 @@ import math
 import torch
 
 from .seeding import generator_for
-from .spec import Spec
-from .spec_init import ResolvedInit
+from .spec.init import ResolvedInit
+from .spec.schema import Spec
 
 __all__ = ["parameter_layout", "draw", "init_member", "layer_of"]
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .init import init_member, parameter_layout
-from .spec import Spec
+from .spec.schema import Spec
 
 __all__ = ["Architecture", "Population", "logits", "DropoutMasks", "first_layer_tables"]
 

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from .errors import SpecError
 from .redact import redact_params, redact_text
 from .seeding import derived_seed
-from .spec import Spec
-from .spec_base import flatten
-from .spec_io import spec_to_dict, spec_to_toml
-from .spec_optimize import OptimizeSpec
+from .spec.base import flatten
+from .spec.io import spec_to_dict, spec_to_toml
+from .spec.optimize import OptimizeSpec
+from .spec.schema import Spec
 from .study_batch import budget_epochs, check_space, run_batch, suggest
 from .study_report import best_rows, best_spec, completed, format_table, ranked, study_figures
 from .study_storage import (

@@ -24,7 +24,7 @@ import torch
 from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
 from .model import Architecture, Population
 from .seeding import derived_seed
-from .spec import MetricsSpec
+from .spec.schema import MetricsSpec
 from .sweep import Member
 from .train import TrainData
 from .workers import no_grad_call

@@ -22,8 +22,8 @@ from .metrics.dropout import dropout_robustness
 from .metrics.embedding import cosine_matrix
 from .model import Architecture, embedded
 from .seeding import generator_for
-from .spec import Spec
-from .spec_io import load_spec
+from .spec.io import load_spec
+from .spec.schema import Spec
 
 __all__ = ["load_record", "child_runs", "redraw", "param_value"]
 

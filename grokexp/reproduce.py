@@ -19,7 +19,7 @@ from .claims import Claim, evaluate_claims
 from .figure_sets import RunRecord
 from .recompute import child_runs, load_record, param_value
 from .runner import run_experiment
-from .spec_io import load_spec
+from .spec.io import load_spec
 from .sweep import expand_members
 from .tracking_mlflow import MlflowTracker
 from .train import Hook

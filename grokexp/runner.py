@@ -20,9 +20,9 @@ from .errors import RunInterrupted
 from .figures import accuracy_figure, accuracy_overlay
 from .model import Architecture, Population
 from .redact import redact_params, redact_text
-from .spec import Spec
-from .spec_base import flatten
-from .spec_io import spec_hash, spec_to_dict, spec_to_toml
+from .spec.base import flatten
+from .spec.io import spec_hash, spec_to_dict, spec_to_toml
+from .spec.schema import Spec
 from .sweep import Member, group_by_shape
 from .tracking import Tracker
 from .train import (

@@ -19,10 +19,10 @@ from .errors import SpecError
 from .objective import trial_outcome
 from .redact import redact_params
 from .runner import SplitProvenance, resolve_device, train_group
-from .spec import Spec
-from .spec_base import flatten
-from .spec_io import set_dotted, spec_to_dict, validate_spec
-from .spec_optimize import OptimizeSpec, SearchDim
+from .spec.base import flatten
+from .spec.io import set_dotted, spec_to_dict, validate_spec
+from .spec.optimize import OptimizeSpec, SearchDim
+from .spec.schema import Spec
 from .study_storage import Heartbeat
 from .sweep import Member, group_by_shape
 from .tracking import Tracker

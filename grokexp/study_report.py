@@ -6,8 +6,8 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .spec import Spec
-from .spec_io import spec_to_dict, validate_spec
+from .spec.io import spec_to_dict, validate_spec
+from .spec.schema import Spec
 from .study_batch import budget_epochs, point_spec, trial_seeds
 from .study_figures import history_figure, importance_figure, space_figure
 

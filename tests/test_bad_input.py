@@ -31,8 +31,8 @@ from pydantic import BaseModel
 from grokexp.budget import GIB, estimate_bytes
 from grokexp.cli import main
 from grokexp.errors import SpecError
-from grokexp.spec import Spec
-from grokexp.spec_io import load_spec, set_dotted, validate_spec
+from grokexp.spec.io import load_spec, set_dotted, validate_spec
+from grokexp.spec.schema import Spec
 from grokexp.sweep import expand_members
 
 if sys.version_info >= (3, 11):

@@ -21,7 +21,7 @@ from optimize_helpers import OPT_TINY, load
 
 from grokexp.cli import main
 from grokexp.objective import censor_value, trial_outcome
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.study_batch import budget_epochs
 from grokexp.study_report import ranked
 from grokexp.study_storage import StorageTarget, open_storage

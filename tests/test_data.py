@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from grokexp.data import make_splits, pair_table
-from grokexp.spec import TaskSpec
+from grokexp.spec.schema import TaskSpec
 
 
 def test_pair_table_labels_follow_the_operation():

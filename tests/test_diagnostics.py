@@ -131,7 +131,7 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
     from grokexp.data import make_splits, pair_table
     from grokexp.diagnostics import DiagnosticsHook
     from grokexp.model import Population
-    from grokexp.spec_io import validate_spec
+    from grokexp.spec.io import validate_spec
     from grokexp.sweep import expand_members
     from grokexp.train import TrainData, train
 
@@ -169,7 +169,7 @@ def test_recorded_embedding_values_are_those_of_their_epoch() -> None:
     from grokexp.data import make_splits, pair_table
     from grokexp.diagnostics import DiagnosticsHook
     from grokexp.model import Population
-    from grokexp.spec_io import validate_spec
+    from grokexp.spec.io import validate_spec
     from grokexp.sweep import expand_members
     from grokexp.train import TrainData, train
 

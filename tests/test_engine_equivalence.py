@@ -15,7 +15,7 @@ import torch
 from grokexp.data import make_splits, pair_table
 from grokexp.model import Population
 from grokexp.optim import PopulationAdamW
-from grokexp.spec_io import validate_spec
+from grokexp.spec.io import validate_spec
 from grokexp.sweep import expand_members
 from grokexp.train import History, TrainData, train
 

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from grokexp.cli import main
 from grokexp.errors import RunInterrupted
 from grokexp.runner import run_experiment, train_group
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.sweep import expand_members
 from grokexp.tracking_mlflow import MlflowTracker
 from grokexp.train import EvalContext, Hook

@@ -23,7 +23,7 @@ from torch import nn
 
 from grokexp.init import init_member
 from grokexp.runner import train_group
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.sweep import expand_members
 from grokexp.train import Hook
 

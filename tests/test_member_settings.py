@@ -20,8 +20,8 @@ from grokexp.init import init_member
 from grokexp.optim import PopulationAdamW
 from grokexp.runner import train_group
 from grokexp.seeding import generator_for
-from grokexp.spec import Spec
-from grokexp.spec_io import validate_spec
+from grokexp.spec.io import validate_spec
+from grokexp.spec.schema import Spec
 from grokexp.sweep import PER_MEMBER, Member, expand_members, group_by_shape, shape_key
 from grokexp.train import MemberHistory
 

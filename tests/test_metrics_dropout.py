@@ -8,7 +8,7 @@ from grokexp.data import make_splits, pair_table
 from grokexp.metrics.accuracy import accuracy_and_loss
 from grokexp.metrics.dropout import dropout_accuracies, dropout_robustness, mc_dropout_accuracy
 from grokexp.model import Population
-from grokexp.spec_io import validate_spec
+from grokexp.spec.io import validate_spec
 
 
 def _generators(k: int, seed: int = 0) -> list[torch.Generator]:

@@ -6,7 +6,7 @@ import pytest
 
 from grokexp.errors import SpecError
 from grokexp.objective import censor_value, trial_outcome
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.train import MemberHistory
 
 

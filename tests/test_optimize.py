@@ -186,7 +186,7 @@ def test_a_study_refuses_a_worker_with_a_different_spec(write_spec, tracking_uri
 
 def test_sampler_kinds_build(write_spec):
     from grokexp.optimize import make_pruner, make_sampler
-    from grokexp.spec_io import load_spec
+    from grokexp.spec.io import load_spec
 
     opt = load_spec(OPT_TINY, "o.toml").optimize
     assert isinstance(make_sampler(opt, 1), optuna.samplers.TPESampler)

@@ -20,8 +20,8 @@ from mlflow.tracking import MlflowClient
 from grokexp.cli import main
 from grokexp.data import make_splits, pair_table, split_dataset, split_digest
 from grokexp.runner import run_experiment
-from grokexp.spec import TaskSpec
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
+from grokexp.spec.schema import TaskSpec
 from grokexp.sweep import expand_members
 from grokexp.tracking import NullTracker
 from grokexp.tracking_mlflow import MlflowTracker

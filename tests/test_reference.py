@@ -39,7 +39,7 @@ from grokexp.data import make_splits, pair_table
 from grokexp.diagnostics import DiagnosticsHook, cadence_metrics
 from grokexp.model import Population
 from grokexp.probes import drc_key, drc_probe, frozen_params, mc_probe
-from grokexp.spec_io import validate_spec
+from grokexp.spec.io import validate_spec
 from grokexp.sweep import expand_members
 from grokexp.train import TrainData, train
 

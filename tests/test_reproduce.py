@@ -25,7 +25,7 @@ from grokexp.cli import main
 from grokexp.figure_sets import RunRecord
 from grokexp.init import init_member
 from grokexp.reproduce import PAPER_SPECS
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.sweep import expand_members
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"

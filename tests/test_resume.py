@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from grokexp.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from grokexp.cli import main
 from grokexp.runner import train_group
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.sweep import expand_members
 from grokexp.train import Hook, Interrupted
 

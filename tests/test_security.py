@@ -14,7 +14,7 @@ from grokexp.cli import main
 from grokexp.errors import GrokexpError
 from grokexp.recovery import Journal, relog
 from grokexp.redact import redact_params, redact_text, redact_uri
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.tracking import NullTracker, safe_artifact_path
 from grokexp.tracking_mlflow import MlflowTracker
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from grokexp.errors import SpecError
-from grokexp.spec_io import (
+from grokexp.spec.io import (
     apply_overrides,
     load_spec,
     parse_override_value,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from grokexp.runner import train_group
-from grokexp.spec_io import load_spec
+from grokexp.spec.io import load_spec
 from grokexp.sweep import expand_members
 from grokexp.train import EvalContext, Hook
 

@@ -8,7 +8,7 @@ import torch
 
 from grokexp.data import make_splits, pair_table
 from grokexp.model import Population
-from grokexp.spec_io import validate_spec
+from grokexp.spec.io import validate_spec
 from grokexp.sweep import expand_members
 from grokexp.train import TrainData, _optimizer, train
 from grokexp.workers import ShardedTrainer, shard_size

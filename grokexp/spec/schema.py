@@ -1,8 +1,8 @@
 """The experiment spec: one validated, frozen description of a run, read from TOML or JSON.
 
 The key names here are a contract with users' spec files; add keys, never rename them.
-This module holds the sections as pydantic models and the cross-field rules; spec_io.py turns
-text into a ``Spec`` and back, spec_optimize.py holds the ``[optimize]`` section.
+This module holds the sections as pydantic models and the cross-field rules; io.py turns
+text into a ``Spec`` and back, optimize.py holds the ``[optimize]`` section.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from .spec_base import Section, flatten
-from .spec_init import LAYERS, InitSpec
-from .spec_optimize import OptimizeSpec
+from .base import Section, flatten
+from .init import LAYERS, InitSpec
+from .optimize import OptimizeSpec
 
 __all__ = [
     "Spec",

@@ -1,6 +1,6 @@
 """What every part of the spec builds on: the closed, frozen table and dotted keys.
 
-The section models (spec.py, spec_optimize.py) and the parsing side (spec_io.py) all need
+The section models (schema.py, optimize.py) and the parsing side (io.py) all need
 these, so they live below all three and import nothing of theirs.
 """
 

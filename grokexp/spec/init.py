@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .spec_base import Section
+from .base import Section
 
 __all__ = ["InitSpec", "LayerInit", "BiasInit", "ResolvedInit", "LAYERS"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import SpecError
-from .spec import Spec
-from .spec_base import FIELD_MESSAGES
+from ..errors import SpecError
+from .base import FIELD_MESSAGES
+from .schema import Spec
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,6 +1,6 @@
 """The ``[optimize]`` section: an Optuna search space over dotted spec keys, and its rules.
 
-Which dotted keys exist is the whole spec's business (spec.py), so ``problems`` is handed
+Which dotted keys exist is the whole spec's business (schema.py), so ``problems`` is handed
 that check rather than importing the spec that holds this section.
 """
 
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 
-from .spec_base import FIELD_MESSAGES, Section, flatten
+from .base import FIELD_MESSAGES, Section, flatten
 
 __all__ = ["OptimizeSpec", "SearchDim"]
 
