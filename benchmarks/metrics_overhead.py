@@ -26,9 +26,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from grokexp.engine.sweep import expand_members
 from grokexp.runner import run_experiment
 from grokexp.spec.io import load_spec
-from grokexp.sweep import expand_members
 from grokexp.tracking_mlflow import MlflowTracker
 
 OFF = ["metrics.mc_dropout=false", "metrics.drc=false", "metrics.embedding_cos=false",

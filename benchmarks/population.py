@@ -27,11 +27,11 @@ from _common import (
     timing_args,
 )
 
-from grokexp.data import make_splits, pair_table
-from grokexp.model import Population
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.model import Population
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import EvalContext, Hook, TrainData, train
 from grokexp.spec.io import validate_spec
-from grokexp.sweep import expand_members
-from grokexp.train import EvalContext, Hook, TrainData, train
 
 
 class _Clock(Hook):
@@ -76,13 +76,13 @@ def main() -> None:
     args = parser.parse_args()
     threads = set_threads(args.threads)
     if args.shard_size:
-        import grokexp.workers
+        import grokexp.engine.workers
 
-        grokexp.workers.shard_size = lambda population: args.shard_size
+        grokexp.engine.workers.shard_size = lambda population: args.shard_size
     if args.workers:
-        import grokexp.workers
+        import grokexp.engine.workers
 
-        grokexp.workers.worker_count = lambda population: min(args.workers, population.size)
+        grokexp.engine.workers.worker_count = lambda population: min(args.workers, population.size)
     epochs = epochs_for(args.k, args.epochs)
     population_epochs(args.k, 1, args.device)  # warm-up
     measured = [population_epochs(args.k, epochs, args.device) for _ in range(args.repeats)]

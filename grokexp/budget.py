@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .engine.sweep import MAX_MEMBERS, Member, group_by_shape
 from .errors import GrokexpError
 from .spec.schema import Spec
-from .sweep import MAX_MEMBERS, Member, group_by_shape
 
 __all__ = ["estimate_bytes", "check_memory", "MAX_MEMBERS", "GIB"]
 

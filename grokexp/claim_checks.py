@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from .engine.accuracy import first_epoch_at_or_above
 from .figure_sets import RISE_LEVEL, RunRecord
-from .metrics.accuracy import first_epoch_at_or_above
 
 __all__ = [
     "Members",

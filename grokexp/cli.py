@@ -44,8 +44,8 @@ def clean_errors(command: F) -> F:
 
 def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
     """Read and validate a spec file and its ``--set`` overrides; expand its members."""
+    from .engine.sweep import expand_members
     from .spec.io import load_spec
-    from .sweep import expand_members
 
     file = Path(path)
     if file.suffix not in (".toml", ".json"):
@@ -99,8 +99,8 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
+    from .engine.sweep import group_by_shape
     from .spec.io import spec_to_toml
-    from .sweep import group_by_shape
 
     spec, members = read_spec(spec_file, overrides)
     groups = len(group_by_shape(members))

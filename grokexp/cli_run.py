@@ -66,9 +66,9 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
                              "give no SPEC_FILE, --set or --device"])
         uri = resolve_tracking_uri(tracking_uri)
         _check_store(uri)
+        from .engine.sweep import expand_members
         from .resume import find_checkpoint
         from .spec.io import load_spec
-        from .sweep import expand_members
 
         checkpoint, experiment = find_checkpoint(uri, resume)
         spec = load_spec(checkpoint.spec_toml, f"checkpoint of {resume}")

@@ -16,11 +16,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from .engine.model import Architecture, embedded
+from .engine.sweep import Member
+from .engine.train import EvalContext, History, Hook, MemberHistory, TrainData
 from .figure_sets import RunRecord, drc_csv, run_figures, sweep_figures
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.embedding import codiagonal_structure, cosine_matrix
-from .model import Architecture, embedded
 from .probes import (
     MAX_IN_FLIGHT,
     Probe,
@@ -31,9 +33,7 @@ from .probes import (
     mc_probe,
 )
 from .spec.schema import MetricsSpec, Spec
-from .sweep import Member
 from .tracking import Tracker
-from .train import EvalContext, History, Hook, MemberHistory, TrainData
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
            "log_sweep_figures"]

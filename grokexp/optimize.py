@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .engine.seeding import derived_seed
+from .engine.train import Hook
 from .errors import SpecError
 from .redact import redact_params, redact_text
-from .seeding import derived_seed
 from .spec.base import flatten
 from .spec.io import spec_to_dict, spec_to_toml
 from .spec.optimize import OptimizeSpec
@@ -38,7 +39,6 @@ from .study_storage import (
     open_storage,
 )
 from .tracking import Tracker
-from .train import Hook
 
 if TYPE_CHECKING:
     import optuna

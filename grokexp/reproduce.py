@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .claims import Claim, evaluate_claims
+from .engine.sweep import expand_members
+from .engine.train import Hook
 from .figure_sets import RunRecord
 from .recompute import child_runs, load_record, param_value
 from .runner import run_experiment
 from .spec.io import load_spec
-from .sweep import expand_members
 from .tracking_mlflow import MlflowTracker
-from .train import Hook
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
            "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]

@@ -14,18 +14,18 @@ from typing import Any
 import torch
 
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
-from .data import SPLIT_DIGEST_TAG, PairTable, SplitDataset, make_splits, pair_table, split_dataset
 from .diagnostics import DiagnosticsHook, log_sweep_figures
-from .errors import RunInterrupted
-from .figures import accuracy_figure, accuracy_overlay
-from .model import Architecture, Population
-from .redact import redact_params, redact_text
-from .spec.base import flatten
-from .spec.io import spec_hash, spec_to_dict, spec_to_toml
-from .spec.schema import Spec
-from .sweep import Member, group_by_shape
-from .tracking import Tracker
-from .train import (
+from .engine.data import (
+    SPLIT_DIGEST_TAG,
+    PairTable,
+    SplitDataset,
+    make_splits,
+    pair_table,
+    split_dataset,
+)
+from .engine.model import Architecture, Population
+from .engine.sweep import Member, group_by_shape
+from .engine.train import (
     EvalContext,
     History,
     Hook,
@@ -35,6 +35,13 @@ from .train import (
     TrainData,
     train,
 )
+from .errors import RunInterrupted
+from .figures import accuracy_figure, accuracy_overlay
+from .redact import redact_params, redact_text
+from .spec.base import flatten
+from .spec.io import spec_hash, spec_to_dict, spec_to_toml
+from .spec.schema import Spec
+from .tracking import Tracker
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
            "resolve_device", "train_group", "SplitProvenance"]

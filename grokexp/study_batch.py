@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from .engine.sweep import Member, group_by_shape
+from .engine.train import EvalContext, Hook, MemberHistory
 from .errors import SpecError
 from .objective import trial_outcome
 from .redact import redact_params
@@ -24,9 +26,7 @@ from .spec.io import set_dotted, spec_to_dict, validate_spec
 from .spec.optimize import OptimizeSpec, SearchDim
 from .spec.schema import Spec
 from .study_storage import Heartbeat
-from .sweep import Member, group_by_shape
 from .tracking import Tracker
-from .train import EvalContext, Hook, MemberHistory
 
 if TYPE_CHECKING:
     import optuna

@@ -30,10 +30,10 @@ from pydantic import BaseModel
 
 from grokexp.budget import GIB, estimate_bytes
 from grokexp.cli import main
+from grokexp.engine.sweep import expand_members
 from grokexp.errors import SpecError
 from grokexp.spec.io import load_spec, set_dotted, validate_spec
 from grokexp.spec.schema import Spec
-from grokexp.sweep import expand_members
 
 if sys.version_info >= (3, 11):
     import tomllib

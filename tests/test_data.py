@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from grokexp.data import make_splits, pair_table
+from grokexp.engine.data import make_splits, pair_table
 from grokexp.spec.schema import TaskSpec
 
 

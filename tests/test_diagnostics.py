@@ -128,12 +128,12 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
 
     monkeypatch.setattr(dropout, "CHUNK_FLOATS", 1)  # one pass per chunk: a probe spans steps
 
-    from grokexp.data import make_splits, pair_table
     from grokexp.diagnostics import DiagnosticsHook
-    from grokexp.model import Population
+    from grokexp.engine.data import make_splits, pair_table
+    from grokexp.engine.model import Population
+    from grokexp.engine.sweep import expand_members
+    from grokexp.engine.train import TrainData, train
     from grokexp.spec.io import validate_spec
-    from grokexp.sweep import expand_members
-    from grokexp.train import TrainData, train
 
     spec = validate_spec({"name": "p", "task": {"modulus": 11},
                           "model": {"embedding_dim": 8, "hidden": 16},
@@ -166,12 +166,12 @@ def test_recorded_embedding_values_are_those_of_their_epoch() -> None:
     that training goes on changing."""
     import torch
 
-    from grokexp.data import make_splits, pair_table
     from grokexp.diagnostics import DiagnosticsHook
-    from grokexp.model import Population
+    from grokexp.engine.data import make_splits, pair_table
+    from grokexp.engine.model import Population
+    from grokexp.engine.sweep import expand_members
+    from grokexp.engine.train import TrainData, train
     from grokexp.spec.io import validate_spec
-    from grokexp.sweep import expand_members
-    from grokexp.train import TrainData, train
 
     spec = validate_spec({"name": "h", "task": {"modulus": 11},
                           "model": {"embedding_dim": 8, "hidden": 16},

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from grokexp.data import make_splits, pair_table
-from grokexp.model import Population
-from grokexp.optim import PopulationAdamW
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.model import Population
+from grokexp.engine.optim import PopulationAdamW
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import History, TrainData, train
 from grokexp.spec.io import validate_spec
-from grokexp.sweep import expand_members
-from grokexp.train import History, TrainData, train
 
 BASE: dict[str, Any] = {
     "name": "tiny",

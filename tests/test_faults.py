@@ -17,12 +17,12 @@ from conftest import read_until, require_service
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import EvalContext, Hook
 from grokexp.errors import RunInterrupted
 from grokexp.runner import run_experiment, train_group
 from grokexp.spec.io import load_spec
-from grokexp.sweep import expand_members
 from grokexp.tracking_mlflow import MlflowTracker
-from grokexp.train import EvalContext, Hook
 
 DIVERGING = '\n[sweep]\n"init.scale" = [1.0, 1e30]\n'
 

@@ -21,11 +21,11 @@ import math
 import torch
 from torch import nn
 
-from grokexp.init import init_member
+from grokexp.engine.init import init_member
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import Hook
 from grokexp.runner import train_group
 from grokexp.spec.io import load_spec
-from grokexp.sweep import expand_members
-from grokexp.train import Hook
 
 # the paper's sizes with a second hidden layer, so that every kind of layer is there
 P, D, H1, H2 = 53, 128, 256, 128

@@ -15,15 +15,15 @@ import torch
 import torch.nn.functional as F
 from reference import PaperMLP, labels
 
-from grokexp.data import make_splits, pair_table
-from grokexp.init import init_member
-from grokexp.optim import PopulationAdamW
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.init import init_member
+from grokexp.engine.optim import PopulationAdamW
+from grokexp.engine.seeding import generator_for
+from grokexp.engine.sweep import PER_MEMBER, Member, expand_members, group_by_shape, shape_key
+from grokexp.engine.train import MemberHistory
 from grokexp.runner import train_group
-from grokexp.seeding import generator_for
 from grokexp.spec.io import validate_spec
 from grokexp.spec.schema import Spec
-from grokexp.sweep import PER_MEMBER, Member, expand_members, group_by_shape, shape_key
-from grokexp.train import MemberHistory
 
 CPU = torch.device("cpu")
 BASE: dict[str, Any] = {

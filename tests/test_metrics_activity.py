@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from grokexp.engine.model import Architecture
 from grokexp.metrics.activity import activation_sparsity
 from grokexp.metrics.distribution import embedding_shape, histograms, parameter_stats
-from grokexp.model import Architecture
 
 
 def _hand_built() -> tuple[dict[str, torch.Tensor], Architecture]:

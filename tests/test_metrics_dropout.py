@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from grokexp.data import make_splits, pair_table
-from grokexp.metrics.accuracy import accuracy_and_loss
+from grokexp.engine.accuracy import accuracy_and_loss
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.model import Population
 from grokexp.metrics.dropout import dropout_accuracies, dropout_robustness, mc_dropout_accuracy
-from grokexp.model import Population
 from grokexp.spec.io import validate_spec
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from grokexp.engine.train import MemberHistory
 from grokexp.errors import SpecError
 from grokexp.objective import censor_value, trial_outcome
 from grokexp.spec.io import load_spec
-from grokexp.train import MemberHistory
 
 
 def seed(train: int | None, test: int | None, status: str = "FINISHED") -> MemberHistory:

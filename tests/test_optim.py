@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from grokexp.optim import PopulationAdamW
+from grokexp.engine.optim import PopulationAdamW
 
 
 def test_matches_torch_adamw_per_member_with_own_lr_and_decay():

@@ -18,11 +18,11 @@ from conftest import TINY
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
-from grokexp.data import make_splits, pair_table, split_dataset, split_digest
+from grokexp.engine.data import make_splits, pair_table, split_dataset, split_digest
+from grokexp.engine.sweep import expand_members
 from grokexp.runner import run_experiment
 from grokexp.spec.io import load_spec
 from grokexp.spec.schema import TaskSpec
-from grokexp.sweep import expand_members
 from grokexp.tracking import NullTracker
 from grokexp.tracking_mlflow import MlflowTracker
 

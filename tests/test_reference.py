@@ -35,13 +35,13 @@ from reference import (
 )
 
 import grokexp.metrics.dropout as dropout
-from grokexp.data import make_splits, pair_table
 from grokexp.diagnostics import DiagnosticsHook, cadence_metrics
-from grokexp.model import Population
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.model import Population
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import TrainData, train
 from grokexp.probes import drc_key, drc_probe, frozen_params, mc_probe
 from grokexp.spec.io import validate_spec
-from grokexp.sweep import expand_members
-from grokexp.train import TrainData, train
 
 EPOCHS, PASSES, DRC_PASSES = 400, 300, 100
 RATES = [0.0, 0.1, 0.3, 0.5, 0.9]

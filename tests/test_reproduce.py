@@ -22,11 +22,11 @@ from grokexp.claim_checks import (
 )
 from grokexp.claims import CLAIMS, evaluate_claims
 from grokexp.cli import main
+from grokexp.engine.init import init_member
+from grokexp.engine.sweep import expand_members
 from grokexp.figure_sets import RunRecord
-from grokexp.init import init_member
 from grokexp.reproduce import PAPER_SPECS
 from grokexp.spec.io import load_spec
-from grokexp.sweep import expand_members
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

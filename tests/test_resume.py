@@ -17,10 +17,10 @@ from mlflow.tracking import MlflowClient
 
 from grokexp.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from grokexp.cli import main
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import Hook, Interrupted
 from grokexp.runner import train_group
 from grokexp.spec.io import load_spec
-from grokexp.sweep import expand_members
-from grokexp.train import Hook, Interrupted
 
 CPU = torch.device("cpu")
 SPEC = """

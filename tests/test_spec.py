@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from grokexp.engine.sweep import expand_members, group_by_shape
 from grokexp.errors import SpecError
 from grokexp.spec.io import (
     apply_overrides,
@@ -13,7 +14,6 @@ from grokexp.spec.io import (
     spec_to_toml,
     validate_spec,
 )
-from grokexp.sweep import expand_members, group_by_shape
 
 
 def problems(text: str, overrides=()) -> list[str]:

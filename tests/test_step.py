@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grokexp.model import Architecture, logits
-from grokexp.step import TrainStep
+from grokexp.engine.model import Architecture, logits
+from grokexp.engine.step import TrainStep
 
 P = 7
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import EvalContext, Hook
 from grokexp.runner import train_group
 from grokexp.spec.io import load_spec
-from grokexp.sweep import expand_members
-from grokexp.train import EvalContext, Hook
 
 BASE = """
 name = "t"
@@ -74,7 +74,7 @@ def test_frozen_embedding_keeps_its_initial_values():
             seen["output"] = state["output.weight"]
 
     train_group(grid, CPU, [Capture()])
-    from grokexp.init import init_member
+    from grokexp.engine.init import init_member
     start = init_member(grid[0].spec)
     assert torch.equal(seen["embedding"], start["embedding"])
     assert not torch.equal(seen["output"], start["output.weight"])
@@ -119,7 +119,7 @@ def test_training_dropout_runs_and_is_seeded(dropout):
 
 def _recording_masks(monkeypatch, drawn: list[tuple[str, torch.Tensor]]):
     """Spy on grokexp's own mask factory: the real masks, kept as they are handed out."""
-    import grokexp.train as train_module
+    import grokexp.engine.train as train_module
 
     real = train_module._dropout_masks
 
@@ -168,7 +168,7 @@ def test_training_dropout_draws_masks_at_its_rate_and_changes_the_history(monkey
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
 def test_dropout_masks_zero_a_share_p_and_each_member_its_own(p):
-    from grokexp.train import _dropout_masks
+    from grokexp.engine.train import _dropout_masks
 
     generators = [torch.Generator().manual_seed(s) for s in (0, 1)]
     mask = _dropout_masks(p, generators, CPU)("hidden", (2, 400, 50))
@@ -191,10 +191,10 @@ def _plain_loss(params: dict[str, torch.Tensor], left, right, labels, emb_mask, 
 
 
 def test_one_dropout_step_equals_a_plain_autograd_step_with_the_same_masks():
-    from grokexp.model import Population
-    from grokexp.optim import PopulationAdamW
-    from grokexp.step import TrainStep
-    from grokexp.train import _dropout_masks
+    from grokexp.engine.model import Population
+    from grokexp.engine.optim import PopulationAdamW
+    from grokexp.engine.step import TrainStep
+    from grokexp.engine.train import _dropout_masks
 
     grid = members('[sweep]\nseeds = [0, 1]', ["train.dropout=0.5"])
     population = Population.from_specs([m.spec for m in grid], CPU)
@@ -239,9 +239,9 @@ def test_one_dropout_step_equals_a_plain_autograd_step_with_the_same_masks():
 
 
 def test_dropout_at_half_raises_the_training_loss_of_a_trained_model():
-    from grokexp.data import make_splits, pair_table
-    from grokexp.model import Architecture, logits
-    from grokexp.train import _dropout_masks
+    from grokexp.engine.data import make_splits, pair_table
+    from grokexp.engine.model import Architecture, logits
+    from grokexp.engine.train import _dropout_masks
 
     grid = members(overrides=["train.epochs=60"])
     seen = {}

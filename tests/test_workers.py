@@ -6,12 +6,12 @@ import threading
 
 import torch
 
-from grokexp.data import make_splits, pair_table
-from grokexp.model import Population
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.model import Population
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import TrainData, _optimizer, train
+from grokexp.engine.workers import ShardedTrainer, shard_size
 from grokexp.spec.io import validate_spec
-from grokexp.sweep import expand_members
-from grokexp.train import TrainData, _optimizer, train
-from grokexp.workers import ShardedTrainer, shard_size
 
 RAW = {"name": "w", "task": {"modulus": 11}, "model": {"embedding_dim": 8, "hidden": 16},
        "train": {"epochs": 3, "batch_size": 16, "lr": 1e-2}, "sweep": {"seeds": [0, 1, 2, 3, 4]}}

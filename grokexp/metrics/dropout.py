@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ..model import _ACTIVATIONS, Architecture, embedded, first_preactivation
+from ..engine.model import _ACTIVATIONS, Architecture, embedded, first_preactivation
 
 __all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES",
            "CHUNK_FLOATS", "keep_mask"]
@@ -76,7 +76,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     ``left``/``right``/``labels`` are (K, N) per member (its test pairs); ``rates`` is (M,),
     copy m drops units with probability ``rates[m]`` at every site in ``sites`` (the
     concatenated embedding the first layer reads, and each hidden layer's output);
-    ``generators`` holds one generator per member. The forward pass is model.py's, laid out
+    ``generators`` holds one generator per member. The forward pass is engine/model.py's, laid out
     as (K, c·N, ·) so each member's weights multiply all of its c copies in one batched
     matmul; without the embedding site the first layer is computed once per member and
     shared by its copies. Masks multiply out of place: the shared tensors are never written.

@@ -159,6 +159,7 @@ class TrackingSpec(Section):
     tracking_uri: str | None = None
 
 
+# Every section's docstring is a description in the JSON Schema (grokexp schema) users read.
 class Spec(Section):
     """A whole experiment. ``sweep`` turns it into a population of members (see sweep.py)."""
 

@@ -11,9 +11,9 @@ import math
 
 import torch
 
+from ..spec.init import ResolvedInit
+from ..spec.schema import Spec
 from .seeding import generator_for
-from .spec.init import ResolvedInit
-from .spec.schema import Spec
 
 __all__ = ["parameter_layout", "draw", "init_member", "layer_of"]
 

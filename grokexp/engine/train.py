@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from .accuracy import accuracy_and_loss
 from .data import PairTable, Splits
 from .init import layer_of
-from .metrics.accuracy import accuracy_and_loss
 from .model import DropoutMasks, Population, logits
 from .optim import PopulationAdamW
 from .seeding import generator_for

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SpecError
-from .spec.io import apply_overrides, set_dotted, spec_to_dict, validate_spec
-from .spec.schema import Spec
+from ..errors import SpecError
+from ..spec.io import apply_overrides, set_dotted, spec_to_dict, validate_spec
+from ..spec.schema import Spec
 
 __all__ = ["Member", "expand_members", "group_by_shape", "shape_key", "MAX_MEMBERS",
            "PER_MEMBER"]

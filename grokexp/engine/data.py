@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..spec.schema import TaskSpec
 from .seeding import generator_for
-from .spec.schema import TaskSpec
 
 __all__ = ["PairTable", "Splits", "SplitDataset", "SPLIT_DIGEST_TAG", "pair_table",
            "make_splits", "split_digest", "split_dataset"]

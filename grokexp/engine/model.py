@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..spec.schema import Spec
 from .init import init_member, parameter_layout
-from .spec.schema import Spec
 
 __all__ = ["Architecture", "Population", "logits", "DropoutMasks", "first_layer_tables"]
 
