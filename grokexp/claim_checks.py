@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .engine.accuracy import first_epoch_at_or_above
-from .figure_sets import RISE_LEVEL, RunRecord
+from .figures.sets import RISE_LEVEL, RunRecord
 
 __all__ = [
     "Members",

@@ -19,7 +19,7 @@ import torch
 from .engine.model import Architecture, embedded
 from .engine.sweep import Member
 from .engine.train import EvalContext, History, Hook, MemberHistory, TrainData
-from .figure_sets import RunRecord, drc_csv, run_figures, sweep_figures
+from .figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.embedding import codiagonal_structure, cosine_matrix

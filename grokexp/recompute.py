@@ -19,7 +19,7 @@ from .engine.data import make_splits, pair_table
 from .engine.model import Architecture, embedded
 from .engine.seeding import generator_for
 from .errors import GrokexpError
-from .figure_sets import RunRecord, run_figures, sweep_figures
+from .figures.sets import RunRecord, run_figures, sweep_figures
 from .metrics.dropout import dropout_robustness
 from .metrics.embedding import cosine_matrix
 from .spec.io import load_spec

@@ -18,7 +18,7 @@ from typing import Any
 from .claims import Claim, evaluate_claims
 from .engine.sweep import expand_members
 from .engine.train import Hook
-from .figure_sets import RunRecord
+from .figures.sets import RunRecord
 from .recompute import child_runs, load_record, param_value
 from .runner import run_experiment
 from .spec.io import load_spec

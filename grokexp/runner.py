@@ -36,7 +36,7 @@ from .engine.train import (
     train,
 )
 from .errors import RunInterrupted
-from .figures import accuracy_figure, accuracy_overlay
+from .figures.run import accuracy_figure, accuracy_overlay
 from .redact import redact_params, redact_text
 from .spec.base import flatten
 from .spec.io import spec_hash, spec_to_dict, spec_to_toml

@@ -6,10 +6,10 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from .figures.study import history_figure, importance_figure, space_figure
 from .spec.io import spec_to_dict, validate_spec
 from .spec.schema import Spec
 from .study_batch import budget_epochs, point_spec, trial_seeds
-from .study_figures import history_figure, importance_figure, space_figure
 
 if TYPE_CHECKING:
     import optuna

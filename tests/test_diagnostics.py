@@ -101,7 +101,7 @@ def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, t
     client = MlflowClient(tracking_uri=tracking_uri)
     run_id = out["run_ids"][1]
     logged = client.download_artifacts(run_id, "diagnostics/drc.csv", str(tmp_path))
-    from grokexp.figure_sets import parse_drc_csv
+    from grokexp.figures.sets import parse_drc_csv
     from grokexp.recompute import load_record
 
     rates, curves = parse_drc_csv(open(logged).read())

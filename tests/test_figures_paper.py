@@ -7,7 +7,7 @@ import io
 import numpy as np
 from matplotlib.figure import Figure
 
-from grokexp import figures_paper as fp
+from grokexp.figures import paper as fp
 
 
 def _png(fig: Figure) -> bytes:
@@ -50,7 +50,7 @@ def test_sweep_figures_draw() -> None:
 
 
 def test_short_labels_for_init_tables() -> None:
-    from grokexp.figure_sets import short_value
+    from grokexp.figures.sets import short_value
 
     assert short_value({}) == "default"
     assert short_value({"scheme": "uniform", "low": 0.4, "high": 0.8}) == "uniform[0.4, 0.8]"

@@ -24,7 +24,7 @@ from grokexp.claims import CLAIMS, evaluate_claims
 from grokexp.cli import main
 from grokexp.engine.init import init_member
 from grokexp.engine.sweep import expand_members
-from grokexp.figure_sets import RunRecord
+from grokexp.figures.sets import RunRecord
 from grokexp.reproduce import PAPER_SPECS
 from grokexp.spec.io import load_spec
 

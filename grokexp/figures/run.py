@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-from .engine.train import MemberHistory  # noqa: E402
+from ..engine.train import MemberHistory  # noqa: E402
 
 __all__ = ["accuracy_figure", "accuracy_overlay"]
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import figures_paper as fp
-from .engine.accuracy import first_epoch_at_or_above
+from ..engine.accuracy import first_epoch_at_or_above
+from . import paper as fp
 
 __all__ = ["RunRecord", "run_figures", "sweep_figures", "rise_epoch", "RISE_LEVEL",
            "drc_csv", "parse_drc_csv", "short_value"]
