@@ -29,7 +29,7 @@ else:  # pragma: no cover
 from grokexp.engine.sweep import expand_members
 from grokexp.runner import run_experiment
 from grokexp.spec.io import load_spec
-from grokexp.tracking_mlflow import MlflowTracker
+from grokexp.tracking.mlflow_tracker import MlflowTracker
 
 OFF = ["metrics.mc_dropout=false", "metrics.drc=false", "metrics.embedding_cos=false",
        "metrics.distributions=false", "metrics.inactive_neurons=false",

@@ -62,7 +62,7 @@ def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]
 
 def resolve_tracking_uri(option: str | None, spec_uri: str | None = None) -> str:
     """``--tracking-uri`` beats MLFLOW_TRACKING_URI beats the spec beats the default."""
-    from .tracking import DEFAULT_TRACKING_URI
+    from .tracking.tracker import DEFAULT_TRACKING_URI
 
     return option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
 
@@ -261,7 +261,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 
     from .progress import ProgressHook
     from .study_storage import resolve_storage
-    from .tracking_mlflow import MlflowTracker
+    from .tracking.mlflow_tracker import MlflowTracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)

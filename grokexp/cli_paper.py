@@ -20,7 +20,7 @@ __all__ = ["do_figures", "do_reproduce"]
 
 def do_figures(run_id: str, tracking_uri: str | None) -> None:
     from .recompute import redraw
-    from .tracking_mlflow import tracker_for_run
+    from .tracking.mlflow_tracker import tracker_for_run
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_tracking_uri(tracking_uri)
@@ -45,7 +45,7 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
         outcome_from_store,
         run_spec,
     )
-    from .tracking_mlflow import MlflowTracker
+    from .tracking.mlflow_tracker import MlflowTracker
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     unknown = sorted(set(only) - set(PAPER_SPECS))

@@ -57,7 +57,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
            device: str | None, as_json: bool, quiet: bool, resume: str | None,
            recovery_dir: str, memory_gib: float | None) -> None:
     from .cli import git_commit, read_spec, resolve_tracking_uri
-    from .redact import redact_uri
+    from .tracking.redact import redact_uri
 
     checkpoint, experiment = None, None
     if resume is not None:
@@ -67,8 +67,8 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         uri = resolve_tracking_uri(tracking_uri)
         _check_store(uri)
         from .engine.sweep import expand_members
-        from .resume import find_checkpoint
         from .spec.io import load_spec
+        from .tracking.resume import find_checkpoint
 
         checkpoint, experiment = find_checkpoint(uri, resume)
         spec = load_spec(checkpoint.spec_toml, f"checkpoint of {resume}")
@@ -93,7 +93,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     from .progress import ProgressHook
     from .runner import run_experiment
     from .signals import StopRequest
-    from .tracking_mlflow import MlflowTracker
+    from .tracking.mlflow_tracker import MlflowTracker
 
     tracker = MlflowTracker(uri, experiment or spec.experiment_name,
                             recovery_dir=recovery_base(recovery_dir))
@@ -138,13 +138,13 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
 
 
 def _check_store(uri: str) -> None:
-    from .store import check_store
+    from .tracking.store import check_store
 
     check_store(uri)
 
 
 def _recovery_message(tracker: Any, uri: str, root_run_id: str | None) -> None:
-    from .redact import redact_uri
+    from .tracking.redact import redact_uri
 
     folder = tracker.journal.folder if tracker.journal is not None else None
     click.echo(f"error: tracking store {redact_uri(uri)}: {tracker.failure}", err=True)
@@ -174,8 +174,8 @@ def _print_summary(result: Any, uri: str) -> None:
 
 def do_relog(folder: str, tracking_uri: str | None) -> None:
     from .cli import resolve_tracking_uri
-    from .recovery import relog
-    from .redact import redact_uri
+    from .tracking.recovery import relog
+    from .tracking.redact import redact_uri
 
     path = Path(folder)
     if not path.is_dir():

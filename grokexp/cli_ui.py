@@ -38,8 +38,8 @@ def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> 
 
 def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
           workers: int = 1) -> None:
-    from .redact import redact_uri
-    from .tracking import artifact_root_for
+    from .tracking.redact import redact_uri
+    from .tracking.tracker import artifact_root_for
 
     uri = resolve_tracking_uri(tracking_uri)
     shown_uri = redact_uri(uri)

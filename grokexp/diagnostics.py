@@ -33,7 +33,7 @@ from .probes import (
     mc_probe,
 )
 from .spec.schema import MetricsSpec, Spec
-from .tracking import Tracker
+from .tracking.tracker import Tracker
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
            "log_sweep_figures"]

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 from .engine.seeding import derived_seed
 from .engine.train import Hook
 from .errors import SpecError
-from .redact import redact_params, redact_text
 from .spec.base import flatten
 from .spec.io import spec_to_dict, spec_to_toml
 from .spec.optimize import OptimizeSpec
@@ -38,7 +37,8 @@ from .study_storage import (
     fail_stale_trials,
     open_storage,
 )
-from .tracking import Tracker
+from .tracking.redact import redact_params, redact_text
+from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     import optuna

@@ -3,7 +3,7 @@
 ``grokexp figures RUN_ID`` needs no training: the metric series come from MLflow, and the
 chosen-epoch data (cosine matrices, embedding histograms, the DRC) are recomputed from the
 log-spaced checkpoints, which include every chosen epoch. A sweep's parent run is redrawn
-from its children's series. The MLflow client comes from the tracker (tracking_mlflow.py).
+from its children's series. The MLflow client comes from the tracker (tracking/mlflow_tracker.py).
 """
 
 from __future__ import annotations

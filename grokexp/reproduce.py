@@ -22,7 +22,7 @@ from .figures.sets import RunRecord
 from .recompute import child_runs, load_record, param_value
 from .runner import run_experiment
 from .spec.io import load_spec
-from .tracking_mlflow import MlflowTracker
+from .tracking.mlflow_tracker import MlflowTracker
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
            "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]

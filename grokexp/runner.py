@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
 from .diagnostics import DiagnosticsHook, log_sweep_figures
 from .engine.data import (
     SPLIT_DIGEST_TAG,
@@ -37,11 +36,12 @@ from .engine.train import (
 )
 from .errors import RunInterrupted
 from .figures.run import accuracy_figure, accuracy_overlay
-from .redact import redact_params, redact_text
 from .spec.base import flatten
 from .spec.io import spec_hash, spec_to_dict, spec_to_toml
 from .spec.schema import Spec
-from .tracking import Tracker
+from .tracking.checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
+from .tracking.redact import redact_params, redact_text
+from .tracking.tracker import Tracker
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
            "resolve_device", "train_group", "SplitProvenance"]

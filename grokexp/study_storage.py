@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import GrokexpError
-from .redact import redact_uri
+from .tracking.redact import redact_uri
 
 if TYPE_CHECKING:
     import optuna

@@ -22,7 +22,7 @@ from grokexp.engine.train import EvalContext, Hook
 from grokexp.errors import RunInterrupted
 from grokexp.runner import run_experiment, train_group
 from grokexp.spec.io import load_spec
-from grokexp.tracking_mlflow import MlflowTracker
+from grokexp.tracking.mlflow_tracker import MlflowTracker
 
 DIVERGING = '\n[sweep]\n"init.scale" = [1.0, 1e30]\n'
 

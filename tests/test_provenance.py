@@ -23,8 +23,8 @@ from grokexp.engine.sweep import expand_members
 from grokexp.runner import run_experiment
 from grokexp.spec.io import load_spec
 from grokexp.spec.schema import TaskSpec
-from grokexp.tracking import NullTracker
-from grokexp.tracking_mlflow import MlflowTracker
+from grokexp.tracking.mlflow_tracker import MlflowTracker
+from grokexp.tracking.tracker import NullTracker
 
 TAG = "grokexp.split_digest"
 SWEEP = '\n[sweep]\nseeds = [0, 1]\n"train.split_seed" = [0, 1]\n'

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from conftest import read_until
 from mlflow.tracking import MlflowClient
 
-from grokexp.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import Hook, Interrupted
 from grokexp.runner import train_group
 from grokexp.spec.io import load_spec
+from grokexp.tracking.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 CPU = torch.device("cpu")
 SPEC = """

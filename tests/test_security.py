@@ -12,11 +12,11 @@ from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
 from grokexp.errors import GrokexpError
-from grokexp.recovery import Journal, relog
-from grokexp.redact import redact_params, redact_text, redact_uri
 from grokexp.spec.io import load_spec
-from grokexp.tracking import NullTracker, safe_artifact_path
-from grokexp.tracking_mlflow import MlflowTracker
+from grokexp.tracking.mlflow_tracker import MlflowTracker
+from grokexp.tracking.recovery import Journal, relog
+from grokexp.tracking.redact import redact_params, redact_text, redact_uri
+from grokexp.tracking.tracker import NullTracker, safe_artifact_path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "grokexp"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..errors import GrokexpError
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint, load_checkpoint
-from .errors import GrokexpError
 from .redact import redact_text
 
 __all__ = ["find_checkpoint"]

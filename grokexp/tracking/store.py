@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import GrokexpError
+from ..errors import GrokexpError
 from .redact import redact_uri
 
 __all__ = ["check_store"]

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .engine.train import LoopState, MemberHistory
-from .errors import GrokexpError
+from ..engine.train import LoopState, MemberHistory
+from ..errors import GrokexpError
 
 __all__ = ["Checkpoint", "CHECKPOINT_ARTIFACT", "load_checkpoint", "save_checkpoint"]
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import GrokexpError
+from ..errors import GrokexpError
 from .recovery import DATASET_SOURCE_TYPE, Journal, dataset_input
 from .redact import redact_text
-from .tracking import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
+from .tracker import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
 
 __all__ = ["MlflowTracker", "store_error", "tracker_for_run"]
 

@@ -5,7 +5,7 @@ order, as lines of ``journal.jsonl`` (metrics with their steps and timestamps, t
 set inputs, run ends) and files under ``files/`` (figures, weights, the checkpoint).
 ``grokexp relog FOLDER`` replays the journal into the store once it works again; metrics
 already in the store are skipped (and a data set input is logged once per run), so replaying
-twice does no harm. This module and tracking_mlflow.py are the only ones that talk to mlflow.
+twice does no harm. This module and mlflow_tracker.py are the only ones that talk to mlflow.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .errors import GrokexpError
+from ..errors import GrokexpError
 from .redact import redact_text
 
 __all__ = ["Journal", "relog", "dataset_input", "DATASET_SOURCE_TYPE"]
@@ -125,7 +125,7 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
     from mlflow.entities import Metric, RunTag
     from mlflow.tracking import MlflowClient
 
-    from .tracking import safe_artifact_path
+    from .tracker import safe_artifact_path
 
     entries = _entries(folder)
     client = MlflowClient(tracking_uri=tracking_uri)

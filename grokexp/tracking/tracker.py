@@ -1,6 +1,6 @@
 """Where runs are recorded: the narrow interface the runner writes to, and its null twin.
 
-The real tracker, over MLflow, is tracking_mlflow.py; ``NullTracker`` records in memory so
+The real tracker, over MLflow, is mlflow_tracker.py; ``NullTracker`` records in memory so
 the loop and its tests run without MLflow. The helpers here (parameter values, artifact
 names, where a sqlite store keeps its artifacts) are shared by both.
 """
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from .errors import GrokexpError
+from ..errors import GrokexpError
 
 __all__ = [
     "Tracker",
