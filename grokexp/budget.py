@@ -47,7 +47,7 @@ def estimate_bytes(spec: Spec, members: int) -> int:
     metrics = spec.metrics
     if getattr(metrics, "mc_dropout", False) and getattr(metrics, "mc_samples", 0):
         widest = max(2 * d, *hidden, p)
-        from .metrics.dropout import CHUNK_FLOATS
+        from .diagnostics.metrics.dropout import CHUNK_FLOATS
 
         peak = max(peak, 3 * FLOAT * max(CHUNK_FLOATS, k * n * widest))  # one probe chunk
     return int(state + data + tables + peak)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .diagnostics import DiagnosticsHook, log_sweep_figures
+from .diagnostics.hook import DiagnosticsHook, log_sweep_figures
 from .engine.data import (
     SPLIT_DIGEST_TAG,
     PairTable,

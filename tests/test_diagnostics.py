@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
-from grokexp.diagnostics import checkpoint_targets, due
+from grokexp.diagnostics.hook import checkpoint_targets, due
 
 DIAG = """
 [metrics]
@@ -124,11 +124,11 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
     copy would let later steps leak into them."""
     import torch
 
-    import grokexp.metrics.dropout as dropout
+    import grokexp.diagnostics.metrics.dropout as dropout
 
     monkeypatch.setattr(dropout, "CHUNK_FLOATS", 1)  # one pass per chunk: a probe spans steps
 
-    from grokexp.diagnostics import DiagnosticsHook
+    from grokexp.diagnostics.hook import DiagnosticsHook
     from grokexp.engine.data import make_splits, pair_table
     from grokexp.engine.model import Population
     from grokexp.engine.sweep import expand_members
@@ -166,7 +166,7 @@ def test_recorded_embedding_values_are_those_of_their_epoch() -> None:
     that training goes on changing."""
     import torch
 
-    from grokexp.diagnostics import DiagnosticsHook
+    from grokexp.diagnostics.hook import DiagnosticsHook
     from grokexp.engine.data import make_splits, pair_table
     from grokexp.engine.model import Population
     from grokexp.engine.sweep import expand_members

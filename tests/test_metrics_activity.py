@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from grokexp.diagnostics.metrics.activity import activation_sparsity
+from grokexp.diagnostics.metrics.distribution import embedding_shape, histograms, parameter_stats
 from grokexp.engine.model import Architecture
-from grokexp.metrics.activity import activation_sparsity
-from grokexp.metrics.distribution import embedding_shape, histograms, parameter_stats
 
 
 def _hand_built() -> tuple[dict[str, torch.Tensor], Architecture]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from grokexp.diagnostics.metrics.dropout import (
+    dropout_accuracies,
+    dropout_robustness,
+    mc_dropout_accuracy,
+)
 from grokexp.engine.accuracy import accuracy_and_loss
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.model import Population
-from grokexp.metrics.dropout import dropout_accuracies, dropout_robustness, mc_dropout_accuracy
 from grokexp.spec.io import validate_spec
 
 
@@ -58,7 +62,7 @@ def test_dropout_is_random_reproducible_and_chunk_independent(monkeypatch) -> No
     input used to be masked in place, compounding the passes)."""
     population, _, _, (left, right, labels) = _population(2)
     rates = torch.full((40,), 0.5)
-    import grokexp.metrics.dropout as module
+    import grokexp.diagnostics.metrics.dropout as module
 
     def run(members: list[int], sites=("embedding", "hidden")) -> torch.Tensor:
         keep = torch.tensor(members)
@@ -80,7 +84,7 @@ def test_dropout_is_random_reproducible_and_chunk_independent(monkeypatch) -> No
 
 
 def test_keep_mask_hits_the_rate_and_survivors_keep_the_expected_value() -> None:
-    from grokexp.metrics.dropout import QUANTUM, keep_mask
+    from grokexp.diagnostics.metrics.dropout import QUANTUM, keep_mask
 
     gen = torch.Generator().manual_seed(3)
     for rate in (0.0, 0.1, 0.3, 0.9):
@@ -90,7 +94,7 @@ def test_keep_mask_hits_the_rate_and_survivors_keep_the_expected_value() -> None
         if rate == 0.0:
             assert bool(kept.all())
     # the survivor scale uses the same quantised rate, so the expectation stays exact
-    from grokexp.metrics.dropout import _survivor_scale
+    from grokexp.diagnostics.metrics.dropout import _survivor_scale
     scale = float(_survivor_scale(torch.tensor([0.3]))[0])
     expected = QUANTUM / (QUANTUM - round(0.3 * QUANTUM))
     assert scale == float(torch.tensor(expected, dtype=torch.float32))  # float32 of it

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from grokexp.metrics.embedding import (
+from grokexp.diagnostics.metrics.embedding import (
     bimodality_coefficient,
     codiagonal_structure,
     cosine_matrix,

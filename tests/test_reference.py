@@ -34,13 +34,13 @@ from reference import (
     sparsity,
 )
 
-import grokexp.metrics.dropout as dropout
-from grokexp.diagnostics import DiagnosticsHook, cadence_metrics
+import grokexp.diagnostics.metrics.dropout as dropout
+from grokexp.diagnostics.hook import DiagnosticsHook, cadence_metrics
+from grokexp.diagnostics.probes import drc_key, drc_probe, frozen_params, mc_probe
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.model import Population
 from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import TrainData, train
-from grokexp.probes import drc_key, drc_probe, frozen_params, mc_probe
 from grokexp.spec.io import validate_spec
 
 EPOCHS, PASSES, DRC_PASSES = 400, 300, 100

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ..engine.model import Architecture, hidden_activations
+from ...engine.model import Architecture, hidden_activations
 
 __all__ = ["activation_sparsity"]
 

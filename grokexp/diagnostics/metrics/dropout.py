@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ..engine.model import _ACTIVATIONS, Architecture, embedded, first_preactivation
+from ...engine.model import _ACTIVATIONS, Architecture, embedded, first_preactivation
 
 __all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES",
            "CHUNK_FLOATS", "keep_mask"]

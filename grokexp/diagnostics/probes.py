@@ -21,13 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .engine.model import Architecture, Population
-from .engine.seeding import derived_seed
-from .engine.sweep import Member
-from .engine.train import TrainData
-from .engine.workers import no_grad_call
+from ..engine.model import Architecture, Population
+from ..engine.seeding import derived_seed
+from ..engine.sweep import Member
+from ..engine.train import TrainData
+from ..engine.workers import no_grad_call
+from ..spec.schema import MetricsSpec
 from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
-from .spec.schema import MetricsSpec
 
 __all__ = ["Probe", "ProbeQueue", "mc_probe", "drc_probe", "drc_key", "frozen_params",
            "probe_generators", "MAX_IN_FLIGHT"]

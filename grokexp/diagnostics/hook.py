@@ -16,10 +16,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from .engine.model import Architecture, embedded
-from .engine.sweep import Member
-from .engine.train import EvalContext, History, Hook, MemberHistory, TrainData
-from .figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
+from ..engine.model import Architecture, embedded
+from ..engine.sweep import Member
+from ..engine.train import EvalContext, History, Hook, MemberHistory, TrainData
+from ..figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
+from ..spec.schema import MetricsSpec, Spec
+from ..tracking.tracker import Tracker
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.embedding import codiagonal_structure, cosine_matrix
@@ -32,8 +34,6 @@ from .probes import (
     frozen_params,
     mc_probe,
 )
-from .spec.schema import MetricsSpec, Spec
-from .tracking.tracker import Tracker
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
            "log_sweep_figures"]
