@@ -27,7 +27,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from grokexp.engine.sweep import expand_members
-from grokexp.runner import run_experiment
+from grokexp.run.runner import run_experiment
 from grokexp.spec.io import load_spec
 from grokexp.tracking.mlflow_tracker import MlflowTracker
 

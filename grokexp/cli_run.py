@@ -23,7 +23,7 @@ __all__ = ["do_run", "do_relog", "memory_limit"]
 
 def memory_limit(option_gib: float | None, device: Any) -> tuple[int, str]:
     """Bytes a population may use: ``--memory-limit``, else 80% of what is free now."""
-    from .budget import GIB
+    from .run.budget import GIB
 
     if option_gib is not None:
         return int(option_gib * GIB), "--memory-limit"
@@ -84,14 +84,14 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     # (7 by default, with exponential backoff) would only delay that by minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    from .budget import check_memory
-    from .runner import resolve_device
+    from .run.budget import check_memory
+    from .run.runner import resolve_device
 
     check_memory(members, *memory_limit(memory_gib, resolve_device(spec.train.device)))
     if resume is None:
         _check_store(uri)
     from .progress import ProgressHook
-    from .runner import run_experiment
+    from .run.runner import run_experiment
     from .signals import StopRequest
     from .tracking.mlflow_tracker import MlflowTracker
 

@@ -20,7 +20,7 @@ from .engine.sweep import expand_members
 from .engine.train import Hook
 from .figures.sets import RunRecord
 from .recompute import child_runs, load_record, param_value
-from .runner import run_experiment
+from .run.runner import run_experiment
 from .spec.io import load_spec
 from .tracking.mlflow_tracker import MlflowTracker
 

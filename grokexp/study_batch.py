@@ -19,7 +19,7 @@ from .engine.sweep import Member, group_by_shape
 from .engine.train import EvalContext, Hook, MemberHistory
 from .errors import SpecError
 from .objective import trial_outcome
-from .runner import SplitProvenance, resolve_device, train_group
+from .run.runner import SplitProvenance, resolve_device, train_group
 from .spec.base import flatten
 from .spec.io import set_dotted, spec_to_dict, validate_spec
 from .spec.optimize import OptimizeSpec, SearchDim

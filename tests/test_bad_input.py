@@ -28,10 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from grokexp.budget import GIB, estimate_bytes
 from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
 from grokexp.errors import SpecError
+from grokexp.run.budget import GIB, estimate_bytes
 from grokexp.spec.io import load_spec, set_dotted, validate_spec
 from grokexp.spec.schema import Spec
 

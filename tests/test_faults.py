@@ -20,7 +20,7 @@ from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import EvalContext, Hook
 from grokexp.errors import RunInterrupted
-from grokexp.runner import run_experiment, train_group
+from grokexp.run.runner import run_experiment, train_group
 from grokexp.spec.io import load_spec
 from grokexp.tracking.mlflow_tracker import MlflowTracker
 

@@ -24,7 +24,7 @@ from torch import nn
 from grokexp.engine.init import init_member
 from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import Hook
-from grokexp.runner import train_group
+from grokexp.run.runner import train_group
 from grokexp.spec.io import load_spec
 
 # the paper's sizes with a second hidden layer, so that every kind of layer is there

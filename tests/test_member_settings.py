@@ -21,7 +21,7 @@ from grokexp.engine.optim import PopulationAdamW
 from grokexp.engine.seeding import generator_for
 from grokexp.engine.sweep import PER_MEMBER, Member, expand_members, group_by_shape, shape_key
 from grokexp.engine.train import MemberHistory
-from grokexp.runner import train_group
+from grokexp.run.runner import train_group
 from grokexp.spec.io import validate_spec
 from grokexp.spec.schema import Spec
 

@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from grokexp.cli import main
 from grokexp.engine.data import make_splits, pair_table, split_dataset, split_digest
 from grokexp.engine.sweep import expand_members
-from grokexp.runner import run_experiment
+from grokexp.run.runner import run_experiment
 from grokexp.spec.io import load_spec
 from grokexp.spec.schema import TaskSpec
 from grokexp.tracking.mlflow_tracker import MlflowTracker

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import Hook, Interrupted
-from grokexp.runner import train_group
+from grokexp.run.runner import train_group
 from grokexp.spec.io import load_spec
 from grokexp.tracking.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 

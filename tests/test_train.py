@@ -5,7 +5,7 @@ import torch
 
 from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import EvalContext, Hook
-from grokexp.runner import train_group
+from grokexp.run.runner import train_group
 from grokexp.spec.io import load_spec
 
 BASE = """

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .engine.sweep import MAX_MEMBERS, Member, group_by_shape
-from .errors import GrokexpError
-from .spec.schema import Spec
+from ..engine.sweep import MAX_MEMBERS, Member, group_by_shape
+from ..errors import GrokexpError
+from ..spec.schema import Spec
 
 __all__ = ["estimate_bytes", "check_memory", "MAX_MEMBERS", "GIB"]
 
@@ -47,7 +47,7 @@ def estimate_bytes(spec: Spec, members: int) -> int:
     metrics = spec.metrics
     if getattr(metrics, "mc_dropout", False) and getattr(metrics, "mc_samples", 0):
         widest = max(2 * d, *hidden, p)
-        from .diagnostics.metrics.dropout import CHUNK_FLOATS
+        from ..diagnostics.metrics.dropout import CHUNK_FLOATS
 
         peak = max(peak, 3 * FLOAT * max(CHUNK_FLOATS, k * n * widest))  # one probe chunk
     return int(state + data + tables + peak)

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from .diagnostics.hook import DiagnosticsHook, log_sweep_figures
-from .engine.data import (
+from ..diagnostics.hook import DiagnosticsHook, log_sweep_figures
+from ..engine.data import (
     SPLIT_DIGEST_TAG,
     PairTable,
     SplitDataset,
@@ -22,9 +22,9 @@ from .engine.data import (
     pair_table,
     split_dataset,
 )
-from .engine.model import Architecture, Population
-from .engine.sweep import Member, group_by_shape
-from .engine.train import (
+from ..engine.model import Architecture, Population
+from ..engine.sweep import Member, group_by_shape
+from ..engine.train import (
     EvalContext,
     History,
     Hook,
@@ -34,14 +34,14 @@ from .engine.train import (
     TrainData,
     train,
 )
-from .errors import RunInterrupted
-from .figures.run import accuracy_figure, accuracy_overlay
-from .spec.base import flatten
-from .spec.io import spec_hash, spec_to_dict, spec_to_toml
-from .spec.schema import Spec
-from .tracking.checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
-from .tracking.redact import redact_params, redact_text
-from .tracking.tracker import Tracker
+from ..errors import RunInterrupted
+from ..figures.run import accuracy_figure, accuracy_overlay
+from ..spec.base import flatten
+from ..spec.io import spec_hash, spec_to_dict, spec_to_toml
+from ..spec.schema import Spec
+from ..tracking.checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
+from ..tracking.redact import redact_params, redact_text
+from ..tracking.tracker import Tracker
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
            "resolve_device", "train_group", "SplitProvenance"]
