@@ -254,13 +254,13 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
               study_name: str | None, tracking_uri: str | None, out_dir: str,
               overrides: tuple[str, ...], quiet: bool) -> None:
     spec, _ = read_spec(spec_file, overrides)
-    from .optimize import StudyOptions, check_study_spec, run_study
+    from .study.optimize import StudyOptions, check_study_spec, run_study
 
     opt = check_study_spec(spec, spec_file)  # before any store or study is created
     import optuna
 
     from .progress import ProgressHook
-    from .study_storage import resolve_storage
+    from .study.storage import resolve_storage
     from .tracking.mlflow_tracker import MlflowTracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -54,7 +54,7 @@ def worker(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
 def load(storage: str, name: str = "opt"):
     import optuna
 
-    from grokexp.study_storage import StorageTarget, open_storage
+    from grokexp.study.storage import StorageTarget, open_storage
 
     kind = "journal" if storage.endswith(".log") else "rdb"
     return optuna.load_study(study_name=name, storage=open_storage(StorageTarget(kind, storage)))

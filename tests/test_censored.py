@@ -21,11 +21,11 @@ from optimize_helpers import OPT_TINY, load
 
 from grokexp.cli import main
 from grokexp.engine.train import MemberHistory
-from grokexp.objective import censor_value, trial_outcome
 from grokexp.spec.io import load_spec
-from grokexp.study_batch import budget_epochs
-from grokexp.study_report import ranked
-from grokexp.study_storage import StorageTarget, open_storage
+from grokexp.study.batch import budget_epochs
+from grokexp.study.objective import censor_value, trial_outcome
+from grokexp.study.report import ranked
+from grokexp.study.storage import StorageTarget, open_storage
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -6,8 +6,8 @@ import pytest
 
 from grokexp.engine.train import MemberHistory
 from grokexp.errors import SpecError
-from grokexp.objective import censor_value, trial_outcome
 from grokexp.spec.io import load_spec
+from grokexp.study.objective import censor_value, trial_outcome
 
 
 def seed(train: int | None, test: int | None, status: str = "FINISHED") -> MemberHistory:

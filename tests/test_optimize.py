@@ -185,8 +185,8 @@ def test_a_study_refuses_a_worker_with_a_different_spec(write_spec, tracking_uri
 
 
 def test_sampler_kinds_build(write_spec):
-    from grokexp.optimize import make_pruner, make_sampler
     from grokexp.spec.io import load_spec
+    from grokexp.study.optimize import make_pruner, make_sampler
 
     opt = load_spec(OPT_TINY, "o.toml").optimize
     assert isinstance(make_sampler(opt, 1), optuna.samplers.TPESampler)
@@ -197,7 +197,7 @@ def test_sampler_kinds_build(write_spec):
 
 
 def test_storage_urls_are_normalised_and_masked(tmp_path):
-    from grokexp.study_storage import StorageError, mask_password, resolve_storage
+    from grokexp.study.storage import StorageError, mask_password, resolve_storage
 
     target = resolve_storage("postgresql://u:secret@127.0.0.1:5433/db", "sqlite:///x/mlflow.db")
     assert target.location == "postgresql+psycopg://u:secret@127.0.0.1:5433/db"
@@ -217,7 +217,7 @@ def test_storage_urls_are_normalised_and_masked(tmp_path):
 def test_missing_postgres_driver_names_the_extra(monkeypatch):
     import sys
 
-    from grokexp.study_storage import StorageError, open_storage, resolve_storage
+    from grokexp.study.storage import StorageError, open_storage, resolve_storage
 
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
     target = resolve_storage("postgresql://u:pw@127.0.0.1:1/db", "http://h")

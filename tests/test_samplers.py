@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from optimize_helpers import load
 from optuna.trial import TrialState
 
-import grokexp.optimize as optimize_module
+import grokexp.study.optimize as optimize_module
 from grokexp.cli import main
 
 # a + b mod 17 as in optimize_helpers.OPT_TINY, cut short: 150 epochs, scored by the epoch

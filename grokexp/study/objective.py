@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .engine.train import MemberHistory
+from ..engine.train import MemberHistory
 
 __all__ = ["TrialOutcome", "seed_score", "trial_outcome", "censor_value"]
 

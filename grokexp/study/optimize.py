@@ -1,7 +1,7 @@
 """``grokexp optimize``: an Optuna study, ask-and-tell, one population per batch of trials.
 
 A worker asks ``batch`` trials, trains them × their seeds as one population
-(``study_batch.run_batch``), tells each trial when its seeds are done, and repeats until the
+(``batch.run_batch``), tells each trial when its seeds are done, and repeats until the
 study holds ``n_trials`` finished trials. Any number of workers may run the same command on
 the same storage; ``n_trials`` is the study's total, shared by all of them. The first worker
 creates the study, enqueues the known points and opens the MLflow parent run; every worker
@@ -20,16 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .engine.seeding import derived_seed
-from .engine.train import Hook
-from .errors import SpecError
-from .spec.base import flatten
-from .spec.io import spec_to_dict, spec_to_toml
-from .spec.optimize import OptimizeSpec
-from .spec.schema import Spec
-from .study_batch import budget_epochs, check_space, run_batch, suggest
-from .study_report import best_rows, best_spec, completed, format_table, ranked, study_figures
-from .study_storage import (
+from ..engine.seeding import derived_seed
+from ..engine.train import Hook
+from ..errors import SpecError
+from ..spec.base import flatten
+from ..spec.io import spec_to_dict, spec_to_toml
+from ..spec.optimize import OptimizeSpec
+from ..spec.schema import Spec
+from ..tracking.redact import redact_params, redact_text
+from ..tracking.tracker import Tracker
+from .batch import budget_epochs, check_space, run_batch, suggest
+from .report import best_rows, best_spec, completed, format_table, ranked, study_figures
+from .storage import (
     Heartbeat,
     StorageError,
     StorageTarget,
@@ -37,8 +39,6 @@ from .study_storage import (
     fail_stale_trials,
     open_storage,
 )
-from .tracking.redact import redact_params, redact_text
-from .tracking.tracker import Tracker
 
 if TYPE_CHECKING:
     import optuna

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import GrokexpError
-from .tracking.redact import redact_uri
+from ..errors import GrokexpError
+from ..tracking.redact import redact_uri
 
 if TYPE_CHECKING:
     import optuna

@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .engine.sweep import Member, group_by_shape
-from .engine.train import EvalContext, Hook, MemberHistory
-from .errors import SpecError
+from ..engine.sweep import Member, group_by_shape
+from ..engine.train import EvalContext, Hook, MemberHistory
+from ..errors import SpecError
+from ..run.runner import SplitProvenance, resolve_device, train_group
+from ..spec.base import flatten
+from ..spec.io import set_dotted, spec_to_dict, validate_spec
+from ..spec.optimize import OptimizeSpec, SearchDim
+from ..spec.schema import Spec
+from ..tracking.redact import redact_params
+from ..tracking.tracker import Tracker
 from .objective import trial_outcome
-from .run.runner import SplitProvenance, resolve_device, train_group
-from .spec.base import flatten
-from .spec.io import set_dotted, spec_to_dict, validate_spec
-from .spec.optimize import OptimizeSpec, SearchDim
-from .spec.schema import Spec
-from .study_storage import Heartbeat
-from .tracking.redact import redact_params
-from .tracking.tracker import Tracker
+from .storage import Heartbeat
 
 if TYPE_CHECKING:
     import optuna

@@ -6,10 +6,10 @@ import logging
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from .figures.study import history_figure, importance_figure, space_figure
-from .spec.io import spec_to_dict, validate_spec
-from .spec.schema import Spec
-from .study_batch import budget_epochs, point_spec, trial_seeds
+from ..figures.study import history_figure, importance_figure, space_figure
+from ..spec.io import spec_to_dict, validate_spec
+from ..spec.schema import Spec
+from .batch import budget_epochs, point_spec, trial_seeds
 
 if TYPE_CHECKING:
     import optuna
@@ -111,8 +111,8 @@ def study_figures(study: optuna.Study, spec: Spec) -> dict[str, Figure]:
                 warnings.simplefilter("ignore")
                 importances = optuna.importance.get_param_importances(study)
             figures["figures/param_importances.png"] = importance_figure(importances)
-        except (RuntimeError, ValueError) as err:
-            logging.getLogger(__name__).info("no parameter importances: %s", err)
+        except (RuntimeError, ValueError) as err:  # the logger's name from before the layout
+            logging.getLogger("grokexp.study_report").info("no parameter importances: %s", err)
     dims = spec.optimize.dims()
     axes = _pick_axes([k for k, d in dims.items() if d.choices is None])
     if axes is not None:
