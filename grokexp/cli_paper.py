@@ -19,7 +19,7 @@ __all__ = ["do_figures", "do_reproduce"]
 
 
 def do_figures(run_id: str, tracking_uri: str | None) -> None:
-    from .recompute import redraw
+    from .paper.recompute import redraw
     from .tracking.mlflow_tracker import tracker_for_run
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -35,8 +35,7 @@ def do_figures(run_id: str, tracking_uri: str | None) -> None:
 
 def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
                  reuse: bool, tracking_uri: str | None) -> None:
-    from .progress import ProgressHook
-    from .reproduce import (
+    from .paper.reproduce import (
         PAPER_SPECS,
         claims_markdown,
         collect_figures,
@@ -45,6 +44,7 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
         outcome_from_store,
         run_spec,
     )
+    from .progress import ProgressHook
     from .tracking.mlflow_tracker import MlflowTracker
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -102,7 +102,7 @@ def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, t
     run_id = out["run_ids"][1]
     logged = client.download_artifacts(run_id, "diagnostics/drc.csv", str(tmp_path))
     from grokexp.figures.sets import parse_drc_csv
-    from grokexp.recompute import load_record
+    from grokexp.paper.recompute import load_record
 
     rates, curves = parse_drc_csv(open(logged).read())
     record = load_record(client, run_id)

@@ -11,7 +11,11 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from grokexp.claim_checks import (
+from grokexp.cli import main
+from grokexp.engine.init import init_member
+from grokexp.engine.sweep import expand_members
+from grokexp.figures.sets import RunRecord
+from grokexp.paper.claim_checks import (
     CENSORED,
     grok_epoch,
     grokking_delay,
@@ -20,12 +24,8 @@ from grokexp.claim_checks import (
     rise_window,
     seeds_median,
 )
-from grokexp.claims import CLAIMS, evaluate_claims
-from grokexp.cli import main
-from grokexp.engine.init import init_member
-from grokexp.engine.sweep import expand_members
-from grokexp.figures.sets import RunRecord
-from grokexp.reproduce import PAPER_SPECS
+from grokexp.paper.claims import CLAIMS, evaluate_claims
+from grokexp.paper.reproduce import PAPER_SPECS
 from grokexp.spec.io import load_spec
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine.accuracy import first_epoch_at_or_above
-from .figures.sets import RISE_LEVEL, RunRecord
+from ..engine.accuracy import first_epoch_at_or_above
+from ..figures.sets import RISE_LEVEL, RunRecord
 
 __all__ = [
     "Members",

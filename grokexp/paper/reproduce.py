@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.sweep import expand_members
+from ..engine.train import Hook
+from ..figures.sets import RunRecord
+from ..run.runner import run_experiment
+from ..spec.io import load_spec
+from ..tracking.mlflow_tracker import MlflowTracker
 from .claims import Claim, evaluate_claims
-from .engine.sweep import expand_members
-from .engine.train import Hook
-from .figures.sets import RunRecord
 from .recompute import child_runs, load_record, param_value
-from .run.runner import run_experiment
-from .spec.io import load_spec
-from .tracking.mlflow_tracker import MlflowTracker
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
            "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]

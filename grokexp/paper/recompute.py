@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from .diagnostics.metrics.dropout import dropout_robustness
-from .diagnostics.metrics.embedding import cosine_matrix
-from .engine.data import make_splits, pair_table
-from .engine.model import Architecture, embedded
-from .engine.seeding import generator_for
-from .errors import GrokexpError
-from .figures.sets import RunRecord, run_figures, sweep_figures
-from .spec.io import load_spec
-from .spec.schema import Spec
+from ..diagnostics.metrics.dropout import dropout_robustness
+from ..diagnostics.metrics.embedding import cosine_matrix
+from ..engine.data import make_splits, pair_table
+from ..engine.model import Architecture, embedded
+from ..engine.seeding import generator_for
+from ..errors import GrokexpError
+from ..figures.sets import RunRecord, run_figures, sweep_figures
+from ..spec.io import load_spec
+from ..spec.schema import Spec
 
 __all__ = ["load_record", "child_runs", "redraw", "param_value"]
 
