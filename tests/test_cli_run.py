@@ -107,7 +107,7 @@ def test_validate_prints_resolved_spec_and_schema_is_json(write_spec):
 
 
 def test_ui_links_open_the_model_training_view(write_spec, tracking_uri):
-    from grokexp.cli_ui import experiment_links
+    from grokexp.cli.ui import experiment_links
 
     out = json.loads(run_cli("run", write_spec(), "--tracking-uri", tracking_uri,
                              "--json").output.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
-"""What ``grokexp run`` and ``grokexp relog`` do, behind cli.py's options.
+"""What ``grokexp run`` and ``grokexp relog`` do, behind commands.py's options.
 
-Like cli.py this is the shell's side: it reads the environment, files and signals, prints,
+Like commands.py this is the shell's side: it reads the environment, files and signals, prints,
 and turns outcomes into exit codes (0 done, 1 a member or the store failed, 2 bad input,
 130/143 interrupted by SIGINT/SIGTERM).
 """
@@ -16,14 +16,14 @@ from typing import Any
 
 import click
 
-from .errors import RunInterrupted, SpecError
+from ..errors import RunInterrupted, SpecError
 
 __all__ = ["do_run", "do_relog", "memory_limit"]
 
 
 def memory_limit(option_gib: float | None, device: Any) -> tuple[int, str]:
     """Bytes a population may use: ``--memory-limit``, else 80% of what is free now."""
-    from .run.budget import GIB
+    from ..run.budget import GIB
 
     if option_gib is not None:
         return int(option_gib * GIB), "--memory-limit"
@@ -56,8 +56,8 @@ def recovery_base(option: str) -> Path:
 def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | None,
            device: str | None, as_json: bool, quiet: bool, resume: str | None,
            recovery_dir: str, memory_gib: float | None) -> None:
-    from .cli import git_commit, read_spec, resolve_tracking_uri
-    from .tracking.redact import redact_uri
+    from ..tracking.redact import redact_uri
+    from .common import git_commit, read_spec, resolve_tracking_uri
 
     checkpoint, experiment = None, None
     if resume is not None:
@@ -66,9 +66,9 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
                              "give no SPEC_FILE, --set or --device"])
         uri = resolve_tracking_uri(tracking_uri)
         _check_store(uri)
-        from .engine.sweep import expand_members
-        from .spec.io import load_spec
-        from .tracking.resume import find_checkpoint
+        from ..engine.sweep import expand_members
+        from ..spec.io import load_spec
+        from ..tracking.resume import find_checkpoint
 
         checkpoint, experiment = find_checkpoint(uri, resume)
         spec = load_spec(checkpoint.spec_toml, f"checkpoint of {resume}")
@@ -84,16 +84,16 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     # (7 by default, with exponential backoff) would only delay that by minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    from .run.budget import check_memory
-    from .run.runner import resolve_device
+    from ..run.budget import check_memory
+    from ..run.runner import resolve_device
 
     check_memory(members, *memory_limit(memory_gib, resolve_device(spec.train.device)))
     if resume is None:
         _check_store(uri)
+    from ..run.runner import run_experiment
+    from ..tracking.mlflow_tracker import MlflowTracker
     from .progress import ProgressHook
-    from .run.runner import run_experiment
     from .signals import StopRequest
-    from .tracking.mlflow_tracker import MlflowTracker
 
     tracker = MlflowTracker(uri, experiment or spec.experiment_name,
                             recovery_dir=recovery_base(recovery_dir))
@@ -138,13 +138,13 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
 
 
 def _check_store(uri: str) -> None:
-    from .tracking.store import check_store
+    from ..tracking.store import check_store
 
     check_store(uri)
 
 
 def _recovery_message(tracker: Any, uri: str, root_run_id: str | None) -> None:
-    from .tracking.redact import redact_uri
+    from ..tracking.redact import redact_uri
 
     folder = tracker.journal.folder if tracker.journal is not None else None
     click.echo(f"error: tracking store {redact_uri(uri)}: {tracker.failure}", err=True)
@@ -173,9 +173,9 @@ def _print_summary(result: Any, uri: str) -> None:
 
 
 def do_relog(folder: str, tracking_uri: str | None) -> None:
-    from .cli import resolve_tracking_uri
-    from .tracking.recovery import relog
-    from .tracking.redact import redact_uri
+    from ..tracking.recovery import relog
+    from ..tracking.redact import redact_uri
+    from .common import resolve_tracking_uri
 
     path = Path(folder)
     if not path.is_dir():

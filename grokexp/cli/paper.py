@@ -1,6 +1,6 @@
 """The shell side of the paper commands: ``grokexp figures`` and ``grokexp reproduce``.
 
-Kept out of cli.py so that module stays a thin table of commands; like it, this is a door in
+Kept out of commands.py so that it stays a thin table of commands; like it, this is a door in
 from the shell (it reads the spec files, writes the gallery, reads the environment).
 """
 
@@ -12,15 +12,15 @@ from pathlib import Path
 
 import click
 
-from .cli import git_commit, resolve_tracking_uri
-from .errors import SpecError
+from ..errors import SpecError
+from .common import git_commit, resolve_tracking_uri
 
 __all__ = ["do_figures", "do_reproduce"]
 
 
 def do_figures(run_id: str, tracking_uri: str | None) -> None:
-    from .paper.recompute import redraw
-    from .tracking.mlflow_tracker import tracker_for_run
+    from ..paper.recompute import redraw
+    from ..tracking.mlflow_tracker import tracker_for_run
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_tracking_uri(tracking_uri)
@@ -35,7 +35,7 @@ def do_figures(run_id: str, tracking_uri: str | None) -> None:
 
 def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
                  reuse: bool, tracking_uri: str | None) -> None:
-    from .paper.reproduce import (
+    from ..paper.reproduce import (
         PAPER_SPECS,
         claims_markdown,
         collect_figures,
@@ -44,8 +44,8 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
         outcome_from_store,
         run_spec,
     )
+    from ..tracking.mlflow_tracker import MlflowTracker
     from .progress import ProgressHook
-    from .tracking.mlflow_tracker import MlflowTracker
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     unknown = sorted(set(only) - set(PAPER_SPECS))

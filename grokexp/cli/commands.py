@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import GrokexpError, SpecError
+from .. import __version__
+from ..errors import GrokexpError, SpecError
+from .common import read_spec, resolve_tracking_uri
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,40 +39,6 @@ def clean_errors(command: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
-
-
-def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
-    """Read and validate a spec file and its ``--set`` overrides; expand its members."""
-    from .engine.sweep import expand_members
-    from .spec.io import load_spec
-
-    file = Path(path)
-    if file.suffix not in (".toml", ".json"):
-        raise SpecError([f"{path}: expected a .toml or .json file"])
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError([f"{path}: cannot read: {err}"]) from None
-    spec = load_spec(text, path, overrides, default_name=file.stem)
-    return spec, expand_members(spec, path)
-
-
-def resolve_tracking_uri(option: str | None, spec_uri: str | None = None) -> str:
-    """``--tracking-uri`` beats MLFLOW_TRACKING_URI beats the spec beats the default."""
-    from .tracking.tracker import DEFAULT_TRACKING_URI
-
-    return option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
@@ -99,8 +64,8 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
-    from .engine.sweep import group_by_shape
-    from .spec.io import spec_to_toml
+    from ..engine.sweep import group_by_shape
+    from ..spec.io import spec_to_toml
 
     spec, members = read_spec(spec_file, overrides)
     groups = len(group_by_shape(members))
@@ -111,7 +76,7 @@ def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the spec (for editors)."""
-    from .spec.schema import Spec
+    from ..spec.schema import Spec
 
     click.echo(json.dumps(Spec.model_json_schema(), indent=2))
 
@@ -144,7 +109,7 @@ def run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | N
 
 @clean_errors
 def _run(*args: Any) -> None:
-    from .cli_run import do_run
+    from .run import do_run
 
     do_run(*args)
 
@@ -159,7 +124,7 @@ def relog(folder: str, tracking_uri: str | None) -> None:
 
 @clean_errors
 def _relog(folder: str, tracking_uri: str | None) -> None:
-    from .cli_run import do_relog
+    from .run import do_relog
 
     do_relog(folder, tracking_uri)
 
@@ -174,7 +139,7 @@ def figures(run_id: str, tracking_uri: str | None) -> None:
 
 @clean_errors
 def _figures(run_id: str, tracking_uri: str | None) -> None:
-    from .cli_paper import do_figures
+    from .paper import do_figures
 
     do_figures(run_id, tracking_uri)
 
@@ -198,7 +163,7 @@ def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], 
 
 @clean_errors
 def _reproduce(*args: Any) -> None:
-    from .cli_paper import do_reproduce
+    from .paper import do_reproduce
 
     do_reproduce(*args)
 
@@ -219,7 +184,7 @@ def ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
 
 @clean_errors
 def _ui(*args: Any) -> None:
-    from .cli_ui import do_ui
+    from .ui import do_ui
 
     do_ui(*args)
 
@@ -254,14 +219,14 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
               study_name: str | None, tracking_uri: str | None, out_dir: str,
               overrides: tuple[str, ...], quiet: bool) -> None:
     spec, _ = read_spec(spec_file, overrides)
-    from .study.optimize import StudyOptions, check_study_spec, run_study
+    from ..study.optimize import StudyOptions, check_study_spec, run_study
 
     opt = check_study_spec(spec, spec_file)  # before any store or study is created
     import optuna
 
+    from ..study.storage import resolve_storage
+    from ..tracking.mlflow_tracker import MlflowTracker
     from .progress import ProgressHook
-    from .study.storage import resolve_storage
-    from .tracking.mlflow_tracker import MlflowTracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)

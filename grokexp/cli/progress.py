@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-from .engine.train import EvalContext, Hook
+from ..engine.train import EvalContext, Hook
 
 __all__ = ["ProgressHook"]
 

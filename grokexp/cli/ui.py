@@ -1,6 +1,6 @@
 """The shell side of ``grokexp ui``: links to each experiment, then the MLflow server.
 
-Kept out of cli.py so that module stays a thin table of commands; like it, this is a door in
+Kept out of commands.py so that it stays a thin table of commands; like it, this is a door in
 from the shell (it reads the environment, prints, and hands the terminal to the server).
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from .cli import resolve_tracking_uri
-from .errors import GrokexpError
+from ..errors import GrokexpError
+from .common import resolve_tracking_uri
 
 __all__ = ["do_ui", "experiment_links"]
 
@@ -38,8 +38,8 @@ def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> 
 
 def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
           workers: int = 1) -> None:
-    from .tracking.redact import redact_uri
-    from .tracking.tracker import artifact_root_for
+    from ..tracking.redact import redact_uri
+    from ..tracking.tracker import artifact_root_for
 
     uri = resolve_tracking_uri(tracking_uri)
     shown_uri = redact_uri(uri)

@@ -1,0 +1,49 @@
+"""What every command shares: reading a spec file, the tracking URI, the git commit.
+
+The commands (commands.py) and their bodies (run.py, paper.py, ui.py) all import these, so
+they live below all of them and import none of them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+
+
+def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]:
+    """Read and validate a spec file and its ``--set`` overrides; expand its members."""
+    from ..engine.sweep import expand_members
+    from ..spec.io import load_spec
+
+    file = Path(path)
+    if file.suffix not in (".toml", ".json"):
+        raise SpecError([f"{path}: expected a .toml or .json file"])
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError([f"{path}: cannot read: {err}"]) from None
+    spec = load_spec(text, path, overrides, default_name=file.stem)
+    return spec, expand_members(spec, path)
+
+
+def resolve_tracking_uri(option: str | None, spec_uri: str | None = None) -> str:
+    """``--tracking-uri`` beats MLFLOW_TRACKING_URI beats the spec beats the default."""
+    from ..tracking.tracker import DEFAULT_TRACKING_URI
+
+    return option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
