@@ -4,7 +4,7 @@ Autograd over a dozen small ops costs more than the arithmetic at small K, and i
 every intermediate anew each step. Here the intermediates live in buffers allocated once per
 population, the gradients land in preallocated tensors shaped like the parameters, and a step
 is about twenty ATen calls whatever K is. The arithmetic is ``model.logits``'s, and
-``tests/test_step.py`` checks these gradients against autograd through ``model.logits``:
+``tests/engine/test_step.py`` checks these gradients against autograd through ``model.logits``:
 
 - the first layer goes through the per-token tables ``T = emb @ W1`` (K, 2, P, H): one bmm over
   2K (left halves, right halves), the bias added to the left table, then two ``index_select``

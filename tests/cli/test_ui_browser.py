@@ -76,7 +76,7 @@ def ui_server(write_spec, tracking_uri, tmp_path):
     assert ran.exit_code == 0, ran.output
     result = json.loads(ran.stdout.strip().splitlines()[-1])
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     log = tmp_path / "ui.log"  # a file, not a pipe: the server's chatter can never block it
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "grokexp", "ui", "--tracking-uri",

@@ -14,7 +14,7 @@ import pytest
 from conftest import import_service, require_service
 from optimize_helpers import OPT_TINY, two_workers
 
-SCRIPT = Path(__file__).parent / "services" / "postgres.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "services" / "postgres.sh"
 
 
 @pytest.fixture(scope="module")

@@ -125,7 +125,7 @@ def test_help_and_validate_import_neither_torch_nor_mlflow():
              "    result = CliRunner().invoke(main, args)\n"
              "    assert result.exit_code == 0, result.output\n"
              "print(sorted(m for m in ('torch', 'mlflow', 'optuna') if m in sys.modules))\n")
-    spec = Path(__file__).resolve().parents[1] / "specs" / "baseline.toml"
+    spec = Path(__file__).resolve().parents[2] / "specs" / "baseline.toml"
     done = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]"

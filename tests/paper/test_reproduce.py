@@ -28,7 +28,7 @@ from grokexp.paper.claims import CLAIMS, evaluate_claims
 from grokexp.paper.reproduce import PAPER_SPECS
 from grokexp.spec.io import load_spec
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 TINY = """
 name = "{name}"

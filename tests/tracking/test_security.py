@@ -18,7 +18,7 @@ from grokexp.tracking.recovery import Journal, relog
 from grokexp.tracking.redact import redact_params, redact_text, redact_uri
 from grokexp.tracking.tracker import NullTracker, safe_artifact_path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "grokexp"
+PACKAGE = Path(__file__).resolve().parents[2] / "grokexp"
 
 
 def test_package_never_evaluates_or_unpickles():

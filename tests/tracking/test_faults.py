@@ -229,7 +229,7 @@ def test_cli_names_the_recovery_folder_when_the_store_breaks(write_spec, trackin
     from conftest import TINY
 
     spec = write_spec(TINY.replace("epochs = 20", "epochs = 200"), "slow.toml")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen([sys.executable, "-m", "grokexp", "run", spec, "--tracking-uri",
                              tracking_uri, "--recovery-dir", str(tmp_path / "rec")],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE,
