@@ -47,12 +47,27 @@ class MlflowTracker:
         self.client = open_client(tracking_uri)
         try:
             self.experiment_id = self._experiment_id(experiment)
-            self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
+            self._tag_experiment()
         except Exception as err:  # the store's own exception types vary by backend
             raise store_error(tracking_uri, _one_line(err)) from None
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
+
+    def _tag_experiment(self, attempts: int = 3) -> None:
+        """Set the experiment-kind tag unless it is there: workers that found a brand-new
+        experiment at once may race to tag it (a unique-key violation over PostgreSQL), and
+        the loser finds the winner's tag on looking again."""
+        key, value = EXPERIMENT_KIND_TAG
+        for attempt in range(attempts):
+            try:
+                if self.client.get_experiment(self.experiment_id).tags.get(key) != value:
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
 
     def _experiment_id(self, name: str) -> str:
         """Find or create the experiment; workers started together may race to create it,
