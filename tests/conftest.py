@@ -175,3 +175,14 @@ def stop_group(proc, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
     signal_group(signal.SIGKILL)
     proc.wait(timeout=timeout_s)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train fastest on one thread; more only contend on a shared 2-core box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -40,6 +40,15 @@ n_startup_trials = 2
 REPO = Path(__file__).resolve().parents[1]
 
 
+def optimize(*args: str):
+    """``grokexp optimize --quiet ARGS`` through click's runner, in this process."""
+    from click.testing import CliRunner
+
+    from grokexp.cli import main
+
+    return CliRunner().invoke(main, ["optimize", "--quiet", *args], catch_exceptions=False)
+
+
 def worker(args: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     """``grokexp optimize …`` as a separate process (a worker of its own)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(

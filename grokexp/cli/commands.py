@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -206,18 +207,20 @@ def _ui(*args: Any) -> None:
               type=click.Path(file_okay=False), help="Where best.toml is written.")
 @set_option
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--recovery-dir", default="grokexp-recovery", show_default=True,
+              help="Where tracking writes go while the store fails (grokexp relog).")
 def optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
              study_name: str | None, tracking_uri: str | None, out_dir: str,
-             overrides: tuple[str, ...], quiet: bool) -> None:
+             overrides: tuple[str, ...], quiet: bool, recovery_dir: str) -> None:
     """Search the spec's [optimize] space with Optuna to minimise grokking delay."""
     _optimize(spec_file, n_trials, batch, storage, study_name, tracking_uri, out_dir,
-              overrides, quiet)
+              overrides, quiet, recovery_dir)
 
 
 @clean_errors
 def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
               study_name: str | None, tracking_uri: str | None, out_dir: str,
-              overrides: tuple[str, ...], quiet: bool) -> None:
+              overrides: tuple[str, ...], quiet: bool, recovery_dir: str) -> None:
     spec, _ = read_spec(spec_file, overrides)
     from ..study.optimize import StudyOptions, check_study_spec, run_study
 
@@ -235,7 +238,14 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
         study_name=study_name or spec.name,
         n_trials=opt.n_trials if n_trials is None else n_trials,
         batch=opt.batch if batch is None else batch, out_dir=Path(out_dir))
-    tracker = MlflowTracker(uri, spec.experiment_name)
+    from .run import recovery_base
+
+    # as for grokexp run: grokexp retries, then keeps a recovery folder (MLflow's own HTTP
+    # retries would only delay that by minutes)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    tracker = MlflowTracker(uri, spec.experiment_name,
+                            recovery_dir=recovery_base(recovery_dir))
     hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(),
                                            options.batch * _seed_count(spec))]
     result = run_study(spec, options, tracker, echo=lambda line: click.echo(line, err=True),
@@ -249,6 +259,10 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
     if result.best_toml is not None:
         label = "censored trial's spec" if result.best_censored else "best spec"
         click.echo(f"{label}: {result.best_toml}  (grokexp run {result.best_toml})")
+    for line in result.store_failure:  # the tracking store was still away at the end
+        click.echo(line, err=True)
+    if result.store_failure:
+        sys.exit(1)
 
 
 def _seed_count(spec: Any) -> int:

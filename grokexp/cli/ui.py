@@ -2,12 +2,16 @@
 
 Kept out of commands.py so that it stays a thin table of commands; like it, this is a door in
 from the shell (it reads the environment, prints, and hands the terminal to the server).
+
+The server replaces this process (``exec``) rather than running as its child, so that the
+process a supervisor, ``kill`` or a closed terminal signals *is* the server: SIGTERM or SIGINT
+ends it (``mlflow server`` passes the signal on to its workers and waits for them) instead of
+leaving it orphaned and holding the port.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,9 +25,9 @@ __all__ = ["do_ui", "experiment_links"]
 
 def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> list[str]:
     """Links that open each experiment's runs in the model-training (not GenAI) view."""
-    from mlflow.tracking import MlflowClient
+    from ..tracking.store import open_client
 
-    client = MlflowClient(tracking_uri=uri)
+    client = open_client(uri)  # creates a fresh store's schema, once across processes
     shown = "localhost" if host in ("0.0.0.0", "::") else host
     links = []
     for exp in client.search_experiments(order_by=["creation_time DESC"]):
@@ -60,10 +64,19 @@ def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None
         click.echo(f"  {link}")
     # The store URI travels in the environment, not argv: `ps` would show a password.
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    # MLflow's job runner (GenAI judges and trace roll-ups, a pool of huey processes) has
+    # nothing to do for training runs; without it the server is one process and its uvicorn
+    # child, and a signal ends both at once. MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true brings
+    # it back.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
                "--workers", str(workers)]
     root = artifact_root_for(uri)
     if root:
         command += ["--default-artifact-root", root]
     sys.stdout.flush()
-    sys.exit(subprocess.call(command, env=env))
+    sys.stderr.flush()
+    try:  # the server takes this process's place: same pid, same signals, same exit status
+        os.execve(sys.executable, command, env)
+    except OSError as err:
+        raise GrokexpError(f"cannot start the MLflow server ({err.strerror or err})") from None

@@ -4,6 +4,10 @@ Each trial is a point of the search space trained with every seed of ``[optimize
 all members of all trials in the batch go to ``runner.train_group`` together (one population
 per shape). A hook reports each trial's progress to its pruner, logs the trial's curves to
 its MLflow child run, and tells the trial as soon as its last seed leaves the population.
+
+A tracking store that fails mid-batch does not stop it: the tracker journals what it could not
+write (its recovery folder) and the trials are told all the same. A store that will not create
+a trial's run gives the batch's points back to the study and raises :class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 
 from ..engine.sweep import Member, group_by_shape
 from ..engine.train import EvalContext, Hook, MemberHistory
-from ..errors import SpecError
+from ..errors import GrokexpError, SpecError
 from ..run.runner import SplitProvenance, resolve_device, train_group
 from ..spec.base import flatten
 from ..spec.io import set_dotted, spec_to_dict, validate_spec
@@ -31,7 +35,13 @@ from .storage import Heartbeat
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["TrialRun", "point_spec", "trial_seeds", "suggest", "check_space", "run_batch"]
+__all__ = ["TrialRun", "point_spec", "trial_seeds", "suggest", "check_space", "run_batch",
+           "StoreUnavailable"]
+
+
+class StoreUnavailable(GrokexpError):
+    """The tracking store would not create a trial's run; the batch's points are queued again
+    and nothing was trained."""
 
 
 def point_spec(base: Spec, params: dict[str, Any], source: str,
@@ -99,9 +109,11 @@ class StudyHook(Hook):
 
     def __init__(self, study: optuna.Study, opt: OptimizeSpec, runs: Sequence[TrialRun],
                  tracker: Tracker, heartbeat: Heartbeat, epochs: int,
-                 on_told: Callable[[TrialRun], None]):
+                 on_told: Callable[[TrialRun], None],
+                 on_write: Callable[[], None] = lambda: None):
         self.study, self.opt, self.tracker = study, opt, tracker
         self.heartbeat, self.epochs, self.on_told = heartbeat, epochs, on_told
+        self.on_write = on_write  # after each round of tracking writes (the store's health)
         self.by_member = {m.index: run for run in runs for m in run.members}
 
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
@@ -117,6 +129,7 @@ class StudyHook(Hook):
                 run.last_test_acc[member.index] = values["test_acc"][p]
                 row[f"seed{member.spec.train.seed}.test_acc"] = values["test_acc"][p]
             self.tracker.log_metrics(run.run_id, ctx.epoch, row)
+            self.on_write()
             if self.opt.pruner == "none" or ctx.epoch == 0:
                 continue
             progress = 1.0 - statistics.median(run.last_test_acc.values())
@@ -167,19 +180,26 @@ class StudyHook(Hook):
         self.heartbeat.remove(run.trial._trial_id)
         self.tracker.set_tags(run.run_id, tags)
         self.tracker.end_run(run.run_id, status)
+        self.on_write()
         self.on_told(run)
 
 
 def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str, Any]]],
               spec: Spec, source: str, tracker: Tracker, parent_id: str | None,
               heartbeat: Heartbeat, hooks: Sequence[Hook] = (),
-              on_told: Callable[[TrialRun], None] = lambda run: None) -> list[TrialRun]:
-    """Train the trials × their seeds as one population; every trial is told at its end."""
+              on_told: Callable[[TrialRun], None] = lambda run: None,
+              on_write: Callable[[], None] = lambda: None,
+              worker: str | None = None) -> list[TrialRun]:
+    """Train the trials × their seeds as one population; every trial is told at its end.
+
+    ``worker`` (the id a worker prints first) goes on each trial as the user attr ``worker``
+    and on its run as the tag ``grokexp.worker``.
+    """
     assert spec.optimize is not None
     runs: list[TrialRun] = []
     members: list[Member] = []
     splits = SplitProvenance()
-    for trial, params in trials:
+    for index, (trial, params) in enumerate(trials):
         trial_members: list[Member] = []
         for seed in trial_seeds(spec):
             member_spec = point_spec(spec, params, source, seed)
@@ -189,17 +209,25 @@ def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str
         run_params = {**flatten(spec_to_dict(point)), "optuna.trial": trial.number,
                       "seeds": trial_seeds(spec)}
         dataset = splits.of(point)  # the trial's seeds vary train.seed only: one split
-        run_id = tracker.start_run(
-            f"trial-{trial.number}", redact_params(run_params),
-            {"grokexp.role": "trial", "grokexp.study": study.study_name,
-             "optuna.trial": str(trial.number), "optuna.state": "RUNNING",
-             **splits.tags(dataset)}, parent_id)
+        tags = {"grokexp.role": "trial", "grokexp.study": study.study_name,
+                "optuna.trial": str(trial.number), "optuna.state": "RUNNING",
+                **splits.tags(dataset)}
+        if worker is not None:
+            trial.set_user_attr("worker", worker)
+            tags["grokexp.worker"] = worker
+        try:
+            run_id = tracker.start_run(f"trial-{trial.number}", redact_params(run_params), tags,
+                                       parent_id)
+        except GrokexpError as err:  # the store's one shape of failure; nothing trained yet
+            _give_back(runs, study, tracker, heartbeat)
+            _requeue(trials[index:], study, heartbeat)
+            raise StoreUnavailable(str(err)) from None
         splits.log(tracker, run_id, dataset)
         trial.set_user_attr("mlflow_run_id", run_id)
         runs.append(TrialRun(trial, params, run_id, trial_members))
         members += trial_members
     hook = StudyHook(study, spec.optimize, runs, tracker, heartbeat, budget_epochs(spec),
-                     on_told)
+                     on_told, on_write)
     try:
         for group in group_by_shape(members):
             train_group(group, resolve_device(group[0].spec.train.device), [hook, *hooks])
@@ -232,4 +260,20 @@ def _give_back(runs: Sequence[TrialRun], study: optuna.Study, tracker: Tracker,
             tracker.set_tags(run.run_id, {"optuna.state": "FAIL"})
             tracker.end_run(run.run_id, "KILLED")
         except Exception:  # best effort on the way out; stale detection is the fallback
+            pass
+
+
+def _requeue(trials: Sequence[tuple[optuna.Trial, dict[str, Any]]], study: optuna.Study,
+             heartbeat: Heartbeat) -> None:
+    """Asked trials that never got a run: failed (user attr ``store_unavailable``) and their
+    points enqueued again."""
+    from optuna.trial import TrialState
+
+    for trial, params in trials:
+        heartbeat.remove(trial._trial_id)
+        try:
+            trial.set_user_attr("store_unavailable", True)
+            study.tell(trial, state=TrialState.FAIL)
+            study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+        except Exception:  # best effort, as in _give_back: stale detection is the fallback
             pass

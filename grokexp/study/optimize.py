@@ -6,6 +6,13 @@ study holds ``n_trials`` finished trials. Any number of workers may run the same
 the same storage; ``n_trials`` is the study's total, shared by all of them. The first worker
 creates the study, enqueues the known points and opens the MLflow parent run; every worker
 ends by printing the best trials and writing ``best.toml``.
+
+The tracking store may go away mid-study (a server restarted, a network cut): the Optuna
+side does not depend on it. The tracker retries each write, then journals what it could not
+write into a recovery folder, and training goes on. Before its next batch the worker waits
+(``StudyOptions.store_wait_s``) for the store to answer, re-logs the folder into it as
+``grokexp relog`` would and goes on online; at the end, a store still away leaves the folder
+and ``StudyResult.store_failure`` says how to re-log it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ..spec.optimize import OptimizeSpec
 from ..spec.schema import Spec
 from ..tracking.redact import redact_params, redact_text
 from ..tracking.tracker import Tracker
-from .batch import budget_epochs, check_space, run_batch, suggest
+from .batch import StoreUnavailable, budget_epochs, check_space, run_batch, suggest
 from .report import best_rows, best_spec, completed, format_table, ranked, study_figures
 from .storage import (
     Heartbeat,
@@ -58,6 +65,8 @@ class StudyOptions:
     n_trials: int
     batch: int
     out_dir: Path
+    # how long a worker whose tracking store failed waits for it before its next batch
+    store_wait_s: float = 300.0
 
 
 @dataclass
@@ -72,6 +81,9 @@ class StudyResult:
     table: str = ""
     best_censored: bool | None = None  # None: no complete trial yet
     summary: str = ""  # one line on the best trial, in words a reader cannot misread
+    # the tracking store was still failing at the end: what happened and how to re-log
+    store_failure: list[str] = field(default_factory=list)
+    recovery: Path | None = None  # the recovery folder holding what the store missed
 
 
 def make_sampler(opt: OptimizeSpec, seed: int) -> optuna.samplers.BaseSampler:
@@ -158,11 +170,12 @@ def _parent_run(study: optuna.Study, created: bool, spec: Spec, opts: StudyOptio
     if not created:
         for _ in range(60):
             run_id = study.user_attrs.get(_PARENT_ATTR)
-            if run_id and _run_exists(tracker, run_id):
+            exists = _run_exists(tracker, run_id) if run_id else None
+            if exists:
                 return str(run_id)
-            if run_id:
+            if exists is False:
                 break  # recorded in another tracking store: this worker gets its own
-            time.sleep(0.5)
+            time.sleep(0.5)  # not recorded yet, or the store did not answer: ask again
     tags = {"grokexp.role": "study", "grokexp.study": opts.study_name,
             "grokexp.storage": opts.storage.display, "grokexp.source": opts.source,
             "optuna.sampler": spec.optimize.sampler if spec.optimize else ""}
@@ -174,15 +187,124 @@ def _parent_run(study: optuna.Study, created: bool, spec: Spec, opts: StudyOptio
     return run_id
 
 
-def _run_exists(tracker: Tracker, run_id: str) -> bool:
+def _run_exists(tracker: Tracker, run_id: str) -> bool | None:
+    """Whether the store holds that run; None when the store did not answer (an outage is no
+    proof that the run is missing)."""
     client = getattr(tracker, "client", None)
     if client is None:
         return run_id in getattr(tracker, "runs", {})
     try:
         client.get_run(run_id)
         return True
-    except Exception:  # MLflow raises its own not-found error type
-        return False
+    except Exception as err:  # MLflow raises its own not-found error type
+        return False if getattr(err, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" else None
+
+
+class StoreGuard:
+    """The tracking store as one worker sees it: says when it fails, waits for it to come
+    back, and gives it what it missed.
+
+    A tracker that keeps failing goes offline into a recovery folder (``tracker.failure``,
+    ``tracker.journal``, see :class:`~.tracking_mlflow.MlflowTracker`). :meth:`check` says so
+    once; :meth:`ready` (before each batch) waits for the store to answer, re-logs the folder
+    (:func:`~.recovery.relog`, what ``grokexp relog`` does) and puts the tracker back online;
+    :meth:`final` (at the end) tries that once. Trackers without a store (tests) are always
+    ready.
+    """
+
+    def __init__(self, tracker: Tracker, echo: Callable[[str], None], wait_s: float):
+        self.tracker: Any = tracker  # an MlflowTracker's failure, journal and client, if any
+        self.echo, self.wait_s = echo, wait_s
+        self.problem: str | None = None  # a failure outside the tracker's writes
+        self._said = False
+
+    @property
+    def failure(self) -> str | None:
+        return getattr(self.tracker, "failure", None) or self.problem
+
+    @property
+    def folder(self) -> Path | None:
+        journal = getattr(self.tracker, "journal", None)
+        return None if journal is None else Path(journal.folder)
+
+    @property
+    def uri(self) -> str:
+        return redact_text(str(getattr(self.tracker, "tracking_uri", "")))
+
+    def check(self) -> None:
+        """After tracking writes: say once that the store failed and where writes go now."""
+        if self._said or getattr(self.tracker, "failure", None) is None:
+            return
+        self._said = True
+        self.echo(f"tracking store {self.uri}: {self.tracker.failure}; training goes on, "
+                  f"what the store misses is kept in {self.folder}")
+
+    def lost(self, problem: str) -> None:
+        self.problem = problem
+        self.echo(f"{problem}; the batch's trials are queued again")
+
+    def _catch_up(self) -> None:
+        """Raises while the store still fails; else re-logs the folder and goes online."""
+        from ..tracking.recovery import relog
+
+        self.tracker.flush()  # offline, buffered metrics go to the journal first
+        self.tracker.client.get_experiment(self.tracker.experiment_id)
+        folder = self.folder
+        if folder is not None:
+            counts, _ = relog(folder, self.tracker.tracking_uri)
+            shown = ", ".join(f"{v} {k}" for k, v in counts.items())
+            self.echo(f"tracking store {self.uri} answers again: re-logged {folder} ({shown})")
+            self.tracker.journal = None
+        elif self.failure is not None:
+            self.echo(f"tracking store {self.uri} answers again")
+        self.tracker.failure = None
+        self.problem, self._said = None, False
+
+    def ready(self) -> bool:
+        """Before a batch: True once the store takes writes again (at once while it works);
+        False if it is still failing after ``wait_s``."""
+        if self.failure is None or getattr(self.tracker, "client", None) is None:
+            return True
+        deadline = time.monotonic() + self.wait_s
+        delay, waiting = 0.5, False
+        while True:
+            try:
+                self._catch_up()
+                return True
+            except Exception as err:  # requests', MLflow's and relog's errors alike
+                if time.monotonic() + delay > deadline:
+                    self.problem = self.problem or _one_line(err)
+                    return False
+                if not waiting:
+                    waiting = True
+                    self.echo(f"waiting up to {self.wait_s:g} s for tracking store {self.uri} "
+                              f"before the next batch ({_one_line(err)})")
+                time.sleep(delay)
+                delay = min(2 * delay, 5.0)
+
+    def final(self, result: StudyResult) -> None:
+        """At the end: one more try; a store still away is said in ``result``."""
+        if self.failure is None or getattr(self.tracker, "client", None) is None:
+            return
+        try:
+            self._catch_up()
+            return
+        except Exception as err:
+            self.problem = self.problem or _one_line(err)
+        failure = self.failure
+        folder = result.recovery = self.folder
+        result.store_failure = [f"error: tracking store {self.uri}: {failure}"]
+        if folder is not None:
+            result.store_failure += [
+                f"nothing is lost: every trial trained here was told to the study; what "
+                f"MLflow missed is in {folder}",
+                f"once the store works again: grokexp relog {folder} --tracking-uri "
+                f"{self.uri}"]
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return redact_text(text[0] if text else type(err).__name__)
 
 
 def check_study_spec(spec: Spec, source: str) -> OptimizeSpec:
@@ -224,21 +346,34 @@ def run_study(spec: Spec, opts: StudyOptions, tracker: Tracker,
         shown = "censored" if frozen.user_attrs.get("censored") else _fmt(frozen.value)
         echo(f"trial {run.trial.number}: {run.outcome} {shown} {run.params}")
 
+    guard = StoreGuard(tracker, echo, opts.store_wait_s)
     with Heartbeat(storage, opt.heartbeat_s) as heartbeat:
         while True:
             for number, attrs in fail_stale_trials(study, opt.grace_s):
                 echo(f"trial {number}: its worker stopped; failed and queued again")
                 if attrs.get("mlflow_run_id") and _run_exists(tracker, attrs["mlflow_run_id"]):
                     tracker.end_run(attrs["mlflow_run_id"], "KILLED")
+            # trials left to ask need their MLflow runs: a store that failed must be back
+            if _taken(_counts(study)) < opts.n_trials and not guard.ready():
+                echo(f"tracking store {guard.uri} still failing after {opts.store_wait_s:g} s: "
+                     "this worker asks no more trials")
+                break
             trials = ask_batch(study, opt, opts.n_trials, opts.batch, heartbeat)
             if trials:
-                run_batch(study, trials, spec, opts.source, tracker, result.parent_run_id,
-                          heartbeat, hooks, told)
+                try:
+                    run_batch(study, trials, spec, opts.source, tracker, result.parent_run_id,
+                              heartbeat, hooks, told, guard.check, worker)
+                except StoreUnavailable as err:
+                    guard.lost(str(err))
+                guard.check()
             elif _counts(study).get("RUNNING", 0):
                 time.sleep(min(opt.heartbeat_s, 1.0))  # others' trials: finish or go stale
             else:
                 break
-    return _finish(study, spec, opts, tracker, result)
+    _finish(study, spec, opts, tracker, result)
+    guard.check()
+    guard.final(result)
+    return result
 
 
 def _fmt(value: float | None) -> str:

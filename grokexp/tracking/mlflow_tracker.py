@@ -33,12 +33,8 @@ class MlflowTracker:
     def __init__(self, tracking_uri: str, experiment: str, flush_every_s: float = 5.0,
                  retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
                  recovery_dir: Path | None = None):
-        import logging
+        from .store import open_client
 
-        from mlflow.tracking import MlflowClient
-
-        for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up chatter
-            logging.getLogger(noisy).setLevel(logging.WARNING)
         if tracking_uri.startswith("sqlite:///"):
             Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
                                                                       exist_ok=True)
@@ -47,15 +43,31 @@ class MlflowTracker:
         self.recovery_dir = recovery_dir
         self.failure: str | None = None
         self.journal: Journal | None = None
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        # many workers may open a fresh store at once: one creates the schema, the rest wait
+        self.client = open_client(tracking_uri)
         try:
             self.experiment_id = self._experiment_id(experiment)
-            self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND_TAG)
+            self._tag_experiment()
         except Exception as err:  # the store's own exception types vary by backend
             raise store_error(tracking_uri, _one_line(err)) from None
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
+
+    def _tag_experiment(self, attempts: int = 3) -> None:
+        """Set the experiment-kind tag unless it is there: workers that found a brand-new
+        experiment at once may race to tag it (a unique-key violation over PostgreSQL), and
+        the loser finds the winner's tag on looking again."""
+        key, value = EXPERIMENT_KIND_TAG
+        for attempt in range(attempts):
+            try:
+                if self.client.get_experiment(self.experiment_id).tags.get(key) != value:
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
+                return
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
 
     def _experiment_id(self, name: str) -> str:
         """Find or create the experiment; workers started together may race to create it,
@@ -215,9 +227,9 @@ def _one_line(err: BaseException) -> str:
 
 def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
     """A tracker over the experiment that already holds ``run_id`` (for redrawing)."""
-    from mlflow.tracking import MlflowClient
+    from .store import open_client
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = open_client(tracking_uri)
     try:
         experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
     except Exception as err:  # the store's own exception types vary by backend

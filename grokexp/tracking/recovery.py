@@ -123,12 +123,12 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
     ``grokexp run --resume`` can continue).
     """
     from mlflow.entities import Metric, RunTag
-    from mlflow.tracking import MlflowClient
 
+    from .store import open_client
     from .tracker import safe_artifact_path
 
     entries = _entries(folder)
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = open_client(tracking_uri)
     counts = {"metrics": 0, "skipped": 0, "tags": 0, "artifacts": 0, "datasets": 0,
               "runs ended": 0}
     seen: dict[tuple[str, str], set[int]] = {}

@@ -18,9 +18,9 @@ __all__ = ["find_checkpoint"]
 
 def find_checkpoint(tracking_uri: str, run_id: str) -> tuple[Checkpoint, str]:
     """The checkpoint logged on ``run_id`` (or its parent) and the experiment's name."""
-    from mlflow.tracking import MlflowClient
+    from .store import open_client
 
-    client = MlflowClient(tracking_uri=tracking_uri)
+    client = open_client(tracking_uri)
     try:
         run = client.get_run(run_id)
     except Exception as err:  # not found, or the store is down

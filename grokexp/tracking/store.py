@@ -1,4 +1,5 @@
-"""Checks on a tracking store before anything is trained: reachable, writable, not locked.
+"""Checks on a tracking store before anything is trained: reachable, writable, not locked;
+and the one door through which grokexp opens an MLflow store (:func:`open_client`).
 
 Each problem becomes one line naming the store (password masked) and what is wrong, so that
 ``grokexp run`` fails in a second instead of after an hour of training.
@@ -6,17 +7,21 @@ Each problem becomes one line naming the store (password masked) and what is wro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import GrokexpError
 from .redact import redact_uri
 
-__all__ = ["check_store"]
+__all__ = ["check_store", "open_client", "schema_lock_path"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432,
                   "mysql": 3306, "mssql": 1433}
@@ -93,3 +98,101 @@ def _network_problem(uri: str, scheme: str, timeout_s: float) -> str | None:
     except OSError as err:
         reason = err.strerror or type(err).__name__
         return f"cannot reach {host}:{port} ({reason})"
+
+
+# --- opening a store: MLflow creates (and migrates) its schema on first use --------------
+
+# Messages of a schema set-up that lost a race with another process's: a table, column or
+# row (the Default experiment) the other one made first, or a schema it has not finished
+# migrating. Not "database is locked": sqlite has waited its busy timeout already.
+_SCHEMA_RACE = ("already exists", "duplicate", "uniqueviolation", "unique constraint failed")
+_MIGRATING = "out-of-date database schema"
+_DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
+
+
+def schema_lock_path(uri: str) -> Path | None:
+    """The lock file beside a sqlite store's database, or None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if not db.name or str(db) == ":memory:":
+        return None
+    return db.parent / f".{db.name}.lock"
+
+
+def open_client(uri: str, timeout_s: float = 120.0) -> Any:
+    """An ``MlflowClient`` over ``uri`` whose store has its schema, safe across processes.
+
+    MLflow creates and migrates a database's schema the first time a client opens it; two
+    processes doing so at once crash one another (``table experiments already exists``). For a
+    sqlite store the first open holds an exclusive ``flock`` on a lock file beside the
+    database, so one process builds the schema and the others wait for it, then find it
+    made. Any database store (PostgreSQL, MySQL...) also retries, until ``timeout_s``, an
+    open that failed the way a lost race fails. Raises a one-line :class:`GrokexpError` when
+    the lock stays held for ``timeout_s``; other failures propagate unchanged.
+    """
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up chatter
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in _DB_SCHEMES:
+        return MlflowClient(tracking_uri=uri)  # a server or a file store: no schema here
+    with _schema_lock(uri, timeout_s):
+        return _retry_schema_race(lambda: MlflowClient(tracking_uri=uri), timeout_s)
+
+
+@contextlib.contextmanager
+def _schema_lock(uri: str, timeout_s: float) -> Iterator[None]:
+    lock = schema_lock_path(uri)
+    if lock is None:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: the retries alone
+        yield
+        return
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        # read-only is enough for flock, and opens a lock file another user created
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError:  # a read-only store: MLflow's own error, if any, says more
+        yield
+        return
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GrokexpError(
+                        f"tracking store {redact_uri(uri)}: another process has held {lock} "
+                        f"for {timeout_s:g} s while setting up the store's schema") from None
+                time.sleep(0.05)
+            except OSError:  # a file system without locks: the retries alone
+                break
+        yield
+    finally:
+        os.close(fd)  # which also releases the lock
+
+
+def _retry_schema_race(open_store: Any, timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    migrating_until = time.monotonic() + min(timeout_s, 15.0)  # an old schema stays old
+    delay = 0.2
+    while True:
+        try:
+            return open_store()
+        except Exception as err:  # sqlalchemy's and MLflow's own types vary by backend
+            text = str(err).lower()
+            raced = any(mark in text for mark in _SCHEMA_RACE)
+            migrating = _MIGRATING in text and time.monotonic() < migrating_until
+            if not (raced or migrating) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)

@@ -14,12 +14,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
-from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
-from optimize_helpers import OPT_TINY, load
+from optimize_helpers import OPT_TINY, load, optimize
 
-from grokexp.cli import main
 from grokexp.engine.train import MemberHistory
 from grokexp.spec.io import load_spec
 from grokexp.study.batch import budget_epochs
@@ -48,17 +45,9 @@ MIXED = OPT_TINY.replace("n_trials = 4\nbatch = 4", "n_trials = 2\nbatch = 2").s
 PENALTY_35 = re.compile(r"(?<![\w.])35(\.0*)?(?![\w.])")  # the number, not digits in an id
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; more only contend on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def optimize(*args: str):
-    return CliRunner().invoke(main, ["optimize", "--quiet", *args], catch_exceptions=False)
 
 
 def parent_run(tracking_uri: str):

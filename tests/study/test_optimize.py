@@ -8,26 +8,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
-from optimize_helpers import OPT_TINY, load
+from optimize_helpers import OPT_TINY, load, optimize
 from optuna.trial import TrialState
 
 from grokexp.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; more only contend on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def optimize(*args: str):
-    return CliRunner().invoke(main, ["optimize", "--quiet", *args], catch_exceptions=False)
 
 
 def children(client: MlflowClient, parent) -> list:

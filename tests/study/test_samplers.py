@@ -15,14 +15,11 @@ import warnings
 
 import optuna
 import pytest
-import torch
-from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
-from optimize_helpers import load
+from optimize_helpers import load, optimize
 from optuna.trial import TrialState
 
 import grokexp.study.optimize as optimize_module
-from grokexp.cli import main
 
 # a + b mod 17 as in optimize_helpers.OPT_TINY, cut short: 150 epochs, scored by the epoch
 # the test accuracy reaches 0.3, so that trials score differently: values for the samplers
@@ -59,13 +56,7 @@ n_startup_trials = 2
 STARTUP = 2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; more only contend on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture
@@ -82,8 +73,6 @@ def worker_seeds(monkeypatch) -> list[int]:
     return seeds
 
 
-def optimize(*args: str):
-    return CliRunner().invoke(main, ["optimize", "--quiet", *args], catch_exceptions=False)
 
 
 def suggest(trial: optuna.Trial) -> dict[str, float]:

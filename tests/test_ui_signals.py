@@ -1,0 +1,100 @@
+"""`grokexp ui` owns its server: a SIGTERM or SIGINT to grokexp alone ends the MLflow server.
+
+The signal goes to the grokexp process only (as from a supervisor or `kill PID`), never to
+its process group; afterwards nothing may listen on the port and no process of the group may
+be left.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import stop_group, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    """Whether any socket listens on ``port`` (Linux /proc/net/tcp*, any address)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
+def _group(pgid: int) -> dict[int, str]:
+    """Live (not zombie) processes of process group ``pgid``: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # it ended while we looked
+            continue
+        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            found[int(entry.name)] = cmdline.strip()
+    return found
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_grokexp_ui_ends_its_server(sig, tracking_uri, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"):
+        env.pop(name, None)  # grokexp's own defaults
+    log = tmp_path / "ui.log"  # a file, not a pipe: the server's chatter can never block it
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "grokexp", "ui", "--tracking-uri",
+                                 tracking_uri, "--port", str(port)], env=env, cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)  # its own group, to look into after
+    try:
+        wait_until(lambda: _healthy(port), 120, "the MLflow server answering /health", proc,
+                   log=log)
+        text = log.read_text()
+        assert f"MLflow UI over {tracking_uri} at http://127.0.0.1:{port}\n" in text
+        assert f"  (no runs yet) http://127.0.0.1:{port}/\n" in text
+        assert _group(proc.pid), "the server's processes are in grokexp's group"
+        os.kill(proc.pid, sig)  # grokexp alone, as a supervisor or `kill` would
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"grokexp ui still running 60 s after {sig.name}:\n{log.read_text()}")
+        assert not _listening(port), f"the port is still held after {sig.name}"
+        assert not _healthy(port)
+        left = _group(proc.pid)
+        assert not left, f"survivors of {sig.name}: {left}"
+        # the server stopped cleanly (it passed the signal on), before grokexp's process ended
+        assert proc.returncode == 0 and "Traceback" not in log.read_text(), log.read_text()
+    finally:
+        stop_group(proc)  # whatever survived: our own group only
