@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import stop_group, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:

@@ -28,7 +28,7 @@ from conftest import import_service, require_service, stop_group, wait_until
 from optimize_helpers import OPT_TINY, REPO
 from optuna.trial import TrialState
 
-SCRIPT = Path(__file__).parent / "services" / "postgres.sh"
+SCRIPT = Path(__file__).resolve().parents[1] / "services" / "postgres.sh"
 PASSWORD = "Sc4le-0ut-pw"  # the role's; it must show up nowhere in MLflow
 EVERY = 10  # OPT_TINY's metrics.every
 
