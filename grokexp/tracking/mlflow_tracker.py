@@ -7,6 +7,7 @@ stays fast. Runs are named by their MLflow run id; metrics are buffered and writ
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -112,6 +113,7 @@ class MlflowTracker:
         all_tags = dict(tags)
         if parent_id is not None:
             all_tags["mlflow.parentRunId"] = parent_id
+        run_id: str | None = None
         try:
             run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
             run_id = run.info.run_id
@@ -119,7 +121,11 @@ class MlflowTracker:
             for start in range(0, len(items), 100):
                 self.client.log_batch(run_id, params=items[start:start + 100])
         except Exception as err:  # nothing has been computed yet: fail loudly
-            raise store_error(self.tracking_uri, _one_line(err)) from None
+            failed = store_error(self.tracking_uri, _one_line(err))
+            if run_id is not None:  # made, then the store went: end it, or journal its end
+                with contextlib.suppress(Exception):
+                    self.end_run(run_id, "FAILED")
+            raise failed from None
         return run_id
 
     def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
