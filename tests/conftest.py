@@ -6,6 +6,9 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import socket
+import subprocess
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -186,3 +189,60 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(url: str) -> bool:
+    """Whether an MLflow server at ``url`` answers ``/health`` with 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses (hex, as /proc/net/tcp* writes them) with a socket listening on
+    ``port``: empty when nothing listens."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+POSTGRES = Path(__file__).resolve().parent / "services" / "postgres.sh"
+
+
+def start_postgres() -> tuple[str, str]:
+    """A throwaway PostgreSQL cluster (tests/services/postgres.sh): its superuser URL and
+    folder. Skips, or fails under GROKEXP_REQUIRE_SERVICES, when it cannot be started."""
+    import_service("psycopg", "the PostgreSQL driver is not installed (the postgres extra)")
+    try:
+        proc = subprocess.run(["bash", str(POSTGRES), "start"], capture_output=True, text=True,
+                              timeout=600)  # may apt-get install postgresql first
+    except (OSError, subprocess.TimeoutExpired) as err:
+        require_service(f"PostgreSQL could not be started: {err}")
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        require_service(f"PostgreSQL could not be installed or started (tests/services/"
+                        f"postgres.sh start exited {proc.returncode}): {why}")
+    url, directory = proc.stdout.split()[-2:]
+    return url, directory
+
+
+def stop_postgres(directory: str) -> None:
+    subprocess.run(["bash", str(POSTGRES), "stop", directory], capture_output=True, timeout=120)

@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import import_service, require_service, stop_group, wait_until
+from conftest import (
+    free_port,
+    healthy,
+    import_service,
+    listening_addresses,
+    require_service,
+    stop_group,
+    wait_until,
+)
 
 from grokexp.cli import main
 
@@ -38,36 +44,6 @@ def browser_tools():
     return chromium, api.sync_playwright
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _listening_addresses(port: int) -> set[str]:
-    """Local addresses with a socket listening on ``port`` (Linux /proc/net/tcp*)."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            local, state = line.split()[1], line.split()[3]
-            address, hex_port = local.split(":")
-            if state == "0A" and int(hex_port, 16) == port:
-                found.add(address)
-    return found
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def ui_server(write_spec, tracking_uri, tmp_path):
     """A real tiny run in the store, then `grokexp ui` on a free loopback port."""
@@ -75,7 +51,7 @@ def ui_server(write_spec, tracking_uri, tmp_path):
                                     "--json"])
     assert ran.exit_code == 0, ran.output
     result = json.loads(ran.stdout.strip().splitlines()[-1])
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     log = tmp_path / "ui.log"  # a file, not a pipe: the server's chatter can never block it
     with log.open("w") as out:
@@ -90,7 +66,8 @@ def ui_server(write_spec, tracking_uri, tmp_path):
 
         line = wait_until(link_line, 120, "grokexp ui printing its link", proc, log=log)
         link = line.split(": ", 1)[1].strip()
-        wait_until(lambda: _healthy(port), 120, "the MLflow server answering /health", proc,
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: healthy(url), 120, "the MLflow server answering /health", proc,
                    log=log)
         yield link, port, result
     finally:
@@ -103,7 +80,7 @@ def test_ui_shows_runs_metrics_and_figures_in_a_real_browser(browser_tools, ui_s
     link, port, result = ui_server
     run_id = result["run_ids"][0]
     assert link.startswith(f"http://127.0.0.1:{port}/#/experiments/{result['experiment_id']}")
-    assert _listening_addresses(port) <= {"0100007F"}, "the UI must listen on 127.0.0.1 only"
+    assert listening_addresses(port) <= {"0100007F"}, "the UI must listen on 127.0.0.1 only"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})

@@ -9,44 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import stop_group, wait_until
+from conftest import free_port, healthy, listening_addresses, stop_group, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def _listening(port: int) -> bool:
-    """Whether any socket listens on ``port`` (Linux /proc/net/tcp*, any address)."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
 
 
 def _group(pgid: int) -> dict[int, str]:
@@ -68,7 +38,7 @@ def _group(pgid: int) -> dict[int, str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_to_grokexp_ui_ends_its_server(sig, tracking_uri, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"):
         env.pop(name, None)  # grokexp's own defaults
@@ -79,7 +49,8 @@ def test_a_signal_to_grokexp_ui_ends_its_server(sig, tracking_uri, tmp_path):
                                 stdout=out, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)  # its own group, to look into after
     try:
-        wait_until(lambda: _healthy(port), 120, "the MLflow server answering /health", proc,
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: healthy(url), 120, "the MLflow server answering /health", proc,
                    log=log)
         text = log.read_text()
         assert f"MLflow UI over {tracking_uri} at http://127.0.0.1:{port}\n" in text
@@ -90,8 +61,8 @@ def test_a_signal_to_grokexp_ui_ends_its_server(sig, tracking_uri, tmp_path):
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             pytest.fail(f"grokexp ui still running 60 s after {sig.name}:\n{log.read_text()}")
-        assert not _listening(port), f"the port is still held after {sig.name}"
-        assert not _healthy(port)
+        assert not listening_addresses(port), f"the port is still held after {sig.name}"
+        assert not healthy(f"http://127.0.0.1:{port}")
         left = _group(proc.pid)
         assert not left, f"survivors of {sig.name}: {left}"
         # the server stopped cleanly (it passed the signal on), before grokexp's process ended

@@ -7,31 +7,16 @@ impossible the test is skipped and says why, or fails under GROKEXP_REQUIRE_SERV
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
-from conftest import import_service, require_service
+from conftest import start_postgres, stop_postgres
 from optimize_helpers import OPT_TINY, two_workers
-
-SCRIPT = Path(__file__).resolve().parents[1] / "services" / "postgres.sh"
 
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    import_service("psycopg", "the PostgreSQL driver is not installed (the postgres extra)")
-    try:
-        proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
-                              timeout=600)  # may apt-get install postgresql first
-    except (OSError, subprocess.TimeoutExpired) as err:
-        require_service(f"PostgreSQL could not be started: {err}")
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        require_service(f"PostgreSQL could not be installed or started (tests/services/"
-                        f"postgres.sh start exited {proc.returncode}): {why}")
-    url, directory = proc.stdout.split()[-2:]
+    url, directory = start_postgres()
     yield url
-    subprocess.run(["bash", str(SCRIPT), "stop", directory], capture_output=True, timeout=120)
+    stop_postgres(directory)
 
 
 @pytest.mark.timeout(900)  # its fixture may install PostgreSQL (make test does so beforehand)

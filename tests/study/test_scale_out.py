@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -24,27 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import import_service, require_service, stop_group, wait_until
+from conftest import (
+    free_port,
+    healthy,
+    import_service,
+    start_postgres,
+    stop_group,
+    stop_postgres,
+    wait_until,
+)
 from optimize_helpers import OPT_TINY, REPO
 from optuna.trial import TrialState
 
-SCRIPT = Path(__file__).resolve().parents[1] / "services" / "postgres.sh"
 PASSWORD = "Sc4le-0ut-pw"  # the role's; it must show up nowhere in MLflow
 EVERY = 10  # OPT_TINY's metrics.every
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @dataclass
@@ -84,18 +76,9 @@ class Services:
 
 @pytest.fixture(scope="module")
 def services(tmp_path_factory: pytest.TempPathFactory):
-    psycopg = import_service("psycopg", "the PostgreSQL driver is not installed (the postgres "
-                                        "extra)")
-    try:
-        proc = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True,
-                              timeout=600)  # may apt-get install postgresql first
-    except (OSError, subprocess.TimeoutExpired) as err:
-        require_service(f"PostgreSQL could not be started: {err}")
-    if proc.returncode != 0:
-        why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        require_service(f"PostgreSQL could not be installed or started (tests/services/"
-                        f"postgres.sh start exited {proc.returncode}): {why}")
-    admin, directory = proc.stdout.split()[-2:]
+    import psycopg
+
+    admin, directory = start_postgres()
     services = None
     try:
         host = admin.split("@", 1)[1].split("/", 1)[0]  # 127.0.0.1:PORT
@@ -121,8 +104,7 @@ def services(tmp_path_factory: pytest.TempPathFactory):
     finally:
         if services is not None and services.server is not None:
             stop_group(services.server)
-        subprocess.run(["bash", str(SCRIPT), "stop", directory], capture_output=True,
-                       timeout=120)
+        stop_postgres(directory)
 
 
 # --- workers ---------------------------------------------------------------------------

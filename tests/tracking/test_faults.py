@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import read_until, require_service
+from conftest import free_port, read_until, require_service
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
@@ -52,12 +51,6 @@ def test_diverging_member_fails_alone_and_is_named(write_spec, tracking_uri):
     assert parent.info.status == "FAILED"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_fails_fast(write_spec, uri: str, expect: str, tmp_path: Path) -> str:
     started = time.monotonic()
     result = CliRunner().invoke(main, ["run", write_spec(), "--tracking-uri", uri,
@@ -71,7 +64,7 @@ def _run_fails_fast(write_spec, uri: str, expect: str, tmp_path: Path) -> str:
 
 
 def test_unreachable_server_is_refused_before_training(write_spec, tmp_path):
-    port = _free_port()
+    port = free_port()
     line = _run_fails_fast(write_spec, f"http://user:hunter2@127.0.0.1:{port}",
                            f"cannot reach 127.0.0.1:{port}", tmp_path)
     assert "hunter2" not in line and "user:***@" in line
