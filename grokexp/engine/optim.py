@@ -103,28 +103,29 @@ class PopulationAdamW:
         for param in self.params.values():
             param.grad = None
 
+    # what each member has of its own, on the leading axis: settings, then per-parameter dicts
+    _SETTINGS = ("lr", "weight_decay", "beta1", "beta2", "eps")
+    _PER_PARAMETER = ("trainable", "exp_avg", "exp_avg_sq")
+
+    def _index_into(self, target: PopulationAdamW, index: torch.Tensor | slice) -> None:
+        """Give ``target`` these members' settings and moments (a slice shares the storage)."""
+        for name in self._SETTINGS:
+            setattr(target, name, getattr(self, name)[index])
+        for name in self._PER_PARAMETER:
+            setattr(target, name, {n: t[index] for n, t in getattr(self, name).items()})
+        target._plan = target._lists = None
+
     def select(self, keep: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
         """Follow Population.select: keep those members' moments and settings."""
         self.params = params
-        self.lr, self.weight_decay = self.lr[keep], self.weight_decay[keep]
-        self.beta1, self.beta2, self.eps = self.beta1[keep], self.beta2[keep], self.eps[keep]
-        self.trainable = {n: t[keep] for n, t in self.trainable.items()}
-        self.exp_avg = {n: t[keep] for n, t in self.exp_avg.items()}
-        self.exp_avg_sq = {n: t[keep] for n, t in self.exp_avg_sq.items()}
-        self._plan = self._lists = None
+        self._index_into(self, keep)
 
     def shard(self, lo: int, hi: int) -> PopulationAdamW:
         """An optimiser over members lo..hi-1 that shares this one's parameters and moments."""
         part = PopulationAdamW.__new__(PopulationAdamW)
         part.params = {n: p[lo:hi] for n, p in self.params.items()}
-        part.lr, part.weight_decay = self.lr[lo:hi], self.weight_decay[lo:hi]
-        part.trainable = {n: t[lo:hi] for n, t in self.trainable.items()}
-        part.exp_avg = {n: t[lo:hi] for n, t in self.exp_avg.items()}
-        part.exp_avg_sq = {n: t[lo:hi] for n, t in self.exp_avg_sq.items()}
-        part.beta1, part.beta2 = self.beta1[lo:hi], self.beta2[lo:hi]
-        part.eps, part.fused = self.eps[lo:hi], self.fused
-        part.step_count = self.step_count
-        part._plan = part._lists = None
+        self._index_into(part, slice(lo, hi))
+        part.fused, part.step_count = self.fused, self.step_count
         return part
 
     def state_dict(self, cpu: bool = False) -> dict[str, object]:

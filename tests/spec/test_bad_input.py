@@ -219,15 +219,22 @@ def with_overrides(text: str, overrides: list[str], source: str = "x.toml") -> d
     return raw
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.dictionaries(st.sampled_from(PATHS), values, max_size=6))
-def test_generated_spec_dicts_validate_or_name_their_fields(changes):
-    raw: dict = {"name": "gen"}
+def _generated(changes: dict[str, Any]) -> dict[str, Any]:
+    """A spec dict named "gen" with each generated value set at its dotted path; a path
+    through a value is left out (the dict itself cannot be built that way)."""
+    raw: dict[str, Any] = {"name": "gen"}
     for path, value in changes.items():
         try:
             set_dotted(raw, path, value)
         except SpecError:
-            continue  # a path through a value: the dict itself cannot be built that way
+            continue
+    return raw
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.sampled_from(PATHS), values, max_size=6))
+def test_generated_spec_dicts_validate_or_name_their_fields(changes):
+    raw = _generated(changes)
     spec = _check(lambda: validate_spec(raw, "x.toml"), "x.toml", raw)
     if spec is None:
         return
@@ -246,12 +253,7 @@ def test_arbitrary_toml_and_json_text_never_escapes(text):
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(PATHS), values, max_size=5))
 def test_generated_toml_and_json_files(changes):
-    raw: dict = {"name": "gen"}
-    for path, value in changes.items():
-        try:
-            set_dotted(raw, path, value)
-        except SpecError:
-            continue
+    raw = _generated(changes)
     try:
         toml_text = tomli_w.dumps(raw)
     except (TypeError, ValueError):  # e.g. NaN keys or types TOML has no syntax for
