@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..engine.model import Architecture, Population
-from ..engine.seeding import derived_seed
+from ..engine.seeding import generator_for
 from ..engine.sweep import Member
 from ..engine.train import TrainData
 from ..engine.workers import no_grad_call
@@ -46,8 +46,7 @@ def probe_generators(members: Sequence[Member], purpose: str,
                      device: torch.device) -> list[torch.Generator]:
     """One generator per member for one probe (``purpose`` names the probe and its epoch,
     e.g. ``mc_dropout:1000``), seeded from that member's own seed."""
-    return [torch.Generator(device).manual_seed(derived_seed(m.spec.train.seed, purpose))
-            for m in members]
+    return [generator_for(m.spec.train.seed, purpose, device) for m in members]
 
 
 def frozen_params(population: Population) -> dict[str, torch.Tensor]:

@@ -18,6 +18,8 @@ def derived_seed(seed: int, purpose: str) -> int:
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
-def generator_for(seed: int, purpose: str) -> torch.Generator:
-    """A CPU generator for that purpose; draws are moved to the device afterwards."""
-    return torch.Generator().manual_seed(derived_seed(seed, purpose))
+def generator_for(seed: int, purpose: str,
+                  device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for that purpose, on the CPU unless ``device`` says otherwise (training
+    draws on the CPU and moves the draws; the probes draw where their weights are)."""
+    return torch.Generator(device).manual_seed(derived_seed(seed, purpose))

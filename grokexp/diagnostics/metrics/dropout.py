@@ -11,6 +11,7 @@ generator alone: not on the chunk size, nor on who else is in the population.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -32,9 +33,7 @@ def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator) -
     float ``rand``) and is dropped when they fall below ``rate``·2¹⁶, so the rate is exact to
     2⁻¹⁶. One call draws ⌈numel/4⌉ words from ``generator``, whatever else is drawn around it.
     """
-    numel = 1
-    for size in shape:
-        numel *= size
+    numel = math.prod(shape)
     words = -(-numel // 4)
     bits = torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64,
                          generator=generator, device=generator.device)
