@@ -205,9 +205,9 @@ class StoreGuard:
     back, and gives it what it missed.
 
     A tracker that keeps failing goes offline into a recovery folder (``tracker.failure``,
-    ``tracker.journal``, see :class:`~.tracking_mlflow.MlflowTracker`). :meth:`check` says so
-    once; :meth:`ready` (before each batch) waits for the store to answer, re-logs the folder
-    (:func:`~.recovery.relog`, what ``grokexp relog`` does) and puts the tracker back online;
+    ``tracker.journal``, see :class:`~..tracking.mlflow_tracker.MlflowTracker`). :meth:`check`
+    says so once; :meth:`ready` (before each batch) waits for the store to answer and has the
+    tracker re-log the folder and go back online (``tracker.reconnect()``);
     :meth:`final` (at the end) tries that once. Trackers without a store (tests) are always
     ready.
     """
@@ -244,26 +244,22 @@ class StoreGuard:
         self.echo(f"{problem}; the batch's trials are queued again")
 
     def _catch_up(self) -> None:
-        """Raises while the store still fails; else re-logs the folder and goes online."""
-        from ..tracking.recovery import relog
-
-        self.tracker.flush()  # offline, buffered metrics go to the journal first
-        self.tracker.client.get_experiment(self.tracker.experiment_id)
-        folder = self.folder
-        if folder is not None:
-            counts, _ = relog(folder, self.tracker.tracking_uri)
+        """Raises while the store still fails; else the tracker re-logs its folder and goes
+        online (:meth:`~..tracking.mlflow_tracker.MlflowTracker.reconnect`)."""
+        was_failing = self.failure is not None
+        replayed = self.tracker.reconnect()
+        if replayed is not None:
+            folder, counts = replayed
             shown = ", ".join(f"{v} {k}" for k, v in counts.items())
             self.echo(f"tracking store {self.uri} answers again: re-logged {folder} ({shown})")
-            self.tracker.journal = None
-        elif self.failure is not None:
+        elif was_failing:
             self.echo(f"tracking store {self.uri} answers again")
-        self.tracker.failure = None
         self.problem, self._said = None, False
 
     def ready(self) -> bool:
         """Before a batch: True once the store takes writes again (at once while it works);
         False if it is still failing after ``wait_s``."""
-        if self.failure is None or getattr(self.tracker, "client", None) is None:
+        if self.failure is None or getattr(self.tracker, "reconnect", None) is None:
             return True
         deadline = time.monotonic() + self.wait_s
         delay, waiting = 0.5, False
@@ -284,7 +280,7 @@ class StoreGuard:
 
     def final(self, result: StudyResult) -> None:
         """At the end: one more try; a store still away is said in ``result``."""
-        if self.failure is None or getattr(self.tracker, "client", None) is None:
+        if self.failure is None or getattr(self.tracker, "reconnect", None) is None:
             return
         try:
             self._catch_up()

@@ -106,6 +106,23 @@ class MlflowTracker:
             self.journal = Journal.create(self.recovery_dir, self.tracking_uri, self.failure)
         offline(self.journal)
 
+    def reconnect(self) -> tuple[Path, dict[str, int]] | None:
+        """Back online after the store failed: raises while it still fails; else replays the
+        recovery folder into it (what ``grokexp relog`` does) and writes go to the store
+        again. Returns the folder and what was replayed, or None when nothing was journalled.
+        """
+        from .recovery import relog
+
+        self.flush()  # offline, buffered metrics go to the journal first
+        self.client.get_experiment(self.experiment_id)  # the store answers, or this raises
+        replayed = None
+        if self.journal is not None:
+            folder = Path(self.journal.folder)
+            counts, _ = relog(folder, self.tracking_uri)
+            replayed, self.journal = (folder, counts), None
+        self.failure = None
+        return replayed
+
     def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                   parent_id: str | None = None) -> str:
         from mlflow.entities import Param
