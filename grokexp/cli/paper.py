@@ -76,6 +76,8 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
         else:
             hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
             outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
+            click.echo(f"reproduce: {name}: {len(outcome.run_ids)} member(s) in "
+                       f"{outcome.seconds:.0f} s", err=True)
         collect_figures(MlflowTracker(uri, name).client, outcome, out)
         outcomes.append(outcome)
     claims = evaluate_claims({o.name: o.members for o in outcomes})

@@ -5,13 +5,15 @@ queue (``probes.py``): the per-evaluation diagnostics of all members at once, MC
 its cadence and the DRC at chosen epochs. They run in the background while training goes on
 and are recorded and logged at their own epoch when done. At chosen epochs the hook keeps
 cosine matrices and embedding values, and at log-spaced epochs it saves checkpoints. When a
-member ends, its per-run figures and tables go to its run.
+member ends, its per-run figures are drawn by the figure pool's processes (once its probes
+still in flight are in) and logged with its tables; the training never waits for them.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -19,9 +21,11 @@ import torch
 from ..engine.model import Architecture, embedded
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, History, Hook, MemberHistory, TrainData
+from ..figures.render import FigurePool
 from ..figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
 from ..spec.schema import MetricsSpec, Spec
-from ..tracking.tracker import Tracker
+from ..tracking.figure_log import FigureLog
+from ..tracking.tracker import NullTracker, Tracker
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.embedding import codiagonal_structure, cosine_matrix
@@ -83,10 +87,16 @@ class DiagnosticsHook(Hook):
 
     def __init__(self, tracker: Tracker | None = None,
                  run_ids: Mapping[int, str] | None = None, figures: bool = True,
-                 background_probes: bool = True):
+                 background_probes: bool = True, figure_log: FigureLog | None = None):
+        """``figure_log`` draws and logs the figures (one is made for ``tracker`` if not
+        given: its worker processes start with the first member's figures)."""
         self.tracker, self.run_ids, self.figures = tracker, dict(run_ids or {}), figures
         self.records: dict[int, RunRecord] = {}
         self.probes = ProbeQueue(background_probes)
+        self.figure_log = figure_log or FigureLog(tracker or NullTracker(),
+                                                  FigurePool() if background_probes
+                                                  else FigurePool(workers=0))
+        self._ended: list[tuple[Member, MemberHistory]] = []  # left, probes in flight
         self._previous = -1
 
     def _record(self, member: Member) -> RunRecord:
@@ -151,9 +161,12 @@ class DiagnosticsHook(Hook):
                     record.drc[probe.epoch] = [row[drc_key(r)] for r in record.drc_rates]
                 if self.tracker is not None and member.index in self.run_ids:
                     self.tracker.log_metrics(self.run_ids[member.index], probe.epoch, row)
+        self._finish_ended()
+        self.figure_log.log_done()
 
     def finish_probes(self) -> None:
-        """Wait for the probes in flight and log them (the end, or an interruption)."""
+        """Wait for the probes in flight and log them; the members that have left go to
+        the figure pool (the end of a population, or an interruption)."""
         self._apply(self.probes.finished(wait=True))
         self.probes.close()
 
@@ -173,38 +186,63 @@ class DiagnosticsHook(Hook):
 
     def on_member_end(self, member: Member, history: MemberHistory,
                       state: dict[str, torch.Tensor]) -> None:
-        self._apply(self.probes.finished(wait=True))
+        """The member's figures wait for its probes still in flight, not the training: they
+        are drawn once those are in (at a later evaluation, or when the population ends)."""
+        self._record(member).final = {n: t.numpy() for n, t in state.items()}
+        self._ended.append((member, history))
+        self._apply(self.probes.finished())
+
+    def _finish_ended(self) -> None:
+        """Members that have left and whose probes are all in: their tables and figures."""
+        busy = self.probes.members_in_flight()
+        waiting = []
+        for member, history in self._ended:
+            if member.index in busy:
+                waiting.append((member, history))
+            else:
+                self._finish_member(member, history)
+        self._ended = waiting
+
+    def _finish_member(self, member: Member, history: MemberHistory) -> None:
         record = self._record(member)
         for name, values in history.metrics.items():
             if len(values) == len(history.epochs) and name not in record.series:
                 record.series[name] = (list(history.epochs), list(values))
-        record.final = {n: t.numpy() for n, t in state.items()}
         run_id = self.run_ids.get(member.index)
         if self.tracker is None or run_id is None:
-            return
+            return  # nothing to log to: the record keeps the final weights for the caller
+        tables = {}
         if record.drc:
-            self.tracker.log_text(run_id, drc_csv(record.drc_rates, record.drc),
-                                  "diagnostics/drc.csv")
+            tables["diagnostics/drc.csv"] = drc_csv(record.drc_rates, record.drc)
         if record.cosine:
             buffer = io.StringIO()
             for epoch, matrix in sorted(record.cosine.items()):
-                np.savetxt(buffer, matrix, fmt="%.4f", delimiter=",", header=f"epoch {epoch}")
-            self.tracker.log_text(run_id, buffer.getvalue(), "diagnostics/cosine.csv")
-        if self.figures:
-            for path, figure in run_figures(record).items():
-                self.tracker.log_figure(run_id, figure, path)
+                np.savetxt(buffer, matrix, fmt="%.4f", delimiter=",",
+                           header=f"epoch {epoch}")
+            tables["diagnostics/cosine.csv"] = buffer.getvalue()
+        files = {path: text.encode("utf-8") for path, text in tables.items()}
+        if self.figures:  # a copy: the record itself goes on without its final weights
+            self.figure_log.submit(run_id, run_figures, replace(record), extra=files)
+        else:
+            self.tracker.log_files(run_id, files)
         record.final = {}  # the weights are in the run; keep the series for the sweep
 
     def on_train_end(self, history: History) -> None:
         self.finish_probes()
 
+    def finish(self) -> None:
+        """The end of the command (or an interruption): every probe and figure logged."""
+        try:
+            self.finish_probes()
+        finally:
+            self.figure_log.finish()
+
 
 def log_sweep_figures(tracker: Tracker, parent_id: str, spec: Spec,
                       members: Sequence[Member], hook: DiagnosticsHook) -> None:
-    """The parent run's figures (Figs. 5, 9, 10) from the members' recorded series."""
+    """The parent run's figures (Figs. 5, 9, 10) from the members' recorded series, drawn
+    by the hook's figure pool (``hook.finish`` logs them)."""
     pairs = [(m.varied, hook.records[m.index]) for m in members if m.index in hook.records]
-    if not pairs:
-        return
-    figures = sweep_figures(pairs, spec.metrics.grok_threshold, spec.name)
-    for path, figure in figures.items():
-        tracker.log_figure(parent_id, figure, path)
+    if pairs:
+        hook.figure_log.submit(parent_id, sweep_figures, pairs, spec.metrics.grok_threshold,
+                               spec.name)

@@ -94,6 +94,7 @@ class Probe:
     epoch: int
     members: list[Member]
     values: Future[Values]
+    work: Callable[[], Values] | None = None
 
 
 class ProbeQueue:
@@ -116,18 +117,45 @@ class ProbeQueue:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-probe",
                                             initializer=torch.set_num_threads, initargs=(1,))
-        self._pending.append(Probe(epoch, list(members), self._pool.submit(no_grad_call, work)))
+        self._pending.append(Probe(epoch, list(members), self._pool.submit(no_grad_call, work),
+                                   work))
 
     def finished(self, wait: bool = False, at_most: int | None = None) -> list[Probe]:
         """The probes done by now, in submission order: all of them when ``wait``, and
-        enough that at most ``at_most`` are left in flight."""
+        enough that at most ``at_most`` are left in flight.
+
+        Rather than block, the caller computes the newest probes the background thread has
+        not started yet itself, so both cores work on the backlog (same work, same values).
+        """
         out: list[Probe] = []
         while self._pending and (wait or self._pending[0].values.done() or
                                  (at_most is not None and len(self._pending) > at_most)):
+            self._help_while_waiting()
             probe = self._pending.pop(0)
             probe.values.result()  # a probe's error surfaces here, in the caller's thread
             out.append(probe)
         return out
+
+    def _help_while_waiting(self) -> None:
+        """Take the newest not-yet-started probe off the background queue and run it here,
+        as long as the oldest one is still running."""
+        while not self._pending[0].values.done():
+            queued = next((p for p in reversed(self._pending[1:])
+                           if p.work is not None and p.values.cancel()), None)
+            if queued is None:
+                return
+            work, queued.work = queued.work, None
+            done: Future[Values] = Future()
+            assert work is not None
+            try:
+                done.set_result(no_grad_call(work))
+            except Exception as err:  # surfaces at result(), like the thread's error
+                done.set_exception(err)
+            queued.values = done
+
+    def members_in_flight(self) -> set[int]:
+        """Indices of the members some unfinished probe still measures."""
+        return {m.index for probe in self._pending for m in probe.members}
 
     def close(self) -> None:
         if self._pool is not None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
+
+from .grok import first_epoch_at_or_above
 
 __all__ = ["accuracy_and_loss", "first_epoch_at_or_above"]
 
@@ -30,9 +30,3 @@ def accuracy_and_loss(logits: torch.Tensor, labels: torch.Tensor,
         "train_loss": (loss * train).sum(1) / n_train,
         "test_loss": (loss * test).sum(1) / n_test,
     }
-
-
-def first_epoch_at_or_above(epochs: Sequence[int], values: Sequence[float],
-                            threshold: float) -> int | None:
-    """The first evaluated epoch whose value reaches the threshold (the grok epoch), or None."""
-    return next((e for e, v in zip(epochs, values, strict=True) if v >= threshold), None)

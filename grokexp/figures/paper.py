@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from .margins import RIGHT, SUPTITLE, TITLE_LINE, TOP, WIDE_LEFT, fixed_figure
+
 __all__ = [
     "fig1_mc_dropout", "fig2_drc", "fig3_cosine", "fig4_final_histograms", "fig6_mean_std",
     "fig7_embedding_histograms", "fig11_inactive", "fig5_scale", "curves_by_group",
@@ -25,11 +27,16 @@ LAYER_LABELS = {"embedding": "embedding", "hidden_weight": "hidden weights",
                 "output_weight": "output weights"}
 
 
-def _panels(count: int, width: float = 3.4, height: float = 3.0,
-            cols: int | None = None) -> tuple[Figure, list]:
+def _panels(count: int, width: float = 3.4, height: float = 3.0, cols: int | None = None,
+            title_lines: int = 1, right: float = RIGHT) -> tuple[Figure, list]:
+    """A grid of panels under a figure title, each with a title of ``title_lines`` lines."""
     cols = cols or count
     rows = -(-count // cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    titles = TOP + (title_lines - 1) * TITLE_LINE
+    # densities and epochs as tick labels can be five characters wide (0.125, 12000)
+    fig = fixed_figure(width * cols, height * rows, left=WIDE_LEFT, right=right,
+                       top=titles + SUPTITLE, cols=cols, rows=rows, wgap=WIDE_LEFT + 0.05,
+                       hgap=titles + 0.6)
     axes = fig.subplots(rows, cols, squeeze=False).ravel().tolist()
     for ax in axes[count:]:
         ax.set_visible(False)
@@ -39,7 +46,7 @@ def _panels(count: int, width: float = 3.4, height: float = 3.0,
 def fig1_mc_dropout(epochs: Series, train_acc: Series, test_acc: Series,
                     mc_epochs: Series, mc_var: Series, rate: float) -> Figure:
     """Train/test accuracy (left axis) and MC-dropout test-accuracy variance (right axis)."""
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    fig = fixed_figure(6.4, 4.0, right=1.1)  # the variance axis's ticks and label
     ax = fig.subplots()
     ax.plot(epochs, train_acc, color="tab:blue", label="train accuracy")
     ax.plot(epochs, test_acc, color="tab:orange", label="test accuracy")
@@ -58,7 +65,7 @@ def fig1_mc_dropout(epochs: Series, train_acc: Series, test_acc: Series,
 
 def fig2_drc(rates: Series, curves: Mapping[int, Series]) -> Figure:
     """Dropout Robustness Curve: test accuracy against dropout rate, one line per epoch."""
-    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    fig = fixed_figure(6.0, 4.0)
     ax = fig.subplots()
     for epoch, accs in sorted(curves.items()):
         ax.plot(rates, accs, marker="o", markersize=3, label=f"epoch {epoch}")
@@ -73,7 +80,8 @@ def fig2_drc(rates: Series, curves: Mapping[int, Series]) -> Figure:
 def fig3_cosine(matrices: Mapping[int, np.ndarray]) -> Figure:
     """Cosine similarity of the token embeddings (P×P) at chosen epochs."""
     items = sorted(matrices.items())
-    fig, axes = _panels(max(1, len(items)), width=3.3, height=3.0, cols=min(4, len(items) or 1))
+    fig, axes = _panels(max(1, len(items)), width=3.3, height=3.0, cols=min(4, len(items) or 1),
+                        right=0.6)  # the colour bar's ticks and label
     image = None
     for ax, (epoch, matrix) in zip(axes, items, strict=False):
         image = ax.imshow(np.asarray(matrix), vmin=-1.0, vmax=1.0, cmap="coolwarm")
@@ -81,7 +89,9 @@ def fig3_cosine(matrices: Mapping[int, np.ndarray]) -> Figure:
         ax.set_xlabel("token j")
         ax.set_ylabel("token i")
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.8, label="cosine similarity")
+        # a narrow slot: the bar (aspect 20) is thin, and the default 15% would sit empty
+        fig.colorbar(image, ax=axes, shrink=0.8, fraction=0.03, pad=0.02,
+                     label="cosine similarity")
     fig.suptitle("Fig. 3: cosine similarity of embeddings")
     return fig
 
@@ -107,7 +117,7 @@ def fig4_final_histograms(values: Mapping[str, np.ndarray]) -> Figure:
 def fig6_mean_std(epochs: Series, stats: Mapping[str, tuple[Series, Series]],
                   title: str = "Fig. 6: mean (dashed) and std (solid) per layer") -> Figure:
     """Mean (dashed) and standard deviation (solid) of each layer's values against epoch."""
-    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    fig = fixed_figure(6.4, 4.0, left=WIDE_LEFT)  # signed tick labels such as −0.025
     ax = fig.subplots()
     for index, (name, (mean, std)) in enumerate(stats.items()):
         color = f"C{index}"
@@ -142,7 +152,8 @@ def fig11_inactive(inactive_pct: Series, train_acc: Series, test_acc: Series,
     The path runs in time from 'start' to 'end'; ``dead_pct`` (units zero on every input)
     goes in the title when given.
     """
-    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
+    two_lines = dead_pct is not None and len(dead_pct) > 0
+    fig = fixed_figure(6.0, 4.0, top=TOP + TITLE_LINE * two_lines)
     ax = fig.subplots()
     ax.plot(inactive_pct, train_acc, color="tab:blue", marker=".", label="train accuracy")
     ax.plot(inactive_pct, test_acc, color="tab:orange", marker=".", label="test accuracy")
@@ -167,7 +178,8 @@ def fig5_scale(alphas: Series, rise_epochs: Sequence[float | None],
     One point per member (seeds overlap at the same α); the line joins per-α means, and
     members that never reached the level are left out (counted in the title).
     """
-    fig, (left, right) = _panels(2)
+    some_missing = None in (*rise_epochs, *delays)
+    fig, (left, right) = _panels(2, title_lines=2 if some_missing else 1)
     for ax, values, label in ((left, rise_epochs, "(a) epoch of test-accuracy rise"),
                               (right, delays, "(b) grokking delay (test − train epoch)")):
         pairs = [(a, v) for a, v in zip(alphas, values, strict=True) if v is not None]
@@ -180,7 +192,9 @@ def fig5_scale(alphas: Series, rise_epochs: Sequence[float | None],
                     color="tab:blue")
         ax.set_xlabel("initialisation scale α")
         ax.set_ylabel("epochs")
-        ax.set_title(label + (f" ({missing} not reached)" if missing else ""), fontsize="medium")
+        # the count on a line of its own: on one line the title is wider than its panel
+        ax.set_title(label + (f"\n({missing} not reached)" if missing else ""),
+                     fontsize="medium")
     fig.suptitle("Fig. 5: grokking against initialisation scale")
     return fig
 
@@ -192,7 +206,7 @@ def curves_by_group(groups: Mapping[str, Sequence[tuple[Series, Series, Series]]
     ``groups`` maps a label to its members' (epochs, train_acc, test_acc); seeds of a group
     share its colour and one legend entry (Figs. 9 and 10).
     """
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    fig = fixed_figure(7.5, 4.2)
     ax = fig.subplots()
     for index, (label, runs) in enumerate(groups.items()):
         for n, (epochs, train, test) in enumerate(runs):

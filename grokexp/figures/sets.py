@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..engine.accuracy import first_epoch_at_or_above
+from ..engine.grok import first_epoch_at_or_above
 from . import paper as fp
 
 __all__ = ["RunRecord", "run_figures", "sweep_figures", "rise_epoch", "RISE_LEVEL",

@@ -12,13 +12,15 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
+from .margins import LEFT, WIDE_LEFT, fixed_figure, text_width  # noqa: E402
+
 __all__ = ["history_figure", "importance_figure", "space_figure"]
 
 
 def history_figure(numbers: Sequence[int], values: Sequence[float],
                    censored: Sequence[bool], objective: str, title: str = "") -> Figure:
     """Objective of every completed trial against its number, with the best so far."""
-    fig = Figure(figsize=(7, 4), constrained_layout=True)
+    fig = fixed_figure(7, 4, left=WIDE_LEFT)  # objective ticks up to five digits
     ax = fig.subplots()
     real = [(n, v) for n, v, c in zip(numbers, values, censored, strict=True) if not c]
     cens = [(n, v) for n, v, c in zip(numbers, values, censored, strict=True) if c]
@@ -42,7 +44,9 @@ def history_figure(numbers: Sequence[int], values: Sequence[float],
 
 def importance_figure(importances: Mapping[str, float], title: str = "") -> Figure:
     """Horizontal bars: each parameter's share of the objective's variance (fANOVA)."""
-    fig = Figure(figsize=(7, 1.2 + 0.5 * max(1, len(importances))), constrained_layout=True)
+    # the parameter names are the tick labels: the left margin is the widest of them
+    fig = fixed_figure(7, 1.2 + 0.5 * max(1, len(importances)),
+                       left=max(LEFT, 0.25 + text_width(importances)))
     ax = fig.subplots()
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color="tab:green")
@@ -54,7 +58,7 @@ def space_figure(xs: Sequence[float], ys: Sequence[float], values: Sequence[floa
                  censored: Sequence[bool], xlabel: str, ylabel: str, ylog: bool = False,
                  xlog: bool = False, title: str = "") -> Figure:
     """The objective over two parameters: completed trials coloured by value."""
-    fig = Figure(figsize=(6.5, 5), constrained_layout=True)
+    fig = fixed_figure(6.5, 5, left=0.8)  # a colorbar takes its room from the axes' width
     ax = fig.subplots()
     real = [(x, y, v) for x, y, v, c in zip(xs, ys, values, censored, strict=True) if not c]
     cens = [(x, y) for x, y, c in zip(xs, ys, censored, strict=True) if c]

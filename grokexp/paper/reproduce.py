@@ -31,6 +31,7 @@ PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "embedding_s
                "layer_shift", "frozen_embedding", "embedding_relu", "constant_embedding",
                "constant_rest")
 FULL_SEEDS, QUICK_EPOCHS = [0, 1, 2], 600
+SECONDS_TAG = "grokexp.reproduce_seconds"  # a spec's wall time, on its top run
 
 
 @dataclass
@@ -70,6 +71,8 @@ def run_spec(name: str, text: str, uri: str, quick: bool, tags: Mapping[str, str
         record = load_record(tracker.client, run_id, with_checkpoints=False)
         outcome.members.append((dict(member.varied), record))
     outcome.seconds = time.perf_counter() - start
+    tracker.set_tags(result.parent_run_id or outcome.run_ids[0],
+                     {SECONDS_TAG: f"{outcome.seconds:.1f}"})  # for --reuse's gallery
     return outcome
 
 
@@ -115,7 +118,8 @@ def outcome_from_store(client: Any, name: str, quick: bool) -> SpecOutcome | Non
     parent = top.info.run_id if members[0] is not top else None
     outcome = SpecOutcome(name, top.data.params.get("description", ""), parent,
                           [m.info.run_id for m in members],
-                          commit=top.data.tags.get("mlflow.source.git.commit", ""))
+                          commit=top.data.tags.get("mlflow.source.git.commit", ""),
+                          seconds=float(top.data.tags.get(SECONDS_TAG, 0.0)))
     for member in members:
         varied = {k.removeprefix("varied."): param_value(v)
                   for k, v in member.data.params.items() if k.startswith("varied.")}
@@ -174,8 +178,10 @@ def claims_markdown(claims: list[Claim], outcomes: Sequence[SpecOutcome] = ()) -
     lines += [f"| {c.statement} | {c.figure} | {c.measured} | {c.censored} | {c.verdict} |"
               for c in claims]
     if outcomes:
-        lines += ["", "| spec | run (parent, or the member) | members | commit |",
-                  "|---|---|---|---|"]
+        lines += ["", "| spec | run (parent, or the member) | members | seconds | commit |",
+                  "|---|---|---|---:|---|"]
         lines += [f"| {o.name} | {o.parent_run_id or o.run_ids[0]} | {len(o.run_ids)} | "
-                  f"{o.commit[:12] or 'unknown'} |" for o in outcomes]
+                  f"{o.seconds:.0f} | {o.commit[:12] or 'unknown'} |" for o in outcomes]
+        lines += [f"| all | | {sum(len(o.run_ids) for o in outcomes)} | "
+                  f"{sum(o.seconds for o in outcomes):.0f} | |"]
     return "\n".join(lines) + "\n"

@@ -35,11 +35,12 @@ from ..engine.train import (
     train,
 )
 from ..errors import RunInterrupted
-from ..figures.run import accuracy_figure, accuracy_overlay
+from ..figures.run import AccuracyCurves, accuracy_figures, overlay_figures
 from ..spec.base import flatten
 from ..spec.io import spec_hash, spec_to_dict, spec_to_toml
 from ..spec.schema import Spec
 from ..tracking.checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
+from ..tracking.figure_log import FigureLog
 from ..tracking.redact import redact_params, redact_text
 from ..tracking.tracker import Tracker
 
@@ -100,8 +101,12 @@ class TrackingHook(Hook):
     """Logs each evaluation and each finished member (summary, weights, figure)."""
 
     def __init__(self, tracker: Tracker, run_ids: dict[int, str],
-                 on_finished: Callable[[Member, MemberHistory], None] | None = None):
+                 on_finished: Callable[[Member, MemberHistory], None] | None = None,
+                 figure_log: FigureLog | None = None):
+        """``figure_log`` draws the accuracy figure off the training thread (in place if
+        none is given)."""
         self.tracker, self.run_ids, self.on_finished = tracker, run_ids, on_finished
+        self.figure_log = figure_log
 
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         for pos, member in enumerate(ctx.members):
@@ -118,8 +123,12 @@ class TrackingHook(Hook):
             tags["grokexp.reason"] = history.reason
         self.tracker.set_tags(run_id, tags)
         self.tracker.log_state(run_id, state, "weights/final.pt")
-        self.tracker.log_figure(run_id, accuracy_figure(
-            history, member.spec.metrics.grok_threshold, member.label), "figures/accuracy.png")
+        curves = (AccuracyCurves.of(history), member.spec.metrics.grok_threshold, member.label)
+        if self.figure_log is not None:
+            self.figure_log.submit(run_id, accuracy_figures, *curves)
+        else:
+            for path, figure in accuracy_figures(*curves).items():
+                self.tracker.log_figure(run_id, figure, path)
         self.tracker.end_run(run_id, _MLFLOW_STATUS.get(history.status, "FINISHED"))
         if self.on_finished is not None:
             self.on_finished(member, history)
@@ -242,8 +251,8 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         for h in [*done, *resume.state.histories]:
             if h.index not in resume.state.active:
                 finished(by_index[h.index], h)
-    tracking_hook = TrackingHook(tracker, run_ids, finished)
-    diagnostics = DiagnosticsHook(tracker, run_ids)
+    diagnostics = DiagnosticsHook(tracker, run_ids)  # its figure pool draws every figure
+    tracking_hook = TrackingHook(tracker, run_ids, finished, diagnostics.figure_log)
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:
         for position, group in enumerate(group_by_shape(members)):
@@ -268,7 +277,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                 raise RunInterrupted(checkpoint.root_run_id, stop.state.epoch) from None
     except BaseException:
         try:
-            diagnostics.finish_probes()  # what was measured before the stop is kept
+            diagnostics.finish()  # what was measured and drawn before the stop is kept
         except Exception:  # the first error is the one to report
             pass
         tracker.flush()
@@ -279,11 +288,14 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
     result.members.sort(key=lambda m: m.index)
     if parent_id is not None:
         histories.sort(key=lambda mh: mh[0].index)
-        tracker.log_figure(parent_id, accuracy_overlay(
-            [h for _, h in histories], [m.label for m, _ in histories], spec.name),
-            "figures/accuracy_overlay.png")
+        diagnostics.figure_log.submit(
+            parent_id, overlay_figures, [AccuracyCurves.of(h) for _, h in histories],
+            [m.label for m, _ in histories], spec.name)
         log_sweep_figures(tracker, parent_id, spec, members, diagnostics)
         tracker.log_text(parent_id, _members_table(result), "members.md")
+    diagnostics.finish()  # every probe and figure logged before the parent run ends
+    tracker.flush()  # probes that finished after their member's run had ended
+    if parent_id is not None:
         tracker.end_run(parent_id, "FINISHED" if all(
             m.status == "FINISHED" for m in result.members) else "FAILED")
     return result

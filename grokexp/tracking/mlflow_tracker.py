@@ -195,6 +195,27 @@ class MlflowTracker:
         finally:
             plt.close(figure)
 
+    def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
+        """Several artifacts (path → content, e.g. a member's drawn figures) in one store
+        write: one folder tree, one ``log_artifacts``."""
+        if not files:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            for artifact_file, content in files.items():
+                folder, name = safe_artifact_path(artifact_file)
+                local = root / (folder or "") / name
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(content)
+
+            def offline(journal: Journal) -> None:
+                for artifact_file in files:
+                    folder, name = safe_artifact_path(artifact_file)
+                    journal.artifact(run_id, root / (folder or "") / name, folder)
+
+            self._write(f"logging {len(files)} artifacts",
+                        lambda: self.client.log_artifacts(run_id, str(root)), offline)
+
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
         import shutil
 

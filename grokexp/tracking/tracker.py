@@ -43,6 +43,7 @@ class Tracker(Protocol):
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None: ...
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None: ...
+    def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None: ...
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None: ...
     def log_state(self, run_id: str, state: Mapping[str, Any], artifact_file: str) -> None: ...
     def log_dataset(self, run_id: str, name: str, digest: str, source: str,
@@ -113,6 +114,11 @@ class NullTracker:
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         safe_artifact_path(artifact_file)
         self.runs[run_id]["artifacts"][artifact_file] = figure
+
+    def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
+        for artifact_file, content in files.items():
+            safe_artifact_path(artifact_file)
+            self.runs[run_id]["artifacts"][artifact_file] = content
 
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
         key = f"{artifact_dir}/{local_path.name}" if artifact_dir else local_path.name

@@ -113,8 +113,11 @@ def test_reproduce_quick_writes_gallery_and_reuse_rebuilds_it(tmp_path, tracking
         assert by_key[key][1:] == ["", "", "not measured"], key  # their specs were not run
     assert by_key["mc_peak"][3] != "not measured"  # the baseline logged MC dropout
     commit = parent.data.tags.get("mlflow.source.git.commit", "")
-    assert f"| constant_rest | {parent.info.run_id} | 2 | {commit[:12] or 'unknown'} |" \
-        in claims_md
+    seconds = float(parent.data.tags["grokexp.reproduce_seconds"])
+    assert 0 < seconds < 600
+    assert (f"| constant_rest | {parent.info.run_id} | 2 | {seconds:.0f} | "
+            f"{commit[:12] or 'unknown'} |") in claims_md
+    assert "reproduce: constant_rest: 2 member(s) in" in result.output
 
     count = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
     again = CliRunner().invoke(main, [*args[:-4], "--out", str(tmp_path / "g2"), "--reuse",

@@ -1,0 +1,105 @@
+"""What one more member costs beyond its training epochs, in a population of 16.
+
+Times ``grokexp run`` of the paper's model (specs/baseline.toml, default ``[metrics]``, every
+member to the end of its epochs) with 1 seed and with 16 seeds as one population, each into a
+fresh MLflow store whose schema is made untimed beforehand, and the engine alone (no hooks,
+no store) training the same 16 members for the same epochs. Then
+
+    fixed cost per member = (wall(16 seeds) − wall(1 seed)) / 15 − engine seconds per member
+
+the seconds each extra member adds that are not its training: its run and params in the
+store, its metrics, epoch-0 probes, checkpoints, figures and tables. Process start-up and
+the store's opening are in both runs and cancel.
+
+    python benchmarks/fixed_cost.py [--epochs 10] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _common import create_mlflow_store, emit  # noqa: E402
+
+K = 16
+TARGET_S = 0.3  # the issue's bound on the fixed cost per member at K = 16
+
+
+def spec_text(seeds: int, epochs: int) -> str:
+    """The baseline with the default [metrics] and the given seeds and epochs."""
+    text = (ROOT / "specs" / "baseline.toml").read_text(encoding="utf-8")
+    head = text.split("[metrics]")[0].replace("stop_after_generalized = 1000", "")
+    head = head.replace("epochs = 3000", f"epochs = {epochs}")
+    return head + f"[metrics]\nevery = 10\n\n[sweep]\nseeds = {list(range(seeds))}\n"
+
+
+def run_wall(seeds: int, epochs: int, tmp: Path) -> float:
+    """Wall seconds of one ``grokexp run`` in a fresh process and store."""
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    spec = folder / "spec.toml"
+    spec.write_text(spec_text(seeds, epochs), encoding="utf-8")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    create_mlflow_store(uri)
+    command = [sys.executable, "-m", "grokexp", "run", str(spec), "--tracking-uri", uri,
+               "--quiet"]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"grokexp run failed:\n{done.stderr}")
+    return wall
+
+
+ENGINE = """
+import json, sys, time, torch
+from grokexp.engine.sweep import expand_members
+from grokexp.run.runner import train_group
+from grokexp.spec.io import load_spec
+spec = load_spec(open(sys.argv[1]).read(), "spec.toml")
+members = expand_members(spec)
+train_group(members[:1], torch.device("cpu"), [])  # warm-up
+start = time.perf_counter()
+train_group(members, torch.device("cpu"), [])
+print(json.dumps(time.perf_counter() - start))
+"""
+
+
+def engine_seconds(epochs: int, tmp: Path) -> float:
+    """Seconds the engine alone takes to train the 16 members (evaluations included)."""
+    spec = Path(tempfile.mkdtemp(dir=tmp)) / "spec.toml"
+    spec.write_text(spec_text(K, epochs), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", ENGINE, str(spec)], capture_output=True,
+                          text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=2, help="best of this many runs each")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        one = min(run_wall(1, args.epochs, tmp) for _ in range(args.repeats))
+        many = min(run_wall(K, args.epochs, tmp) for _ in range(args.repeats))
+        engine = min(engine_seconds(args.epochs, tmp) for _ in range(args.repeats))
+    fixed = (many - one) / (K - 1) - engine / K
+    print(f"fixed cost per member (K = {K}, {args.epochs} epochs, default [metrics]): "
+          f"grokexp run with 1 seed {one:.1f} s, with {K} seeds {many:.1f} s; the engine "
+          f"alone trains the {K} in {engine:.2f} s; so {fixed:.2f} s per member beyond its "
+          f"training (target <= {TARGET_S} s: {fixed / TARGET_S:.2f}x the target)")
+    emit({"bench": "fixed_cost", "k": K, "epochs": args.epochs, "wall_1": one,
+          "wall_k": many, "engine_k": engine, "fixed_s_per_member": fixed})
+
+
+if __name__ == "__main__":
+    main()

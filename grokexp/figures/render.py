@@ -1,0 +1,78 @@
+"""Figures drawn off the training thread: a pool of worker processes turns data into PNG bytes.
+
+Drawing a member's figures costs about as much CPU as a few hundred of its training epochs,
+and matplotlib holds the GIL while it lays out text, so a thread would slow the training
+beside it. A job is a module-level function of plain data (a RunRecord, AccuracyCurves) that
+returns ``{artifact path: Figure}``; the worker draws each Figure to PNG bytes and sends the
+bytes back, and the caller logs them. Workers start on the first job, by ``spawn`` (a forked
+child of a process with running torch threads could deadlock), and import matplotlib and
+numpy but never torch, and leave Ctrl-C to the parent. ``workers=0`` draws in the calling
+process instead.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import signal
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["FigurePool", "FigureJob", "png_bytes", "draw", "MAX_WORKERS"]
+
+FigureJob = Callable[..., Mapping[str, Figure]]  # plain data in, {artifact path: Figure} out
+MAX_WORKERS = 2  # figure processes at most: each holds matplotlib (about 80 MB)
+
+
+def png_bytes(figure: Figure) -> bytes:
+    """The figure as a PNG, at its own size and dpi (what ``savefig`` to a file writes)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def draw(job: FigureJob, *args: Any) -> dict[str, bytes]:
+    """Run one job and draw what it returns: {artifact path: PNG bytes} (in a worker)."""
+    return {path: png_bytes(figure) for path, figure in job(*args).items()}
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """Ctrl-C reaches the whole process group; the parent stops the run and still wants the
+    figures of the members that had finished, so a worker goes on drawing."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class FigurePool:
+    """Jobs drawn by up to ``workers`` processes, in parallel with the caller."""
+
+    def __init__(self, workers: int = MAX_WORKERS):
+        self.workers = workers
+        self._executor: Executor | None = None
+
+    def submit(self, job: FigureJob, *args: Any) -> Future[dict[str, bytes]]:
+        """Draw ``job(*args)``; the arguments are pickled, so pass copies of anything the
+        caller goes on changing."""
+        if self.workers <= 0:
+            done: Future[dict[str, bytes]] = Future()
+            try:
+                done.set_result(draw(job, *args))
+            except Exception as err:  # surfaces at result(), like a worker's error
+                done.set_exception(err)
+            return done
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_leave_interrupts_to_the_parent)
+        return self._executor.submit(draw, job, *args)
+
+    def close(self) -> None:
+        """Stop the workers (after the jobs already submitted)."""
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None

@@ -1,0 +1,86 @@
+"""The figure pool: figures drawn in worker processes are the figures drawn in place.
+
+A member's figures leave the training thread as plain data (a RunRecord, AccuracyCurves) and
+come back as PNG bytes from a spawned worker. The bytes must be those ``savefig`` writes in
+the calling process for the same data (Agg is deterministic), the work must really happen
+in another process, and a worker's error must reach the caller.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from mlflow.tracking import MlflowClient
+
+from grokexp.figures.render import FigurePool, png_bytes
+from grokexp.figures.run import AccuracyCurves, accuracy_figures
+from grokexp.figures.sets import RunRecord, run_figures
+from grokexp.tracking.mlflow_tracker import MlflowTracker
+
+
+def _record() -> RunRecord:
+    rng = np.random.default_rng(0)
+    epochs = list(range(0, 410, 10))
+    rise = [min(1.0, max(0.0, (e - 150) / 200)) for e in epochs]
+    series = {"train_acc": (epochs, [min(1.0, e / 100) for e in epochs]),
+              "test_acc": (epochs, rise),
+              "mc_dropout_acc_var": (epochs[::10], [0.01 * r * (1 - r) for r in rise[::10]]),
+              "embedding_mean": (epochs, [0.01 * e for e in epochs]),
+              "embedding_std": (epochs, [0.3] * len(epochs))}
+    return RunRecord(label="seed 0", series=series, drc_rates=[0.0, 0.5],
+                     drc={0: [0.1, 0.05], 400: [1.0, 0.6]},
+                     cosine={0: rng.standard_normal((7, 7))},
+                     embedding_values={0: rng.standard_normal(70)},
+                     final={"embedding": rng.standard_normal((7, 10)),
+                            "hidden.0.weight": rng.standard_normal((20, 16))})
+
+
+def _fails_with_pid() -> dict[str, Figure]:
+    raise RuntimeError(f"drawn in process {os.getpid()}")
+
+
+def test_a_worker_draws_the_same_png_bytes_as_the_calling_process() -> None:
+    record = _record()
+    here = {path: png_bytes(figure) for path, figure in run_figures(record).items()}
+    assert len(here) >= 5 and all(b.startswith(b"\x89PNG") for b in here.values())
+    pool = FigurePool(workers=2)
+    try:
+        drawn = pool.submit(run_figures, record).result(timeout=120)
+        curves = AccuracyCurves([0, 10], [0.5, 1.0], [0.0, 0.2], 10, None)
+        accuracy = pool.submit(accuracy_figures, curves, 0.95, "t").result(timeout=120)
+        error = pool.submit(_fails_with_pid).exception(timeout=120)
+    finally:
+        pool.close()
+    assert drawn == here
+    assert accuracy == {"figures/accuracy.png":
+                        png_bytes(accuracy_figures(curves, 0.95, "t")["figures/accuracy.png"])}
+    assert isinstance(error, RuntimeError)
+    worker_pid = int(str(error).rsplit(" ", 1)[1])
+    assert worker_pid != os.getpid()  # drawn off the calling process
+
+
+def test_in_place_pool_reports_errors_at_result() -> None:
+    pool = FigurePool(workers=0)
+    future = pool.submit(_fails_with_pid)
+    with pytest.raises(RuntimeError, match=f"process {os.getpid()}$"):
+        future.result()
+
+
+def test_log_files_writes_a_tree_in_one_call_and_refuses_escaping_names(tmp_path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(uri, "files")
+    run_id = tracker.start_run("r", {}, {})
+    tracker.log_files(run_id, {"figures/a.png": b"\x89PNG-a", "diagnostics/t.csv": b"x,y\n",
+                               "top.txt": b"top"})
+    tracker.end_run(run_id)
+    client = MlflowClient(tracking_uri=uri)
+    found = {a.path for folder in ("", "figures", "diagnostics")
+             for a in client.list_artifacts(run_id, folder or None) if not a.is_dir}
+    assert found == {"figures/a.png", "diagnostics/t.csv", "top.txt"}
+    local = client.download_artifacts(run_id, "figures/a.png", str(tmp_path))
+    assert open(local, "rb").read() == b"\x89PNG-a"
+    with pytest.raises(Exception, match="leave the run"):
+        tracker.log_files(run_id, {"../escape.png": b"x"})
