@@ -33,6 +33,8 @@ STAGES: list[tuple[str, str, tuple[str, ...]]] = [
      ("mlflow", "optuna", *FILES, *TERMINAL)),
     ("run", "grokexp run's work: the runner, the memory budget",
      ("mlflow", "optuna", "click")),
+    ("forecast", "grokexp forecast: onsets, lead times, separation, forecasts (pure numpy)",
+     ("torch", "mlflow", "optuna", "matplotlib", *FILES, *TERMINAL)),
     ("study", "grokexp optimize: ask-and-tell, batches, storage, objective, report",
      ("mlflow", "click")),
     ("paper", "grokexp reproduce and figures: specs, claims, checks, gallery",

@@ -265,6 +265,37 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
         sys.exit(1)
 
 
+@main.command()
+@click.argument("spec_file", type=click.Path(dir_okay=False), required=False)
+@click.option("--runs", "run_ids", multiple=True, metavar="RUN_ID",
+              help="Forecast runs already in the store (a sweep's parent or member runs); "
+                   "repeat for more. Without it, SPEC_FILE is trained first.")
+@set_option
+@uri_option
+@click.option("--json", "as_json", is_flag=True, help="Print the table as one JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="GIB",
+              help="Memory a population may use (default: 80% of free).")
+def forecast(spec_file: str | None, run_ids: tuple[str, ...], overrides: tuple[str, ...],
+             tracking_uri: str | None, as_json: bool, quiet: bool,
+             memory_gib: float | None) -> None:
+    """Which signal warns of grokking, how early, and a forecast of each test grok epoch.
+
+    Trains SPEC_FILE like grokexp run (or reads --runs from the store), then prints per
+    indicator its lead before the test rise and how well its early value separates members
+    that generalise, and logs the table and figures to a forecast run.
+    """
+    _forecast(spec_file, run_ids, overrides, tracking_uri, as_json, quiet, memory_gib)
+
+
+@clean_errors
+def _forecast(*args: Any) -> None:
+    from .forecast import do_forecast
+
+    do_forecast(*args)
+
+
 def _seed_count(spec: Any) -> int:
     seeds = spec.optimize.seeds
     return len(seeds) if isinstance(seeds, list) else int(seeds)

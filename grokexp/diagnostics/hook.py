@@ -29,6 +29,7 @@ from ..tracking.tracker import NullTracker, Tracker
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.embedding import codiagonal_structure, cosine_matrix
+from .metrics.progress import fourier_power_share, weight_norm
 from .probes import (
     MAX_IN_FLIGHT,
     Probe,
@@ -73,7 +74,9 @@ def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data
     seen = embedded(params, arch)  # what the first layer reads (after a ReLU, if any)
     if cfg.embedding_cos:
         out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(seen))
+        out["embedding_fourier_share"] = fourier_power_share(seen)
     if cfg.distributions:
+        out["weight_norm"] = weight_norm(params)
         out.update(parameter_stats(params, len(arch.hidden)))
         out.update(embedding_shape(seen))
     if cfg.inactive_neurons:

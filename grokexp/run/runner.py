@@ -35,6 +35,8 @@ from ..engine.train import (
     train,
 )
 from ..errors import RunInterrupted
+from ..figures.render import MAX_WORKERS as MAX_FIGURE_WORKERS
+from ..figures.render import FigurePool
 from ..figures.run import AccuracyCurves, accuracy_figures, overlay_figures
 from ..spec.base import flatten
 from ..spec.io import spec_hash, spec_to_dict, spec_to_toml
@@ -251,7 +253,8 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         for h in [*done, *resume.state.histories]:
             if h.index not in resume.state.active:
                 finished(by_index[h.index], h)
-    diagnostics = DiagnosticsHook(tracker, run_ids)  # its figure pool draws every figure
+    pool = FigurePool(min(MAX_FIGURE_WORKERS, len(members)))  # draws every figure of the run
+    diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=FigureLog(tracker, pool))
     tracking_hook = TrackingHook(tracker, run_ids, finished, diagnostics.figure_log)
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:

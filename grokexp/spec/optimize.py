@@ -64,7 +64,7 @@ class OptimizeSpec(Section):
     sampler: Literal["tpe", "gp", "random"] = "tpe"
     seed: int = Field(0, ge=0, le=2**63 - 1)
     n_startup_trials: int = Field(8, ge=0)
-    pruner: Literal["none", "median", "threshold"] = "none"
+    pruner: Literal["none", "median", "threshold", "forecast"] = "none"
     prune_warmup: int = Field(0, ge=0)
     prune_min_test_acc: float = Field(0.5, ge=0.0, le=1.0)
     n_trials: int = Field(32, ge=0, le=1_000_000)

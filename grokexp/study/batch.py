@@ -12,6 +12,7 @@ a trial's run gives the batch's points back to the study and raises :class:`Stor
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..diagnostics.metrics.embedding import codiagonal_structure, cosine_matrix
+from ..engine.model import embedded
 from ..engine.sweep import Member, group_by_shape
 from ..engine.train import EvalContext, Hook, MemberHistory
 from ..errors import GrokexpError, SpecError
+from ..forecast.predict import (
+    FIT_WINDOW,
+    PRIOR_LEVEL,
+    PRUNE_INDICATOR,
+    extrapolate,
+    level_at,
+    prune_reason,
+)
 from ..run.runner import SplitProvenance, resolve_device, train_group
 from ..spec.base import flatten
 from ..spec.io import set_dotted, spec_to_dict, validate_spec
@@ -115,6 +126,8 @@ class StudyHook(Hook):
         self.heartbeat, self.epochs, self.on_told = heartbeat, epochs, on_told
         self.on_write = on_write  # after each round of tracking writes (the store's health)
         self.by_member = {m.index: run for run in runs for m in run.members}
+        self._calibrated_at = -1
+        self._calibration_values: tuple[float, float | None] = (PRIOR_LEVEL, None)
 
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         positions: dict[int, list[int]] = {}
@@ -134,10 +147,70 @@ class StudyHook(Hook):
                 continue
             progress = 1.0 - statistics.median(run.last_test_acc.values())
             run.trial.report(progress, ctx.epoch)
-            if run.trial.should_prune():
+            if self.opt.pruner == "forecast":
+                reason = self._forecast_reason(ctx, run, pos_list)
+            else:
+                reason = (f"pruned by the {self.opt.pruner} pruner"
+                          if run.trial.should_prune() else None)
+            if reason is not None:
                 for p in pos_list:
-                    ctx.request_stop(ctx.members[p].index, "PRUNED",
-                                     f"pruned by the {self.opt.pruner} pruner")
+                    ctx.request_stop(ctx.members[p].index, "PRUNED", reason)
+
+    def metrics(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
+        """The forecast pruner's indicator for every member, (K,); nothing otherwise."""
+        if self.opt.pruner != "forecast":
+            return {}
+        with torch.no_grad():
+            seen = embedded(ctx.population.params, ctx.population.arch)  # (K, P, d)
+            return {PRUNE_INDICATOR: codiagonal_structure(cosine_matrix(seen))}
+
+    def _calibration(self, epoch: int) -> tuple[float, float | None]:
+        """The indicator's level at generalisation (median over completed trials, else the
+        prior) and the best objective so far (uncensored trials), read once per epoch."""
+        if self._calibrated_at != epoch:
+            from optuna.trial import TrialState
+
+            done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            levels = [t.user_attrs["forecast_level"] for t in done
+                      if isinstance(t.user_attrs.get("forecast_level"), float)]
+            values = [t.value for t in done
+                      if t.value is not None and t.user_attrs.get("censored") is False]
+            self._calibration_values = (statistics.median(levels) if levels else PRIOR_LEVEL,
+                                        min(values) if values else None)
+            self._calibrated_at = epoch
+        return self._calibration_values
+
+    def _forecast_reason(self, ctx: EvalContext, run: TrialRun,
+                         pos_list: list[int]) -> str | None:
+        """Stop the trial when its forecast test grok epoch (upper median over its seeds) is
+        beyond the budget or clearly worse than the best trial; the forecast goes on the
+        trial as user attrs (never as its objective)."""
+        histories = [ctx.histories[p] for p in pos_list]  # the seeds still training
+        if ctx.epoch < self.opt.prune_warmup or len(histories[0].epochs) < FIT_WINDOW:
+            return None
+        level, best = self._calibration(ctx.epoch)
+        forecasts = sorted(
+            [float(h.test_grok_epoch) if h.test_grok_epoch is not None
+             else extrapolate(h.epochs, h.metrics[PRUNE_INDICATOR], ctx.epoch, level)
+             for h in histories]
+            + [float(h.test_grok_epoch) if h.test_grok_epoch is not None else math.inf
+               for h in run.histories.values()])  # seeds that left: they generalised
+        forecast = forecasts[len(forecasts) // 2]
+        reason = prune_reason(forecast, self.epochs, None)
+        if reason is None and best is not None:
+            value = forecast
+            if self.opt.objective == "grokking_delay":
+                mem = sorted(h.train_grok_epoch if h.train_grok_epoch is not None
+                             else ctx.epoch for h in histories)
+                value = forecast - mem[len(mem) // 2]
+            reason = prune_reason(value, math.inf, best)
+        if reason is not None:
+            run.trial.set_user_attr("forecast_test_grok_epoch",
+                                    forecast if math.isfinite(forecast) else "never")
+            run.trial.set_user_attr("forecast_target_level", level)
+            run.trial.set_user_attr("forecast_epoch", ctx.epoch)
+            return f"pruned by the forecast: {reason}"
+        return None
 
     def on_member_end(self, member: Member, history: MemberHistory,
                       state: dict[str, torch.Tensor]) -> None:
@@ -145,6 +218,13 @@ class StudyHook(Hook):
         run.histories[member.index] = history
         if len(run.histories) == len(run.members):
             self._tell(run)
+
+    def _record_level(self, run: TrialRun, histories: list[MemberHistory]) -> None:
+        """A completed trial's level of the indicator at generalisation (median over the
+        seeds that generalised): what later forecasts aim for."""
+        levels = [v for v in map(_level_reached, histories) if v is not None]
+        if levels:
+            run.trial.set_user_attr("forecast_level", float(statistics.median(levels)))
 
     def _tell(self, run: TrialRun) -> None:
         import optuna
@@ -161,6 +241,8 @@ class StudyHook(Hook):
                                         self.opt.censor_penalty)
                 for key, value in outcome.user_attrs().items():
                     run.trial.set_user_attr(key, value)
+                if self.opt.pruner == "forecast":
+                    self._record_level(run, histories)
                 self.study.tell(run.trial, outcome.value)
                 run.outcome, status = "COMPLETE", "FINISHED"
                 metrics = {"objective": outcome.value,
@@ -182,6 +264,15 @@ class StudyHook(Hook):
         self.tracker.end_run(run.run_id, status)
         self.on_write()
         self.on_told(run)
+
+
+def _level_reached(history: MemberHistory) -> float | None:
+    """The pruner's indicator where the member reached the threshold, or None."""
+    values = history.metrics.get(PRUNE_INDICATOR)
+    if values is None or history.test_grok_epoch is None:
+        return None
+    level = level_at(history.epochs, values, history.test_grok_epoch)
+    return level if math.isfinite(level) else None
 
 
 def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str, Any]]],

@@ -101,7 +101,11 @@ def make_sampler(opt: OptimizeSpec, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(opt: OptimizeSpec) -> optuna.pruners.BasePruner:
-    """Reported value: 1 − test accuracy (median over the trial's seeds) at an evaluation."""
+    """Reported value: 1 − test accuracy (median over the trial's seeds) at an evaluation.
+
+    ``forecast`` needs the seeds' histories, which only the batch's hook holds: it decides
+    there (``batch.StudyHook``), and Optuna's own pruner does nothing.
+    """
     import optuna
 
     if opt.pruner == "median":

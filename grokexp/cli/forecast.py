@@ -1,0 +1,182 @@
+"""What ``grokexp forecast`` does: train a spec (or take runs from the store), then the table.
+
+The shell's side of the forecast: it reads the members' histories from MLflow (MlflowClient),
+hands them as plain arrays to ``grokexp.forecast`` and logs the table and figures to a
+``forecast`` run of the same experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from ..errors import GrokexpError, RunInterrupted, SpecError
+
+__all__ = ["do_forecast", "read_trajectories"]
+
+FIGURE_INDICATORS = ("embedding_cos_structure", "embedding_fourier_share", "weight_norm",
+                     "test_loss", "loss_oscillation", "mc_dropout_acc_var",
+                     "embedding_bimodality", "zero_activation_frac", "train_loss")
+
+
+def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[str, ...],
+                tracking_uri: str | None, as_json: bool, quiet: bool,
+                memory_gib: float | None) -> None:
+    from ..forecast.report import analyse, table_text
+    from ..tracking.redact import redact_uri
+    from .common import resolve_tracking_uri
+
+    if (spec_file is None) == (not run_ids):
+        raise SpecError(["give a SPEC_FILE or --runs RUN_ID ..., not both and not neither"])
+    if run_ids and overrides:
+        raise SpecError(["--set changes a SPEC_FILE; runs in the store are taken as they are"])
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if spec_file is not None:
+        uri, run_ids = _train(spec_file, overrides, tracking_uri, as_json or quiet, memory_gib)
+    else:
+        uri = resolve_tracking_uri(tracking_uri)
+        from .run import _check_store
+
+        _check_store(uri)
+    trajectories, experiment = read_trajectories(uri, run_ids)
+    if len(trajectories) < 2:
+        raise GrokexpError(f"--runs: {len(trajectories)} member run(s) found; a forecast "
+                           "needs a population of at least 2")
+    report = analyse(trajectories)
+    forecast_run = _log(uri, experiment, run_ids, trajectories, report)
+    if as_json:
+        click.echo(json.dumps({"forecast_run_id": forecast_run, "source_runs": list(run_ids),
+                               **report.to_json()}))
+    else:
+        click.echo(f"forecast run {forecast_run} in {redact_uri(uri)} "
+                   f"(experiment {experiment})")
+        click.echo(table_text(report), nl=False)
+
+
+def _train(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None, quiet: bool,
+           memory_gib: float | None) -> tuple[str, list[str]]:
+    """``grokexp run`` of the spec; the member run ids (or the only run)."""
+    from ..run.budget import check_memory
+    from ..run.runner import resolve_device, run_experiment
+    from ..tracking.mlflow_tracker import MlflowTracker
+    from .common import git_commit, read_spec, resolve_tracking_uri
+    from .progress import ProgressHook
+    from .run import _check_store, memory_limit, recovery_base
+    from .signals import StopRequest
+
+    spec, members = read_spec(spec_file, overrides)
+    uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
+    check_memory(members, *memory_limit(memory_gib, resolve_device(spec.train.device)))
+    _check_store(uri)
+    tracker = MlflowTracker(uri, spec.experiment_name, recovery_dir=recovery_base(
+        "grokexp-recovery"))
+    tags = {"grokexp.spec_file": spec_file}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(), len(members))]
+    with StopRequest() as stop:
+        try:
+            result = run_experiment(spec, members, tracker, hooks=hooks, tags=tags,
+                                    should_stop=lambda: stop.requested)
+        except RunInterrupted as err:
+            click.echo(f"interrupted after epoch {err.epoch}; continue with: grokexp run "
+                       f"--resume {err.root_run_id}, then grokexp forecast --runs "
+                       f"{err.root_run_id}", err=True)
+            sys.exit(stop.exit_code)
+    if tracker.failure is not None:
+        raise GrokexpError(f"tracking store: {tracker.failure}; the runs are incomplete "
+                           "(see grokexp relog)")
+    return uri, [m.run_id for m in result.members]
+
+
+def _member_runs(client: Any, run_id: str) -> list[Any]:
+    """The run itself, or its children when it is a sweep's parent."""
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # MlflowException, or the backend's own
+        raise SpecError([f"--runs: {run_id}: no such run in the store"]) from None
+    children = client.search_runs([run.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{run_id}'",
+                                  max_results=50_000)
+    return sorted(children, key=lambda r: int(r.data.tags.get("grokexp.member", 0))) \
+        if children else [run]
+
+
+def read_trajectories(uri: str, run_ids: Sequence[str]) -> tuple[list[Any], str]:
+    """Every member's metric histories from the store, and the (first) experiment's name."""
+    from ..forecast.history import TARGET, Trajectory
+    from ..tracking.store import open_client
+
+    client = open_client(uri)
+    trajectories, experiment = [], ""
+    seen: set[str] = set()
+    for run_id in run_ids:
+        for run in _member_runs(client, run_id):
+            if run.info.run_id in seen:
+                continue
+            seen.add(run.info.run_id)
+            if not experiment:
+                experiment = client.get_experiment(run.info.experiment_id).name
+            params = run.data.params
+            if TARGET not in run.data.metrics or "train.epochs" not in params:
+                raise SpecError([f"--runs: {run.info.run_id}: not a grokexp member run "
+                                 f"(no {TARGET} history or train.epochs param)"])
+            points = {key: {int(m.step): float(m.value)
+                            for m in client.get_metric_history(run.info.run_id, key)}
+                      for key in run.data.metrics}
+            varied = {k.removeprefix("varied."): v for k, v in params.items()
+                      if k.startswith("varied.")}
+            trajectories.append(Trajectory.from_points(
+                run.info.run_name or run.info.run_id, points, int(params["train.epochs"]),
+                float(params.get("metrics.grok_threshold", 0.95)), run_id=run.info.run_id,
+                varied=varied, lr=_number(params.get("train.lr")),
+                weight_decay=_number(params.get("train.weight_decay"))))
+    return trajectories, experiment
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
+def _log(uri: str, experiment: str, run_ids: Sequence[str], trajectories: Sequence[Any],
+         report: Any) -> str:
+    """The ``forecast`` run: the table (forecast.md, forecast.json) and three figures."""
+    from ..figures.forecast import aligned_curves, forecast_scatter, lead_chart
+    from ..forecast.report import aligned, table_text
+    from ..tracking.mlflow_tracker import MlflowTracker
+
+    tracker = MlflowTracker(uri, experiment)
+    run_id = tracker.start_run(f"{experiment}/forecast", {"forecast.members": len(trajectories)},
+                               {"grokexp.role": "forecast",
+                                "grokexp.forecast_of": ",".join(run_ids)[:5000]})
+    tracker.log_text(run_id, "```\n" + table_text(report) + "```\n", "forecast.md")
+    tracker.log_text(run_id, json.dumps(report.to_json(), indent=1), "forecast.json")
+    tracker.log_figure(run_id, aligned_curves(aligned(trajectories, FIGURE_INDICATORS),
+                                              "indicators aligned at the test rise"),
+                       "figures/forecast_aligned.png")
+    tracker.log_figure(run_id, lead_chart({r.name: r.leads for r in report.indicators},
+                                          "lead before the test rise"),
+                       "figures/forecast_leads.png")
+    measured = [m.test_grok_epoch for m in report.members]
+    methods = {f.method: [m.forecasts.get(f.method) for m in report.members]
+               for f in report.forecasts}
+    budget = max(t.budget for t in trajectories)
+    tracker.log_figure(run_id, forecast_scatter(measured, methods, budget,
+                                                "forecast of test_grok_epoch (leave-one-out)"),
+                       "figures/forecast_vs_measured.png")
+    for f in report.forecasts:
+        if f.mdape is not None and math.isfinite(f.mdape):
+            key = "mdape." + "".join(c if c.isalnum() else "_" for c in f.method)
+            tracker.log_metrics(run_id, 0, {key: f.mdape})
+    tracker.end_run(run_id, "FINISHED")
+    return run_id
