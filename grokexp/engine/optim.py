@@ -6,12 +6,17 @@ CPU since 2.4, CUDA), one call updates every member that shares its (lr, weight 
 beta2, eps), each member's slice of each parameter an entry of the kernel's tensor list, in a
 single pass over memory. Elsewhere the same formula runs as tensor ops with the (K,) settings
 broadcast over each parameter's trailing axes. Every setting a sweep may vary reaches its own
-member. Frozen layers (``trainable`` 0 for a member) never move.
+member. Frozen layers (``trainable`` 0 for a member) never move. ``lr_scale`` multiplies a
+parameter's lr per member (a torch param group with its own lr: the decoupled decay uses it
+too); ``reducers`` (reducers.py) rewrites the gradients before the update and rescales the
+weights after it.
 """
 
 from __future__ import annotations
 
 import torch
+
+from .reducers import Reducers
 
 __all__ = ["PopulationAdamW"]
 
@@ -22,9 +27,15 @@ class PopulationAdamW:
     def __init__(self, params: dict[str, torch.Tensor], lr: torch.Tensor,
                  weight_decay: torch.Tensor, trainable: dict[str, torch.Tensor],
                  betas: tuple[float, float] | torch.Tensor = (0.9, 0.999),
-                 eps: float | torch.Tensor = 1e-8, fused: bool | None = None):
-        """``betas`` is one pair for all members or a (K, 2) tensor; ``eps`` a number or (K,)."""
+                 eps: float | torch.Tensor = 1e-8, fused: bool | None = None,
+                 lr_scale: dict[str, torch.Tensor] | None = None,
+                 reducers: Reducers | None = None):
+        """``betas`` is one pair for all members or a (K, 2) tensor; ``eps`` a number or (K,);
+        ``lr_scale`` name → (K,) factors on lr (default 1)."""
         self.params = params
+        self.lr_scale = lr_scale if lr_scale is not None else {
+            n: torch.ones_like(lr, dtype=torch.float64) for n in params}
+        self.reducers = reducers
         self.lr, self.weight_decay, self.trainable = lr, weight_decay, trainable
         k = lr.shape[0]
         pairs = torch.as_tensor(betas, dtype=torch.float64, device=lr.device).expand(k, 2)
@@ -47,22 +58,30 @@ class PopulationAdamW:
         self.step_count += 1
         if grads is None:
             grads = {n: p.grad for n, p in self.params.items() if p.grad is not None}
+        if self.reducers is not None:
+            self.reducers.filter_(grads, self.params, self.step_count)
         if self.fused:
             self._fused_step(grads)
         else:
             self._reference_step(grads)
+        if self.reducers is not None:
+            self.reducers.rescale_(self.params)
 
     def _groups(self) -> list[tuple[tuple[float, ...], list[tuple[str, int]]]]:
-        """Members sharing (lr, weight decay, beta1, beta2, eps) → their trainable
-        (parameter, position) slices."""
+        """Slices sharing (lr × lr_scale, weight decay, beta1, beta2, eps) → their trainable
+        (parameter, position) pairs."""
         if self._plan is None:
-            settings = [t.tolist() for t in (self.lr, self.weight_decay, self.beta1,
-                                             self.beta2, self.eps)]
+            lr = self.lr.tolist()
+            settings = [t.tolist() for t in (self.weight_decay, self.beta1, self.beta2,
+                                             self.eps)]
             flags = {n: t.tolist() for n, t in self.trainable.items()}
+            scales = {n: t.tolist() for n, t in self.lr_scale.items()}
             groups: dict[tuple[float, ...], list[tuple[str, int]]] = {}
-            for pos, key in enumerate(zip(*settings, strict=True)):
-                slices = [(n, pos) for n in self.params if flags[n][pos] > 0]
-                groups.setdefault(key, []).extend(slices)
+            for pos, rest in enumerate(zip(*settings, strict=True)):
+                for n in self.params:
+                    if flags[n][pos] > 0:
+                        key = (lr[pos] * scales[n][pos], *rest)
+                        groups.setdefault(key, []).append((n, pos))
             self._plan = [(key, slices) for key, slices in groups.items() if slices]
         return self._plan
 
@@ -91,7 +110,7 @@ class PopulationAdamW:
             if grad is None:
                 continue
             per = self._per_member
-            lr = self.lr.double() * self.trainable[name].double()
+            lr = self.lr.double() * self.trainable[name].double() * self.lr_scale[name]
             param.mul_(per(1 - lr * self.weight_decay.double(), param))
             m, v = self.exp_avg[name], self.exp_avg_sq[name]
             m.lerp_(grad, per(1 - beta1, m))
@@ -105,7 +124,7 @@ class PopulationAdamW:
 
     # what each member has of its own, on the leading axis: settings, then per-parameter dicts
     _SETTINGS = ("lr", "weight_decay", "beta1", "beta2", "eps")
-    _PER_PARAMETER = ("trainable", "exp_avg", "exp_avg_sq")
+    _PER_PARAMETER = ("trainable", "lr_scale", "exp_avg", "exp_avg_sq")
 
     def _index_into(self, target: PopulationAdamW, index: torch.Tensor | slice) -> None:
         """Give ``target`` these members' settings and moments (a slice shares the storage)."""
@@ -119,6 +138,8 @@ class PopulationAdamW:
         """Follow Population.select: keep those members' moments and settings."""
         self.params = params
         self._index_into(self, keep)
+        if self.reducers is not None:
+            self.reducers.select(keep)
 
     def shard(self, lo: int, hi: int) -> PopulationAdamW:
         """An optimiser over members lo..hi-1 that shares this one's parameters and moments."""
@@ -126,16 +147,21 @@ class PopulationAdamW:
         part.params = {n: p[lo:hi] for n, p in self.params.items()}
         self._index_into(part, slice(lo, hi))
         part.fused, part.step_count = self.fused, self.step_count
+        part.reducers = self.reducers.shard(lo, hi) if self.reducers is not None else None
         return part
 
     def state_dict(self, cpu: bool = False) -> dict[str, object]:
         """Step count and moments (copied to the CPU with ``cpu=True``, for checkpoints)."""
         def own(t: torch.Tensor) -> torch.Tensor:
             return t.detach().cpu().clone() if cpu else t
-        return {"step": self.step_count,
-                "exp_avg": {n: own(t) for n, t in self.exp_avg.items()},
-                "exp_avg_sq": {n: own(t) for n, t in self.exp_avg_sq.items()},
-                "lr": own(self.lr), "weight_decay": own(self.weight_decay)}
+        state: dict[str, object] = {
+            "step": self.step_count,
+            "exp_avg": {n: own(t) for n, t in self.exp_avg.items()},
+            "exp_avg_sq": {n: own(t) for n, t in self.exp_avg_sq.items()},
+            "lr": own(self.lr), "weight_decay": own(self.weight_decay)}
+        if self.reducers is not None:
+            state["reducers"] = self.reducers.state_dict(cpu)
+        return state
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Restore the step count and moments of :meth:`state_dict` (same members, same order).
@@ -148,6 +174,8 @@ class PopulationAdamW:
             saved: dict[str, torch.Tensor] = state[name]  # type: ignore[assignment]
             for key, target in moments.items():
                 moments[key] = saved[key].to(device=target.device, dtype=target.dtype).clone()
+        if self.reducers is not None:
+            self.reducers.load_state_dict(state["reducers"])  # type: ignore[arg-type]
         self._plan = self._lists = None  # the fused kernel's lists point at the old moments
 
 

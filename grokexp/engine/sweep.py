@@ -1,4 +1,5 @@
-"""From one spec to its members: every point of the ``[sweep]`` grid times every seed.
+"""From one spec to its members: every variant × every point of the ``[sweep]`` grid × every
+seed.
 
 Each member is a complete spec of its own (sweep removed), so the engine, the tracker and a
 later ``grokexp run`` of that member all see the same thing.
@@ -39,19 +40,23 @@ class Member:
 
 
 def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
-    """The cartesian product of the sweep's value lists (in key order), times its seeds."""
+    """Each variant (in order) × the cartesian product of the sweep's value lists (in key
+    order) × its seeds."""
     base = spec_to_dict(spec)
     grid = dict(base.pop("sweep", None) or {})
     seeds = grid.pop("seeds", None)
+    variants: list[dict[str, Any]] = grid.pop("variants", None) or [{}]
     keys = list(grid)
-    count = math.prod(len(grid[k]) for k in keys) * (len(seeds) if seeds is not None else 1)
+    count = (math.prod(len(grid[k]) for k in keys) * (len(seeds) if seeds is not None else 1)
+             * len(variants))
     if count > MAX_MEMBERS:
         raise SpecError([f"{source}: sweep: {count} members, more than {MAX_MEMBERS}"])
     members: list[Member] = []
     problems: list[str] = []
-    for point in itertools.product(*(grid[k] for k in keys)):
+    for variant, point in itertools.product(variants, itertools.product(*(grid[k]
+                                                                          for k in keys))):
         for seed in seeds if seeds is not None else [None]:
-            varied = dict(zip(keys, point, strict=True))
+            varied = {**variant, **dict(zip(keys, point, strict=True))}
             if seed is not None:
                 varied["train.seed"] = seed
             raw = apply_overrides(base, [])
@@ -75,7 +80,8 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
 # new field can never be silently taken from the population's first member.
 PER_MEMBER = ("train.lr", "train.weight_decay", "train.betas", "train.eps", "train.seed",
               "train.split_seed", "train.stop_after_generalized", "metrics.grok_threshold",
-              "init")
+              "init", "train.grad_filter", "train.orthogonal_grad", "train.weight_norm",
+              "train.embedding_lr_scale")
 
 
 def shape_key(spec: Spec) -> tuple[Any, ...]:

@@ -20,6 +20,7 @@ from .data import PairTable, Splits
 from .init import layer_of
 from .model import DropoutMasks, Population, logits
 from .optim import PopulationAdamW
+from .reducers import build_reducers
 from .seeding import generator_for
 from .sweep import Member
 from .workers import ShardedTrainer
@@ -144,9 +145,14 @@ def _optimizer(population: Population, members: Sequence[Member]) -> PopulationA
     }
     betas = torch.tensor([list(m.spec.train.betas) for m in members], device=device,
                          dtype=torch.float64)  # (K, 2): each member its own, like lr
+    scale = _per_member(members, "embedding_lr_scale", device)
+    lr_scale = {name: scale if name == "embedding" else torch.ones_like(scale)
+                for name in population.params}
     return PopulationAdamW(population.params, _per_member(members, "lr", device),
                            _per_member(members, "weight_decay", device), trainable,
-                           betas=betas, eps=_per_member(members, "eps", device))
+                           betas=betas, eps=_per_member(members, "eps", device),
+                           lr_scale=lr_scale,
+                           reducers=build_reducers(members, population.params))
 
 
 def _dropout_masks(rate: float, generators: list[torch.Generator], device: torch.device):

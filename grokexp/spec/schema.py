@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .base import Section, flatten
 from .init import LAYERS, InitSpec
@@ -22,6 +23,7 @@ __all__ = [
     "TaskSpec",
     "ModelSpec",
     "TrainSpec",
+    "GradFilterSpec",
     "MetricsSpec",
     "TrackingSpec",
 ]
@@ -58,8 +60,43 @@ class ModelSpec(Section):
         return (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
 
 
+class GradFilterSpec(Section):
+    """Grokfast (Lee et al. 2024, ironjr/grokfast): add the gradient's slow part back.
+
+    ``ema``: ``g + lamb·EMA_alpha(g)`` (defaults alpha 0.98, lamb 2); ``ma``: ``g + lamb·mean
+    of the last window gradients``, unchanged until the window is full (window 100, lamb 5);
+    ``none``: no filter (so a sweep can list it beside the others).
+    """
+
+    kind: Literal["none", "ema", "ma"]
+    alpha: float | None = Field(None, ge=0.0, lt=1.0)
+    window: int | None = Field(None, ge=1, le=100_000)
+    lamb: float | None = Field(None, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_of_kind(cls, raw: Any) -> Any:
+        """Each kind's published defaults; a key of another kind is a mistake, not ignored."""
+        if not isinstance(raw, Mapping) or raw.get("kind") not in _FILTER_DEFAULTS:
+            return raw
+        defaults = _FILTER_DEFAULTS[raw["kind"]]
+        for name in ("alpha", "window", "lamb"):
+            if name in raw and name not in defaults:
+                raise ValueError(f"'{name}' does not apply to kind '{raw['kind']}'")
+        return {**defaults, **raw}
+
+
+_FILTER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "none": {}, "ema": {"alpha": 0.98, "lamb": 2.0}, "ma": {"window": 100, "lamb": 5.0}}
+
+
 class TrainSpec(Section):
-    """Optimiser and schedule. ``seed`` drives init and batch order; ``split_seed`` the split."""
+    """Optimiser and schedule. ``seed`` drives init and batch order; ``split_seed`` the split.
+
+    The reducers (README, "Shortening grokking") act in this order on every step: the
+    gradient filter, the orthogonal projection, the AdamW step (the embedding's lr times
+    ``embedding_lr_scale``), then the rescale to ``weight_norm``.
+    """
 
     optimizer: Literal["adamw"] = "adamw"
     lr: float = Field(3e-4, gt=0.0, le=10.0)
@@ -73,6 +110,21 @@ class TrainSpec(Section):
     stop_after_generalized: int | None = Field(None, ge=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     device: str = "auto"
+    grad_filter: GradFilterSpec | None = None
+    # ⊥Grad (Prieto et al. 2025): each tensor's gradient minus its part along the weights
+    orthogonal_grad: bool = False
+    # Omnigrok (Liu et al. 2023): all parameters rescaled to this total L2 norm after every
+    # step; "fixed" keeps the member's initial norm
+    weight_norm: float | Literal["fixed"] | None = None
+    embedding_lr_scale: float = Field(1.0, gt=0.0, le=1e6)
+
+    @field_validator("weight_norm", mode="before")
+    @classmethod
+    def _fixed_or_positive(cls, value: Any) -> Any:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if value is None or value == "fixed" or (number and 0 < value < math.inf):
+            return value
+        raise ValueError("must be \"fixed\" or a positive number")
 
     @field_validator("betas")
     @classmethod
@@ -161,7 +213,10 @@ class TrackingSpec(Section):
 
 # Every section's docstring is a description in the JSON Schema (grokexp schema) users read.
 class Spec(Section):
-    """A whole experiment. ``sweep`` turns it into a population of members (see sweep.py)."""
+    """A whole experiment. ``sweep`` turns it into a population of members (see sweep.py):
+    the product of its value lists, times ``seeds``, times ``variants`` (a list of tables
+    of dotted keys, each one member configuration: "one of these", where the lists say
+    "every combination of")."""
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
@@ -183,6 +238,11 @@ class Spec(Section):
         for key, values in flat.items():
             if not isinstance(values, list) or not values:
                 raise ValueError(f"'{key}' must be a non-empty list of values")
+        variants = flat.get("variants")
+        if variants is not None:
+            if not all(isinstance(v, Mapping) for v in variants):
+                raise ValueError("'variants' must be a list of tables of dotted keys")
+            flat["variants"] = [flatten(v) for v in variants]
         seeds = flat.get("seeds")
         if seeds is not None and not all(isinstance(s, int) and s >= 0 for s in seeds):
             raise ValueError("'seeds' must be a list of non-negative integers")
@@ -200,11 +260,18 @@ class Spec(Section):
             bias = [p for p in self.init.resolve(layer, "bias").problems() if p not in weight]
             out += [(f"init.{layer}.{field}", msg) for field, msg in weight]
             out += [(f"init.{layer}.bias.{field}", msg) for field, msg in bias]
+        frozen = [layer for layer in LAYERS if not self.init.trainable(layer)]
+        if self.train.weight_norm is not None and frozen:
+            out.append(("train.weight_norm", f"cannot hold the norm with a frozen layer "
+                        f"(init.{frozen[0]}.trainable = false): the rescale would move it"))
         if self.task.operation == "div" and not _is_prime(self.task.modulus):
             out.append(("task.modulus", f"must be prime for 'div' (got {self.task.modulus})"))
         for key in (self.sweep or {}):
-            if key != "seeds" and not _known_path(key):
+            if key not in ("seeds", "variants") and not _known_path(key):
                 out.append((f"sweep.{key}", "unknown key"))
+        for n, variant in enumerate((self.sweep or {}).get("variants", [])):
+            out += [(f"sweep.variants[{n}].{key}", "unknown key")
+                    for key in variant if not _known_path(key)]
         if self.optimize is not None:
             out += self.optimize.problems(_known_path)
         return out
