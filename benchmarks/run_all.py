@@ -1,9 +1,14 @@
 """`make bench`: every benchmark in one run, one fresh process per configuration, one table.
 
-    python benchmarks/run_all.py                      # everything (about 5-10 min on 2 cores)
+    python benchmarks/run_all.py                      # everything (about two hours on 2 cores)
     python benchmarks/run_all.py --parts peer,grokexp --ks 1,16
     python benchmarks/run_all.py --parts cli          # start-up latency of the CLI only
     python benchmarks/run_all.py --parts overhead,sweep,optimize   # the whole-command ones
+    python benchmarks/run_all.py --parts fixed,reproduce,peer-study   # the issue's targets
+
+Everything (``make bench``) takes about two hours on 2 cores: the full ``grokexp reproduce``
+(``reproduce``, ~25 min) and the 32-trial study against the hand-written one
+(``peer-study``, over an hour, most of it the hand-written side) dominate.
 
 Columns: seconds per model-epoch (median of repeats; a model-epoch is one model trained
 for one epoch), speed-up over the faster thread setting of the plain peer, the share of the
@@ -17,7 +22,10 @@ the configuration's process. The peers run at each of --peer-threads.
 Then the whole-command benchmarks, each printing its own table: the default diagnostics'
 overhead on the baseline (``metrics_overhead.py``), ``grokexp run specs/scale_sweep.toml``
 against the peer training the same members one by one (``scale_sweep.py``), and a 32-trial
-study with ``--batch 8`` against ``--batch 1`` (``optimize_batch.py``).
+study with ``--batch 8`` against ``--batch 1`` (``optimize_batch.py``), the fixed cost of one
+more member at K = 16 (``fixed_cost.py``), the whole ``grokexp reproduce``, quick and full,
+with the time of each spec (``reproduce_time.py``), and ``grokexp optimize`` against Optuna's
+``study.optimize`` over the hand-written loop on the same 32 trials (``optimize_vs_peer.py``).
 """
 
 from __future__ import annotations
@@ -36,13 +44,19 @@ sys.path.insert(0, str(HERE))
 
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
-PARTS = ("matmul", "peer", "vmap", "grokexp", "cli", "overhead", "sweep", "optimize")
+PARTS = ("matmul", "peer", "vmap", "grokexp", "cli", "overhead", "fixed", "sweep", "optimize",
+         "reproduce", "peer-study")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
     "overhead": ("metrics_overhead.py", ["--repeats", "3"]),
+    "fixed": ("fixed_cost.py", []),
     "sweep": ("scale_sweep.py", []),
     "optimize": ("optimize_batch.py", []),
+    "reproduce": ("reproduce_time.py", []),
+    "peer-study": ("optimize_vs_peer.py", []),
 }
+# the engine's targets (issue: best K against the hand-written loop, or the matmul limit)
+ENGINE_TARGETS = {"one-thread loop": 5.0, "two-thread loop": 4.0, "matmul share": 0.60}
 
 
 def run_script(script: str, *args: str, threads: int = 0) -> list[dict[str, Any]]:
@@ -103,6 +117,28 @@ def table(rows: list[dict[str, Any]], matmul: float | None) -> str:
     return "\n".join(lines)
 
 
+def engine_summary(rows: list[dict[str, Any]], matmul: float | None) -> str:
+    """The engine's best K against each target: the one- and two-thread hand-written loops,
+    and the share of the matmul limit on the FLOPs grokexp executes."""
+    ours = [r for r in rows if r["system"] == "grokexp"]
+    if not ours:
+        return "engine: no grokexp rows"
+    best = min(ours, key=lambda r: r["s_per_model_epoch"])
+    s = best["s_per_model_epoch"]
+    parts = [f"engine, best K = {best['k']} at {s * 1e3:.2f} ms per model-epoch:"]
+    for threads, name in ((1, "one-thread loop"), (2, "two-thread loop")):
+        peer = [r["s_per_model_epoch"] for r in rows
+                if r["system"] == "plain" and r["threads"] == threads]
+        if peer:
+            parts.append(f"{min(peer) / s:.2f}x the {name} ({min(peer) * 1e3:.2f} ms; "
+                         f"target {ENGINE_TARGETS[name]:g}x)")
+    if matmul:
+        share = engine_epoch_flops() / s / matmul
+        parts.append(f"{share:.0%} of the matmul limit on the executed FLOPs "
+                     f"(target {ENGINE_TARGETS['matmul share']:.0%})")
+    return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,6 +187,8 @@ def main() -> None:
         print(f"after: {load()}")
         print()
         print(table(rows, matmul))
+        print()
+        print(engine_summary(rows, matmul))
     if "cli" in parts:
         print()
         for r in run_script("cli_latency.py"):

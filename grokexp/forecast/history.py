@@ -68,11 +68,13 @@ class Trajectory:
 def _oscillation(log_loss: np.ndarray, window: int) -> np.ndarray:
     """RMS of the loss's second difference over the last ``window`` evaluations.
 
-    The second difference x_{i-1} − 2x_i + x_{i+1} passes only the fastest wiggles of the
-    (log) training loss, the oscillations that Notsawo et al. read as a sign of grokking.
+    The second difference x_{i-2} − 2x_{i-1} + x_i passes only the fastest wiggles of the
+    (log) training loss, the oscillations that Notsawo et al. read as a sign of grokking. It is
+    backward (causal): the score at evaluation i uses nothing after i; the first two
+    evaluations have no second difference.
     """
     d2 = np.full(log_loss.shape, np.nan)
-    d2[1:-1] = log_loss[:-2] - 2 * log_loss[1:-1] + log_loss[2:]
+    d2[2:] = log_loss[:-2] - 2 * log_loss[1:-1] + log_loss[2:]
     out = np.full(log_loss.shape, np.nan)
     for i in range(len(d2)):
         part = d2[max(0, i - window + 1): i + 1]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .history import Trajectory, indicator_series
-from .onset import change_point, turning_point
+from .onset import RISE, change_point, turning_point
 from .predict import (
     EARLY_SHARE,
     calibrated_scale,
@@ -26,9 +26,8 @@ from .predict import (
 from .separation import bootstrap_auc, roc_auc
 
 __all__ = ["aligned", "IndicatorRow", "ForecastRow", "MemberRow", "Report", "analyse", "table_text",
-           "RISE", "FORECASTERS", "early_epoch", "value_at"]
+           "RISE", "FORECASTERS", "early_epoch", "known_early", "value_at"]
 
-RISE = 0.5  # the test rise: the first epoch with test accuracy ≥ 0.5
 # The forecasts made (name → indicator extrapolated); "median" forecasts the others' median.
 FORECASTERS = {"log ‖θ‖², measured rate": "log_weight_norm_sq",
                "embedding_cos_structure": "embedding_cos_structure",
@@ -48,6 +47,7 @@ class IndicatorRow:
     lead_share_median: float | None  # lead / grokking delay
     first: int  # rising members whose onset came strictly before the rise
     auc: float | None  # value at the early epoch: generalised within the budget or not
+    # (members that generalised by the early epoch, or stopped before it, are left out)
     auc_low: float | None
     auc_high: float | None
     auc_members: int
@@ -61,6 +61,7 @@ class ForecastRow:
     mdape: float | None
     within_budget_right: int  # members whose "within the budget or not" the forecast got
     judged: int  # members judged (all but those generalised by the early epoch)
+    missing: int = 0  # members without the indicator: no forecast for them
 
 
 @dataclass
@@ -111,6 +112,14 @@ def value_at(epochs: np.ndarray, values: np.ndarray, epoch: int) -> float:
     return float(values[ok[-1]]) if ok.size else math.nan
 
 
+def known_early(traj: Trajectory) -> bool:
+    """Whether the member's value at its early epoch says something about its future: it had
+    not generalised by then (else the value is a post-grok one) and was still evaluated at
+    EARLY_SHARE of its budget (else the value is its last one, from before)."""
+    g = traj.test_grok_epoch
+    return (g is None or g > early_epoch(traj)) and traj.epochs[-1] >= EARLY_SHARE * traj.budget
+
+
 def _indicator_row(name: str, rule: str, trajs: Sequence[Trajectory],
                    series: Sequence[dict[str, np.ndarray]]) -> IndicatorRow:
     leads, shares = [], []
@@ -121,7 +130,7 @@ def _indicator_row(name: str, rule: str, trajs: Sequence[Trajectory],
         if values is None:
             continue
         value = value_at(traj.epochs, values, early_epoch(traj))
-        if math.isfinite(value):
+        if known_early(traj) and math.isfinite(value):
             scores.append(value)
             labels.append(traj.generalised)
         rise = traj.rise(RISE)
@@ -155,15 +164,15 @@ def _forecasts(trajs: Sequence[Trajectory], series: Sequence[dict[str, np.ndarra
     grok = [t.test_grok_epoch for t in trajs]
     out: dict[str, list[float | None]] = {}
     for method, name in FORECASTERS.items():
-        if not all(name in s for s in series):
-            continue
-        levels = [level_at(t.epochs, s[name], g) if g is not None else math.nan
+        if not any(name in s for s in series):
+            continue  # not logged at all: analyse reports the row as missing
+        levels = [level_at(t.epochs, s[name], g) if g is not None and name in s else math.nan
                   for t, s, g in zip(trajs, series, grok, strict=True)]
         result: list[float | None] = []
         for i, (traj, s) in enumerate(zip(trajs, series, strict=True)):
             others = [j for j in range(len(trajs)) if j != i and grok[j] is not None
                       and math.isfinite(levels[j])]
-            if not others:
+            if name not in s or not others:
                 result.append(None)
                 continue
             level = float(np.median([levels[j] for j in others]))
@@ -192,7 +201,9 @@ def _delay_law(trajs: Sequence[Trajectory], series: Sequence[dict[str, np.ndarra
 
     c is the median over the other members of (log ‖θ_mem‖² − log ‖θ_grok‖²) /
     ((T_grok − T_mem) · lr · wd), log ‖θ*‖² the median of their log ‖θ_grok‖². A member that
-    has not memorised by its early epoch, or whose lr or weight decay is unknown, gets none.
+    has not memorised by its early epoch, or whose lr or weight decay is unknown, gets none;
+    so does every member when the others' c is not positive (‖θ‖ grew during their delay: the
+    law, which has it shrink, says nothing then).
     """
     # (T_mem, L_mem, T_grok, L_grok, lr · wd) per member, or None
     facts: list[tuple[int, float, int | None, float, float] | None] = []
@@ -222,13 +233,15 @@ def _delay_law(trajs: Sequence[Trajectory], series: Sequence[dict[str, np.ndarra
             out.append(None)
             continue
         c, target = float(np.median(rates)), float(np.median(targets))
-        delay = (fact[1] - target) / (c * fact[4]) if c > 0 else math.inf
-        out.append(float(fact[0] + max(0.0, delay)))
+        if c <= 0:
+            out.append(None)
+            continue
+        out.append(float(fact[0] + max(0.0, (fact[1] - target) / (c * fact[4]))))
     return out
 
 
-def _forecast_row(method: str, values: Sequence[float | None], trajs: Sequence[Trajectory]
-                  ) -> ForecastRow:
+def _forecast_row(method: str, values: Sequence[float | None], trajs: Sequence[Trajectory],
+                  missing: int = 0) -> ForecastRow:
     held, measured = [], []
     right = judged = 0
     for f, t in zip(values, trajs, strict=True):
@@ -240,7 +253,7 @@ def _forecast_row(method: str, values: Sequence[float | None], trajs: Sequence[T
         if g is not None:
             held.append(f)
             measured.append(float(g))
-    return ForecastRow(method, len(held), mdape(held, measured), right, judged)
+    return ForecastRow(method, len(held), mdape(held, measured), right, judged, missing)
 
 
 def analyse(trajs: Sequence[Trajectory]) -> Report:
@@ -253,7 +266,11 @@ def analyse(trajs: Sequence[Trajectory]) -> Report:
     members = [MemberRow(t.label, t.run_id, t.train_grok_epoch, t.rise(RISE), t.test_grok_epoch,
                          t.budget, early_epoch(t), {m: f[i] for m, f in forecasts.items()})
                for i, t in enumerate(trajs)]
-    return Report(members, rows, [_forecast_row(m, f, trajs) for m, f in forecasts.items()])
+    missing = {m: sum(n not in s for s in series) for m, n in FORECASTERS.items()}
+    rows_f = [_forecast_row(m, f, trajs, missing.get(m, 0)) for m, f in forecasts.items()]
+    rows_f += [ForecastRow(m, 0, None, 0, 0, len(trajs)) for m in FORECASTERS
+               if m not in forecasts]
+    return Report(members, rows, rows_f)
 
 
 def aligned(trajs: Sequence[Trajectory], names: Sequence[str]
@@ -288,7 +305,8 @@ def table_text(report: Report) -> str:
              f"early epoch = {EARLY_SHARE:.0%} of the budget",
              f"{'indicator':<28} {'rule':<10} {'onset':>7} {'lead median':>11} "
              f"{'range':>13} {'× delay':>8} {'first':>7}  {'AUC early (95% CI)':<20}"]
-    for r in sorted(report.indicators, key=lambda r: -(r.lead_median or -math.inf)):
+    for r in sorted(report.indicators, key=lambda r: math.inf if r.lead_median is None
+                    else -r.lead_median):
         rng = "-" if r.lead_min is None else f"{r.lead_min:.0f}…{r.lead_max:.0f}"
         auc = "-" if r.auc is None else (f"{r.auc:.2f} ({r.auc_low:.2f}–{r.auc_high:.2f})"
                                          f" n={r.auc_members}")
@@ -301,6 +319,7 @@ def table_text(report: Report) -> str:
                  f"{'within budget right':>20}")
     for f in report.forecasts:
         right = f"{f.within_budget_right}/{f.judged}"
+        note = f"  ({f.missing} member(s) lack the indicator)" if f.missing else ""
         lines.append(f"{f.method:<32} {f.held_out:>8} {_num(f.mdape, '{:.1%}'):>7} "
-                     f"{right:>20}")
+                     f"{right:>20}{note}")
     return "\n".join(lines) + "\n"

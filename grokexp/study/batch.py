@@ -25,13 +25,16 @@ from ..engine.model import embedded
 from ..engine.sweep import Member, group_by_shape
 from ..engine.train import EvalContext, Hook, MemberHistory
 from ..errors import GrokexpError, SpecError
+from ..forecast.onset import RISE, rise_epoch
 from ..forecast.predict import (
     FIT_WINDOW,
     PRIOR_LEVEL,
+    PRIOR_RISE_TO_GROK,
     PRUNE_INDICATOR,
+    PRUNE_PATIENCE,
     extrapolate,
     level_at,
-    prune_reason,
+    trial_forecast,
 )
 from ..run.runner import SplitProvenance, resolve_device, train_group
 from ..spec.base import flatten
@@ -113,6 +116,9 @@ class TrialRun:
     histories: dict[int, MemberHistory] = field(default_factory=dict)
     last_test_acc: dict[int, float] = field(default_factory=dict)
     outcome: str = ""
+    # the forecast pruner: consecutive evaluations at which its rule fired, from which epoch
+    strikes: int = 0
+    struck_at: int = -1
 
 
 class StudyHook(Hook):
@@ -127,7 +133,8 @@ class StudyHook(Hook):
         self.on_write = on_write  # after each round of tracking writes (the store's health)
         self.by_member = {m.index: run for run in runs for m in run.members}
         self._calibrated_at = -1
-        self._calibration_values: tuple[float, float | None] = (PRIOR_LEVEL, None)
+        self._calibration_values: tuple[float, float, float | None] = (
+            PRIOR_LEVEL, PRIOR_RISE_TO_GROK, None)
 
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         positions: dict[int, list[int]] = {}
@@ -164,53 +171,75 @@ class StudyHook(Hook):
             seen = embedded(ctx.population.params, ctx.population.arch)  # (K, P, d)
             return {PRUNE_INDICATOR: codiagonal_structure(cosine_matrix(seen))}
 
-    def _calibration(self, epoch: int) -> tuple[float, float | None]:
-        """The indicator's level at generalisation (median over completed trials, else the
-        prior) and the best objective so far (uncensored trials), read once per epoch."""
+    def _calibration(self, epoch: int) -> tuple[float, float, float | None]:
+        """The indicator's level at the test rise and the rise-to-grok gap (medians over
+        completed trials, else the priors) and the best objective so far (uncensored
+        trials), read once per epoch."""
         if self._calibrated_at != epoch:
             from optuna.trial import TrialState
 
             done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            levels = [t.user_attrs["forecast_level"] for t in done
-                      if isinstance(t.user_attrs.get("forecast_level"), float)]
+
+            def attrs(key: str) -> list[float]:
+                return [t.user_attrs[key] for t in done
+                        if isinstance(t.user_attrs.get(key), (int, float))]
+
+            levels, gaps = attrs("forecast_level"), attrs("forecast_rise_to_grok")
             values = [t.value for t in done
                       if t.value is not None and t.user_attrs.get("censored") is False]
-            self._calibration_values = (statistics.median(levels) if levels else PRIOR_LEVEL,
-                                        min(values) if values else None)
+            self._calibration_values = (
+                float(statistics.median(levels)) if levels else PRIOR_LEVEL,
+                float(statistics.median(gaps)) if gaps else PRIOR_RISE_TO_GROK,
+                min(values) if values else None)
             self._calibrated_at = epoch
         return self._calibration_values
+
+    def _seed_forecast(self, h: MemberHistory, epoch: int, level: float, gap: float) -> float:
+        """One seed's forecast test grok epoch: measured once it has one; else its rise
+        (measured, or the indicator extrapolated to ``level``) plus the gap."""
+        if h.test_grok_epoch is not None:
+            return float(h.test_grok_epoch)
+        rose = rise_epoch(h.epochs, h.metrics["test_acc"], RISE) if h.epochs else None
+        rise = (float(rose) if rose is not None
+                else extrapolate(h.epochs, h.metrics[PRUNE_INDICATOR], epoch, level))
+        return max(float(epoch), rise + gap)
 
     def _forecast_reason(self, ctx: EvalContext, run: TrialRun,
                          pos_list: list[int]) -> str | None:
         """Stop the trial when its forecast test grok epoch (upper median over its seeds) is
-        beyond the budget or clearly worse than the best trial; the forecast goes on the
-        trial as user attrs (never as its objective)."""
+        beyond the budget, or its forecast objective clearly worse than the best trial's, at
+        ``PRUNE_PATIENCE`` consecutive evaluations; the forecast goes on the trial as user
+        attrs (never as its objective)."""
         histories = [ctx.histories[p] for p in pos_list]  # the seeds still training
         if ctx.epoch < self.opt.prune_warmup or len(histories[0].epochs) < FIT_WINDOW:
             return None
-        level, best = self._calibration(ctx.epoch)
-        forecasts = sorted(
-            [float(h.test_grok_epoch) if h.test_grok_epoch is not None
-             else extrapolate(h.epochs, h.metrics[PRUNE_INDICATOR], ctx.epoch, level)
-             for h in histories]
-            + [float(h.test_grok_epoch) if h.test_grok_epoch is not None else math.inf
-               for h in run.histories.values()])  # seeds that left: they generalised
-        forecast = forecasts[len(forecasts) // 2]
-        reason = prune_reason(forecast, self.epochs, None)
-        if reason is None and best is not None:
-            value = forecast
-            if self.opt.objective == "grokking_delay":
-                mem = sorted(h.train_grok_epoch if h.train_grok_epoch is not None
-                             else ctx.epoch for h in histories)
-                value = forecast - mem[len(mem) // 2]
-            reason = prune_reason(value, math.inf, best)
-        if reason is not None:
-            run.trial.set_user_attr("forecast_test_grok_epoch",
-                                    forecast if math.isfinite(forecast) else "never")
-            run.trial.set_user_attr("forecast_target_level", level)
-            run.trial.set_user_attr("forecast_epoch", ctx.epoch)
-            return f"pruned by the forecast: {reason}"
-        return None
+        level, gap, best = self._calibration(ctx.epoch)
+        seeds = [*histories, *run.histories.values()]  # with the seeds that left
+        grok = [self._seed_forecast(h, ctx.epoch, level, gap) for h in histories]
+        grok += [float(h.test_grok_epoch) if h.test_grok_epoch is not None else math.inf
+                 for h in run.histories.values()]
+        memorised = [None if h.train_grok_epoch is None else float(h.train_grok_epoch)
+                     for h in seeds]
+        forecast, value, reason = trial_forecast(
+            grok, memorised, self.epochs, best, self.opt.objective == "grokking_delay")
+        if reason is None:
+            run.strikes = 0
+            return None
+        if run.strikes == 0:
+            run.struck_at = ctx.epoch
+        run.strikes += 1
+        if run.strikes < PRUNE_PATIENCE:
+            return None
+        run.trial.set_user_attr("forecast_test_grok_epoch",
+                                forecast if math.isfinite(forecast) else "never")
+        if value is not None and self.opt.objective == "grokking_delay":
+            run.trial.set_user_attr("forecast_objective",
+                                    value if math.isfinite(value) else "never")
+        run.trial.set_user_attr("forecast_target_level", level)
+        run.trial.set_user_attr("forecast_rise_to_grok_used", gap)
+        run.trial.set_user_attr("forecast_epoch", ctx.epoch)
+        run.trial.set_user_attr("forecast_first_epoch", run.struck_at)
+        return f"pruned by the forecast: {reason} ({run.strikes} evaluations in a row)"
 
     def on_member_end(self, member: Member, history: MemberHistory,
                       state: dict[str, torch.Tensor]) -> None:
@@ -220,11 +249,15 @@ class StudyHook(Hook):
             self._tell(run)
 
     def _record_level(self, run: TrialRun, histories: list[MemberHistory]) -> None:
-        """A completed trial's level of the indicator at generalisation (median over the
-        seeds that generalised): what later forecasts aim for."""
-        levels = [v for v in map(_level_reached, histories) if v is not None]
-        if levels:
-            run.trial.set_user_attr("forecast_level", float(statistics.median(levels)))
+        """A completed trial's level of the indicator at the test rise and its gap from the
+        rise to the test grok epoch (medians over the seeds that generalised): what later
+        forecasts aim for."""
+        reached = [r for r in map(_level_reached, histories) if r is not None]
+        if reached:
+            run.trial.set_user_attr("forecast_level",
+                                    float(statistics.median(r[0] for r in reached)))
+            run.trial.set_user_attr("forecast_rise_to_grok",
+                                    float(statistics.median(r[1] for r in reached)))
 
     def _tell(self, run: TrialRun) -> None:
         import optuna
@@ -266,13 +299,17 @@ class StudyHook(Hook):
         self.on_told(run)
 
 
-def _level_reached(history: MemberHistory) -> float | None:
-    """The pruner's indicator where the member reached the threshold, or None."""
-    values = history.metrics.get(PRUNE_INDICATOR)
-    if values is None or history.test_grok_epoch is None:
+def _level_reached(history: MemberHistory) -> tuple[float, float] | None:
+    """The pruner's indicator at the member's test rise and the epochs from that rise to its
+    test grok epoch, or None if it did not reach the threshold."""
+    values, acc = history.metrics.get(PRUNE_INDICATOR), history.metrics.get("test_acc")
+    if values is None or acc is None or history.test_grok_epoch is None:
         return None
-    level = level_at(history.epochs, values, history.test_grok_epoch)
-    return level if math.isfinite(level) else None
+    rise = rise_epoch(history.epochs, acc, RISE)
+    if rise is None:
+        return None
+    level = level_at(history.epochs, values, rise)
+    return (level, float(history.test_grok_epoch - rise)) if math.isfinite(level) else None
 
 
 def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str, Any]]],

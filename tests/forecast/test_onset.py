@@ -42,3 +42,13 @@ def test_rise_and_turning_point():
     assert turning_point(EPOCHS, loss, window=1) == 40
     assert turning_point(EPOCHS, loss) == 60
     assert turning_point(EPOCHS, list(range(10))) is None  # still rising: no turn
+
+
+def test_a_series_that_only_falls_or_starts_at_its_top_has_no_turning_point():
+    # the maximum of a falling series is its first value: not a turn, no lead to credit
+    assert turning_point(EPOCHS, np.linspace(5, 1, 10)) is None
+    assert turning_point(EPOCHS, np.linspace(5, 1, 10), window=1) is None
+    # a plateau at the start is the same (argmax takes the first of equal values)
+    assert turning_point(EPOCHS, [5, 5, 4, 3, 2, 1, 1, 1, 1, 1], window=1) is None
+    # one step up, then down: a real maximum at epoch 10
+    assert turning_point(EPOCHS, [4, 5, 4, 3, 2, 1, 1, 1, 1, 1], window=1) == 10

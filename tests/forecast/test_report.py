@@ -120,3 +120,109 @@ def test_the_delay_law_is_exact_on_members_that_follow_it():
     assert law.held_out == 4 and law.mdape < 1e-9
     assert abs(report.members[0].forecasts[DELAY_LAW] - 2100) < 1e-6
     assert report.members[-1].forecasts[DELAY_LAW] is None
+
+
+def test_the_oscillation_score_is_causal():
+    """A spike in the loss at index 5 changes the score from index 5 on, never before: the
+    second difference at i is x[i-2] − 2x[i-1] + x[i] (a forward one would show it at 4)."""
+    t = member("a", 1000)
+    flat = np.exp(-EPOCHS / 500.0)
+    t.series["train_loss"] = flat
+    base = indicator_series(t)["loss_oscillation"]
+    spiked = flat.copy()
+    spiked[5] *= 3.0
+    t.series["train_loss"] = spiked
+    osc = indicator_series(t)["loss_oscillation"]
+    assert np.isnan(osc[:2]).all()  # no second difference before three values
+    np.testing.assert_array_equal(osc[:5], base[:5])
+    # log(3) added at index 5: d2[5] = +log 3, d2[6] = −2 log 3, d2[7] = +log 3; an RMS over
+    # the last 10 (here 4 finite values, d2 of the trend is 0 up to rounding) at index 5
+    assert abs(osc[5] - np.log(3) / 2) < 1e-9
+
+
+def test_early_auc_leaves_out_members_already_generalised_or_stopped():
+    """A member that generalised by the early epoch (600) has a post-grok value there, one
+    that stopped before it a stale one: neither is scored, as in the forecast rows."""
+    trajs = population()
+    fast = member("fast", 400)  # rose at 400 < 600: leave it out
+    fast.series["early"][:] = 0.0  # would make the AUC < 1 if it were scored as a positive
+    stopped = member("stopped", None, False)
+    keep = stopped.epochs <= 300
+    stopped.epochs = stopped.epochs[keep]
+    stopped.series = {k: v[keep] for k, v in stopped.series.items()}
+    stopped.series["early"][:] = 1.0  # would make the AUC < 1 if scored as a negative
+    report = analyse([*trajs, fast, stopped])
+    rows = {r.name: r for r in report.indicators}
+    assert rows["early"].auc_members == 6 and rows["early"].auc == 1.0
+
+
+def test_a_delay_law_with_a_growing_norm_forecasts_nothing():
+    """‖θ‖ that grows from memorisation to generalisation gives c < 0: no forecast (None),
+    and the members are not counted as judged "beyond the budget"."""
+    from grokexp.forecast.report import DELAY_LAW
+
+    trajs = []
+    for wd in (1.0, 2.0, 0.5):
+        t = member(f"wd{wd}", 1000 + round(100 * wd))
+        t.lr, t.weight_decay = 1e-3, wd
+        t.series["weight_norm"] = np.exp(np.where(EPOCHS < 100, 5.0, 5.0 + 1e-3 * (EPOCHS - 100)))
+        trajs.append(t)
+    report = analyse(trajs)
+    law = next(f for f in report.forecasts if f.method == DELAY_LAW)
+    assert all(m.forecasts[DELAY_LAW] is None for m in report.members)
+    assert law.judged == 0 and law.held_out == 0 and law.mdape is None
+
+
+def test_a_forecaster_whose_indicator_some_members_lack_is_reported():
+    trajs = population()
+    for t in trajs[:4]:
+        t.series["embedding_fourier_share"] = 1 + (t.epochs - t.test_grok_epoch) / 2000.0
+    report = analyse(trajs)
+    row = next(f for f in report.forecasts if f.method == "embedding_fourier_share")
+    assert row.missing == 2 and row.held_out == 4
+    assert {m.label: m.forecasts["embedding_fourier_share"] for m in report.members}["never1"] \
+        is None
+    absent = next(f for f in report.forecasts if f.method == "embedding_cos_structure")
+    assert absent.missing == 6 and absent.held_out == 0
+    text = table_text(report)
+    assert "(2 member(s) lack the indicator)" in text
+    assert "(6 member(s) lack the indicator)" in text
+
+
+def test_a_median_lead_of_zero_sorts_between_positive_and_negative():
+    trajs = population()
+    for t in trajs:
+        rise = t.rise(0.5)
+        # a step 20 epochs before the rise is found at the rise (the smoothing lag): lead 0
+        t.series["zero"] = step(rise - 20 if rise is not None else 10**9)
+    report = analyse(trajs)
+    assert {r.name: r for r in report.indicators}["zero"].lead_median == 0
+    rows = [line.split()[0] for line in table_text(report).splitlines()[2:8]]
+    assert rows.index("leads") < rows.index("zero") < rows.index("lags")
+
+
+def test_mdape_leaves_out_a_measured_epoch_of_zero():
+    from grokexp.forecast.predict import mdape
+
+    assert mdape([10.0, 110.0], [0.0, 100.0]) == 0.1
+    assert mdape([5.0], [0.0]) is None
+
+
+def test_a_trials_forecast_is_the_upper_median_of_its_seeds_own_delays():
+    from grokexp.forecast.predict import trial_forecast
+
+    inf = math.inf
+    assert trial_forecast([100.0, 200.0, inf], [50.0] * 3, 500, None, False) == (200, 200, None)
+    forecast, _, reason = trial_forecast([100.0, inf], [50.0, 50.0], 500, None, False)
+    assert forecast == inf and reason.startswith("forecast: never")  # two seeds: both must
+    # seed delays 300 − 100 = 200 and 400 − 300 = 100: upper median 200 > 1.5 × 100. (The
+    # grok epochs' median less the memorisation epochs' median, 400 − 300, would be 100.)
+    forecast, delay, reason = trial_forecast([300.0, 400.0], [100.0, 300.0], 500, 100.0, True)
+    assert (forecast, delay) == (400, 200) and reason == "forecast 200 > 1.5 × the best trial's 100"
+    assert trial_forecast([300.0, 400.0], [100.0, 300.0], 500, 140.0, True)[2] is None
+    # a seed that has not memorised has no delay yet: the "clearly worse" rule waits
+    assert trial_forecast([300.0, 480.0], [100.0, None], 500, 10.0, True) == (480, None, None)
+    # … but the budget rule does not
+    assert trial_forecast([300.0, 900.0], [100.0, None], 500, 10.0, True)[2] is not None
+    # the objective is the test grok epoch: the forecast itself is compared
+    assert trial_forecast([300.0, 400.0], [100.0, 300.0], 500, 250.0, False)[2] is not None
