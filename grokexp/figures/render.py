@@ -5,17 +5,19 @@ and matplotlib holds the GIL while it lays out text, so a thread would slow the 
 beside it. A job is a module-level function of plain data (a RunRecord, AccuracyCurves) that
 returns ``{artifact path: Figure}``; the worker draws each Figure to PNG bytes and sends the
 bytes back, and the caller logs them. Workers start on the first job, by ``spawn`` (a forked
-child of a process with running torch threads could deadlock), and import matplotlib and
-numpy but never torch, and leave Ctrl-C to the parent. ``workers=0`` draws in the calling
-process instead.
+child of a process with running torch threads could deadlock), without the caller's main
+module, import matplotlib and numpy but never torch, and leave Ctrl-C to the parent.
+``workers=0`` draws in the calling process instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
+import multiprocessing.spawn
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
 
@@ -48,6 +50,30 @@ def _leave_interrupts_to_the_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+@contextlib.contextmanager
+def _children_without_main() -> Iterator[None]:
+    """Workers started here do not import the caller's ``__main__``.
+
+    A spawned child normally re-imports the parent's main module, so a user's script that
+    calls grokexp without an ``if __name__ == "__main__":`` guard would start its
+    experiment again in every worker. The jobs are grokexp's own functions, so the workers
+    need nothing of ``__main__``: the keys that ask for it are left out while workers start.
+    """
+    original = multiprocessing.spawn.get_preparation_data
+
+    def without_main(name: str) -> dict[str, Any]:
+        data = original(name)
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+        return data
+
+    multiprocessing.spawn.get_preparation_data = without_main
+    try:
+        yield
+    finally:
+        multiprocessing.spawn.get_preparation_data = original
+
+
 class FigurePool:
     """Jobs drawn by up to ``workers`` processes, in parallel with the caller."""
 
@@ -69,7 +95,8 @@ class FigurePool:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_leave_interrupts_to_the_parent)
-        return self._executor.submit(draw, job, *args)
+        with _children_without_main():  # workers start on demand, within submit
+            return self._executor.submit(draw, job, *args)
 
     def close(self) -> None:
         """Stop the workers (after the jobs already submitted)."""

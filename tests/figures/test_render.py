@@ -84,3 +84,53 @@ def test_log_files_writes_a_tree_in_one_call_and_refuses_escaping_names(tmp_path
     assert open(local, "rb").read() == b"\x89PNG-a"
     with pytest.raises(Exception, match="leave the run"):
         tracker.log_files(run_id, {"../escape.png": b"x"})
+
+
+SCRIPT = """
+from grokexp.engine.sweep import expand_members
+from grokexp.run.runner import run_experiment
+from grokexp.spec.io import load_spec
+from grokexp.tracking.mlflow_tracker import MlflowTracker
+
+# no `if __name__ == "__main__":` guard, as in many users' scripts
+spec = load_spec('''
+name = "unguarded"
+[task]
+modulus = 7
+[model]
+embedding_dim = 8
+hidden = 16
+[train]
+epochs = 20
+[metrics]
+mc_samples = 4
+drc_samples = 1
+checkpoints = 0
+[sweep]
+seeds = [0, 1]
+''', "spec.toml")
+result = run_experiment(spec, expand_members(spec), MlflowTracker(URI, spec.name))
+print("RUNS", " ".join(m.run_id for m in result.members))
+"""
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(tmp_path) -> None:
+    """Spawned workers would re-import the caller's main module: an unguarded script would
+    start its experiment again in each of them (and the pool would break)."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    script = tmp_path / "experiment.py"
+    script.write_text(f"URI = {uri!r}\n" + SCRIPT, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("RUNS") == 1  # the experiment ran once
+    run_ids = done.stdout.split("RUNS", 1)[1].split()
+    client = MlflowClient(tracking_uri=uri)
+    assert len(client.search_runs([client.get_experiment_by_name("unguarded").experiment_id])) \
+        == 3  # the parent and two members, nothing from a second start
+    for run_id in run_ids:
+        names = {a.path for a in client.list_artifacts(run_id, "figures")}
+        assert {"figures/accuracy.png", "figures/fig1_mc_dropout.png"} <= names
