@@ -151,3 +151,59 @@ def sparsity(model: PaperMLP, i: torch.Tensor, j: torch.Tensor) -> tuple[float, 
     dead = sum(int((h == 0).all(axis=0).sum()) for h in hidden)
     zeros = sum(int((h == 0).sum()) for h in hidden)
     return 100.0 * dead / units, zeros / (units * i.shape[0])
+
+
+HISTORY_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss")
+
+
+def plain_training(spec, param_groups=None, after_backward=None, after_step=None):
+    """One member of ``spec`` trained the textbook way: this module's network,
+    ``torch.optim.AdamW``, a Python loop over minibatches; grokexp gives only the initial
+    weights, the split and the batch order. ``param_groups(net)`` replaces the one group of
+    all parameters; ``after_backward(net)`` may rewrite the gradients before each step and
+    ``after_step(net)`` the weights after it (as the reducers' authors apply theirs).
+    Returns the history (epoch 0 and every ``metrics.every``) and the trained network."""
+    from grokexp.engine.data import make_splits, pair_table
+    from grokexp.engine.init import init_member
+    from grokexp.engine.seeding import generator_for
+
+    p, t = spec.task.modulus, spec.train
+    net = PaperMLP.from_state(init_member(spec))
+    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    left, right = i.reshape(-1), j.reshape(-1)
+    answers = labels(left, right, p)
+    train_rows = make_splits(spec.task, pair_table(spec.task), [t.split_seed]).train_index[0]
+    is_train = torch.zeros(p * p, dtype=torch.bool)
+    is_train[train_rows] = True
+    groups = param_groups(net) if param_groups is not None else net.parameters()
+    opt = torch.optim.AdamW(groups, lr=t.lr, betas=t.betas, eps=t.eps,
+                            weight_decay=t.weight_decay, foreach=False)
+    order = generator_for(t.seed, "order")
+    out: dict[str, list[float]] = {"epochs": [], **{name: [] for name in HISTORY_METRICS}}
+
+    def record(epoch: int) -> None:
+        with torch.no_grad():
+            scores = net(left, right)
+            right_answer = (scores.argmax(1) == answers).float()
+            loss = F.cross_entropy(scores, answers, reduction="none")
+        out["epochs"].append(epoch)
+        for part, rows in (("train", is_train), ("test", ~is_train)):
+            out[f"{part}_acc"].append(float(right_answer[rows].mean()))
+            out[f"{part}_loss"].append(float(loss[rows].mean()))
+
+    record(0)
+    for epoch in range(1, t.epochs + 1):
+        rows = train_rows[torch.randperm(len(train_rows), generator=order)]
+        for s in range(0, len(rows), t.batch_size):
+            batch = rows[s:s + t.batch_size]
+            loss = F.cross_entropy(net(left[batch], right[batch]), answers[batch])
+            opt.zero_grad()
+            loss.backward()
+            if after_backward is not None:
+                after_backward(net)
+            opt.step()
+            if after_step is not None:
+                after_step(net)
+        if epoch % spec.metrics.every == 0 or epoch == t.epochs:
+            record(epoch)
+    return out, net

@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
-from reference import PaperMLP, labels
+from reference import plain_training
 
-from grokexp.engine.data import make_splits, pair_table
-from grokexp.engine.init import init_member
 from grokexp.engine.optim import PopulationAdamW
-from grokexp.engine.seeding import generator_for
 from grokexp.engine.sweep import PER_MEMBER, Member, expand_members, group_by_shape, shape_key
 from grokexp.engine.train import MemberHistory
 from grokexp.run.runner import train_group
@@ -42,45 +38,9 @@ def spec_with(**train: Any) -> Spec:
 
 
 def plain_history(spec: Spec) -> dict[str, list[float]]:
-    """Train one member the textbook way (tests/reference.py's module, torch.optim.AdamW):
+    """Train one member the textbook way (tests/reference.py's loop, torch.optim.AdamW):
     grokexp gives only the initial weights, the split and the batch order."""
-    p = spec.task.modulus
-    net = PaperMLP.from_state(init_member(spec))
-    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    left, right = i.reshape(-1), j.reshape(-1)
-    answers = labels(left, right, p)
-    train_rows = make_splits(spec.task, pair_table(spec.task), [spec.train.split_seed])
-    train_rows = train_rows.train_index[0]
-    is_train = torch.zeros(p * p, dtype=torch.bool)
-    is_train[train_rows] = True
-    t = spec.train
-    opt = torch.optim.AdamW(net.parameters(), lr=t.lr, betas=t.betas, eps=t.eps,
-                            weight_decay=t.weight_decay, foreach=False)
-    order = generator_for(t.seed, "order")
-    out: dict[str, list[float]] = {"epochs": [], **{name: [] for name in METRICS}}
-
-    def record(epoch: int) -> None:
-        with torch.no_grad():
-            scores = net(left, right)
-            right_answer = (scores.argmax(1) == answers).float()
-            loss = F.cross_entropy(scores, answers, reduction="none")
-        out["epochs"].append(epoch)
-        for part, rows in (("train", is_train), ("test", ~is_train)):
-            out[f"{part}_acc"].append(float(right_answer[rows].mean()))
-            out[f"{part}_loss"].append(float(loss[rows].mean()))
-
-    record(0)
-    for epoch in range(1, t.epochs + 1):
-        rows = train_rows[torch.randperm(len(train_rows), generator=order)]
-        for s in range(0, len(rows), t.batch_size):
-            batch = rows[s:s + t.batch_size]
-            loss = F.cross_entropy(net(left[batch], right[batch]), answers[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if epoch % spec.metrics.every == 0 or epoch == t.epochs:
-            record(epoch)
-    return out
+    return plain_training(spec)[0]
 
 
 def same_history(a: MemberHistory, b: MemberHistory) -> None:

@@ -19,17 +19,14 @@ from typing import Any
 import optuna
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
-from reference import PaperMLP, labels
+from reference import plain_training
 from torch import nn
 
 from grokexp.cli import main
 from grokexp.engine import optim
-from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.init import init_member
-from grokexp.engine.seeding import generator_for
 from grokexp.engine.sweep import Member, group_by_shape
 from grokexp.engine.train import Interrupted, MemberHistory
 from grokexp.run.runner import train_group
@@ -129,58 +126,35 @@ def omnigrok_rescale(model: nn.Module, alpha: torch.Tensor) -> None:
 
 def plain_history(spec: Spec) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
     """One member trained the textbook way, with the reducers as their authors apply them."""
-    p = spec.task.modulus
-    net = PaperMLP.from_state(init_member(spec))
-    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    left, right = i.reshape(-1), j.reshape(-1)
-    answers = labels(left, right, p)
-    train_rows = make_splits(spec.task, pair_table(spec.task), [spec.train.split_seed])
-    train_rows = train_rows.train_index[0]
-    is_train = torch.zeros(p * p, dtype=torch.bool)
-    is_train[train_rows] = True
     t = spec.train
-    rest = [q for n, q in net.named_parameters() if n != "embedding.weight"]
-    opt = torch.optim.AdamW([{"params": [net.embedding.weight],
-                              "lr": t.lr * t.embedding_lr_scale}, {"params": rest}],
-                            lr=t.lr, betas=t.betas, eps=t.eps, weight_decay=t.weight_decay,
-                            foreach=False)
-    target = (omnigrok_l2(net).detach() if t.weight_norm == "fixed"
-              else torch.tensor(float(t.weight_norm or 0.0) ** 2))
-    order = generator_for(t.seed, "order")
-    out: dict[str, list[float]] = {"epochs": [], **{name: [] for name in METRICS}}
     filter_state: Any = None
+    target: torch.Tensor | None = None
 
-    def record(epoch: int) -> None:
-        with torch.no_grad():
-            scores = net(left, right)
-            right_answer = (scores.argmax(1) == answers).float()
-            loss = F.cross_entropy(scores, answers, reduction="none")
-        out["epochs"].append(epoch)
-        for part, rows in (("train", is_train), ("test", ~is_train)):
-            out[f"{part}_acc"].append(float(right_answer[rows].mean()))
-            out[f"{part}_loss"].append(float(loss[rows].mean()))
+    def groups(net: nn.Module) -> list[dict[str, Any]]:
+        nonlocal target
+        target = (omnigrok_l2(net).detach() if t.weight_norm == "fixed"
+                  else torch.tensor(float(t.weight_norm or 0.0) ** 2))
+        rest = [q for n, q in net.named_parameters() if n != "embedding.weight"]
+        return [{"params": [net.embedding.weight], "lr": t.lr * t.embedding_lr_scale},
+                {"params": rest}]
 
-    record(0)
-    for epoch in range(1, t.epochs + 1):
-        rows = train_rows[torch.randperm(len(train_rows), generator=order)]
-        for s in range(0, len(rows), t.batch_size):
-            batch = rows[s:s + t.batch_size]
-            loss = F.cross_entropy(net(left[batch], right[batch]), answers[batch])
-            opt.zero_grad()
-            loss.backward()
-            f = t.grad_filter
-            if f is not None and f.kind == "ema":
-                filter_state = gradfilter_ema(net, filter_state, f.alpha, f.lamb)
-            elif f is not None and f.kind == "ma":
-                filter_state = gradfilter_ma(net, filter_state, f.window, f.lamb)
-            if t.orthogonal_grad:
-                orthogonalize_gradients(list(net.parameters()))
-            opt.step()
-            if t.weight_norm is not None:
-                with torch.no_grad():
-                    omnigrok_rescale(net, torch.sqrt(target / omnigrok_l2(net)))
-        if epoch % spec.metrics.every == 0 or epoch == t.epochs:
-            record(epoch)
+    def after_backward(net: nn.Module) -> None:
+        nonlocal filter_state
+        f = t.grad_filter
+        if f is not None and f.kind == "ema":
+            filter_state = gradfilter_ema(net, filter_state, f.alpha, f.lamb)
+        elif f is not None and f.kind == "ma":
+            filter_state = gradfilter_ma(net, filter_state, f.window, f.lamb)
+        if t.orthogonal_grad:
+            orthogonalize_gradients(list(net.parameters()))
+
+    def after_step(net: nn.Module) -> None:
+        if t.weight_norm is not None:
+            assert target is not None
+            with torch.no_grad():
+                omnigrok_rescale(net, torch.sqrt(target / omnigrok_l2(net)))
+
+    out, net = plain_training(spec, groups, after_backward, after_step)
     weights = {"embedding": net.embedding.weight.detach(),
                "output.weight": net.output.weight.detach().T}
     return out, weights
