@@ -241,8 +241,8 @@ class DiagnosticsHook(Hook):
             self.figure_log.finish()
 
 
-def log_sweep_figures(tracker: Tracker, parent_id: str, spec: Spec,
-                      members: Sequence[Member], hook: DiagnosticsHook) -> None:
+def log_sweep_figures(parent_id: str, spec: Spec, members: Sequence[Member],
+                      hook: DiagnosticsHook) -> None:
     """The parent run's figures (Figs. 5, 9, 10) from the members' recorded series, drawn
     by the hook's figure pool (``hook.finish`` logs them)."""
     pairs = [(m.varied, hook.records[m.index]) for m in members if m.index in hook.records]

@@ -103,10 +103,9 @@ class TrackingHook(Hook):
     """Logs each evaluation and each finished member (summary, weights, figure)."""
 
     def __init__(self, tracker: Tracker, run_ids: dict[int, str],
-                 on_finished: Callable[[Member, MemberHistory], None] | None = None,
-                 figure_log: FigureLog | None = None):
-        """``figure_log`` draws the accuracy figure off the training thread (in place if
-        none is given)."""
+                 on_finished: Callable[[Member, MemberHistory], None] | None,
+                 figure_log: FigureLog):
+        """``figure_log`` draws the accuracy figure off the training thread."""
         self.tracker, self.run_ids, self.on_finished = tracker, run_ids, on_finished
         self.figure_log = figure_log
 
@@ -125,12 +124,8 @@ class TrackingHook(Hook):
             tags["grokexp.reason"] = history.reason
         self.tracker.set_tags(run_id, tags)
         self.tracker.log_state(run_id, state, "weights/final.pt")
-        curves = (AccuracyCurves.of(history), member.spec.metrics.grok_threshold, member.label)
-        if self.figure_log is not None:
-            self.figure_log.submit(run_id, accuracy_figures, *curves)
-        else:
-            for path, figure in accuracy_figures(*curves).items():
-                self.tracker.log_figure(run_id, figure, path)
+        self.figure_log.submit(run_id, accuracy_figures, AccuracyCurves.of(history),
+                               member.spec.metrics.grok_threshold, member.label)
         self.tracker.end_run(run_id, _MLFLOW_STATUS.get(history.status, "FINISHED"))
         if self.on_finished is not None:
             self.on_finished(member, history)
@@ -294,7 +289,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         diagnostics.figure_log.submit(
             parent_id, overlay_figures, [AccuracyCurves.of(h) for _, h in histories],
             [m.label for m, _ in histories], spec.name)
-        log_sweep_figures(tracker, parent_id, spec, members, diagnostics)
+        log_sweep_figures(parent_id, spec, members, diagnostics)
         tracker.log_text(parent_id, _members_table(result), "members.md")
     diagnostics.finish()  # every probe and figure logged before the parent run ends
     tracker.flush()  # probes that finished after their member's run had ended
