@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _common import create_mlflow_store, emit  # noqa: E402
+from _common import EMBED, HIDDEN, N_TRAIN, P, create_mlflow_store, emit  # noqa: E402
 
 K = 16
 TARGET_S = 0.3  # the issue's bound on the fixed cost per member at K = 16
@@ -91,6 +91,34 @@ def engine_seconds(epochs: int, tmp: Path) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def probe_flops(k: int) -> float:
+    """Matmul FLOPs of the two dropout probes at epoch 0 for k members, with the default
+    [metrics]: every pass drops units of the concatenated embedding, so each recomputes the
+    first layer as well as the output layer over the member's test pairs."""
+    from grokexp.spec.schema import MetricsSpec
+
+    cfg = MetricsSpec()
+    passes = cfg.mc_samples + len(cfg.drc_rates) * cfg.drc_samples
+    per_pair = 2 * (2 * EMBED * HIDDEN + HIDDEN * P)
+    return float(k * passes * (P * P - N_TRAIN) * per_pair)
+
+
+MATMUL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from matmul import matmul_flops
+from _common import median
+print(json.dumps(median(matmul_flops(2048, 9))))
+"""
+
+
+def matmul_limit() -> float:
+    """FLOP/s of a 2048² float32 matmul on all cores, now (benchmarks/matmul.py)."""
+    done = subprocess.run([sys.executable, "-c", MATMUL, str(HERE)], capture_output=True,
+                          text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
@@ -111,6 +139,14 @@ def main() -> None:
             emit({"bench": "fixed_cost", "metrics": label, "k": K, "epochs": args.epochs,
                   "wall_1": one, "wall_k": many, "engine_k": engine,
                   "fixed_s_per_member": fixed})
+        limit, flops = matmul_limit(), probe_flops(1)
+        floor = flops / limit
+        print(f"the dropout probes' floor: at epoch 0 they execute {flops / 1e9:.1f} GFLOP of "
+              f"matmuls per member, {floor:.2f} s at the matmul limit ({limit / 1e9:.1f} "
+              f"GFLOP/s now), so with them the fixed cost cannot go below {floor:.2f} s per "
+              f"member plus what it costs without them", flush=True)
+        emit({"bench": "fixed_cost_floor", "probe_flops_per_member": flops,
+              "matmul_flops": limit, "floor_s_per_member": floor})
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The paper's diagnostics inside the training loop, as a hook.
 
-At every evaluation the hook copies the weights and hands its measurements to the probe
-queue (``probes.py``): the per-evaluation diagnostics of all members at once, MC dropout on
-its cadence and the DRC at chosen epochs. They run in the background while training goes on
+At every evaluation the hook hands its measurements to the probe queue (``probes.py``),
+which copies that epoch's weights for each: the per-evaluation diagnostics of all members
+at once, MC dropout on its cadence and the DRC at chosen epochs. They run in the probe
+process while training goes on
 and are recorded and logged at their own epoch when done. At chosen epochs the hook keeps
 cosine matrices and embedding values, and at log-spaced epochs it saves checkpoints. When a
 member ends, its per-run figures are drawn by the figure pool's processes (once its probes
@@ -18,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..engine.model import Architecture, embedded
+from ..engine.model import embedded
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, History, Hook, MemberHistory, TrainData
 from ..figures.render import FigurePool
@@ -26,17 +27,15 @@ from ..figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
 from ..spec.schema import MetricsSpec, Spec
 from ..tracking.figure_log import FigureLog
 from ..tracking.tracker import NullTracker, Tracker
-from .metrics.activity import activation_sparsity
-from .metrics.distribution import embedding_shape, parameter_stats
-from .metrics.embedding import codiagonal_structure, cosine_matrix
-from .metrics.progress import fourier_power_share, weight_norm
+from .metrics.embedding import cosine_matrix
 from .probes import (
     MAX_IN_FLIGHT,
     Probe,
     ProbeQueue,
+    cadence_metrics,
+    cadence_probe,
     drc_key,
     drc_probe,
-    frozen_params,
     mc_probe,
 )
 
@@ -58,31 +57,6 @@ def due(targets: list[int], previous: int, epoch: int) -> list[int]:
     """Targets reached at this evaluation: previous < target ≤ epoch (the first evaluation at
     or after each target, so targets need not be multiples of ``every``)."""
     return [t for t in targets if previous < t <= epoch]
-
-
-@torch.no_grad()
-def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
-                    cfg: MetricsSpec) -> dict[str, torch.Tensor]:
-    """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside).
-
-    The embedding's cosine structure, bimodality and peaks are those of the embedding as the
-    next layer sees it (after ``model.embedding_activation``), as the paper measures them;
-    the layer statistics are those of the parameters themselves.
-    """
-    table, splits = data.table, data.splits
-    out: dict[str, torch.Tensor] = {}
-    seen = embedded(params, arch)  # what the first layer reads (after a ReLU, if any)
-    if cfg.embedding_cos:
-        out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(seen))
-        out["embedding_fourier_share"] = fourier_power_share(seen)
-    if cfg.distributions:
-        out["weight_norm"] = weight_norm(params)
-        out.update(parameter_stats(params, len(arch.hidden)))
-        out.update(embedding_shape(seen))
-    if cfg.inactive_neurons:
-        tr = splits.train_index  # (K, N_train)
-        out.update(activation_sparsity(params, arch, table.left[tr], table.right[tr]))
-    return out
 
 
 class DiagnosticsHook(Hook):
@@ -124,16 +98,19 @@ class DiagnosticsHook(Hook):
         cadence = cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons
         mc = cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0
         drc = cfg.drc and bool(due(cfg.drc_epochs, previous, epoch))
-        params = frozen_params(ctx.population) if cadence or mc or drc else {}  # one copy
+        # the queue copies each probe's weights at once (in place: measures at once)
+        params = {n: t.detach() for n, t in ctx.population.params.items()}
         if cadence:
             self.probes.submit(epoch, ctx.members, device,
-                               lambda: cadence_metrics(params, arch, data, cfg))
-        if mc:
-            self.probes.submit(epoch, ctx.members, device,
-                               mc_probe(params, arch, data, cfg, ctx.members, epoch))
-        if drc:
-            self.probes.submit(epoch, ctx.members, device,
-                               drc_probe(params, arch, data, cfg, ctx.members, epoch))
+                               cadence_probe(params, arch, data, cfg))
+        for probe, wanted in ((mc_probe, mc), (drc_probe, drc)):
+            for rows in self._member_groups(len(ctx.members), device) if wanted else []:
+                part = {n: t[rows] for n, t in params.items()}
+                keep = torch.arange(rows.start, rows.stop, device=device)
+                members = ctx.members[rows]
+                self.probes.submit(epoch, members, device, probe(
+                    part, arch, TrainData(data.table, data.splits.select(keep)), cfg,
+                    members, epoch))
         records = [self._record(m) for m in ctx.members]
         emb = embedded(ctx.population.params, arch).detach()  # (K, P, d), as the next layer sees it
         if cfg.embedding_cos and due(cfg.heatmap_epochs, previous, epoch):
@@ -147,10 +124,19 @@ class DiagnosticsHook(Hook):
         self._checkpoint(ctx, cfg, previous)
         return {}  # everything comes back from the probes, logged at its own epoch
 
+    def _member_groups(self, k: int, device: torch.device) -> list[slice]:
+        """The dropout probes of a population in two halves of its members when they run in
+        the background: a member's values depend on its own generator alone, and a caller
+        that waits for them can then measure one half while the probe process measures the
+        other."""
+        if k < 2 or device.type != "cpu" or not self.probes.background:
+            return [slice(0, k)]
+        return [slice(0, k // 2), slice(k // 2, k)]
+
     def _apply(self, probes: list[Probe]) -> None:
         """Finished probes into the members' records and runs, at the probes' own epochs."""
         for probe in probes:
-            values = {name: v.tolist() for name, v in probe.values.result().items()}
+            values = {name: v.tolist() for name, v in probe.result().items()}
             for pos, member in enumerate(probe.members):
                 record = self._record(member)
                 row = {name: vals[pos] for name, vals in values.items()}
@@ -225,7 +211,11 @@ class DiagnosticsHook(Hook):
             tables["diagnostics/cosine.csv"] = buffer.getvalue()
         files = {path: text.encode("utf-8") for path, text in tables.items()}
         if self.figures:  # a copy: the record itself goes on without its final weights
-            self.figure_log.submit(run_id, run_figures, replace(record), extra=files)
+            parts = max(1, self.figure_log.pool.workers)  # a run's figures on every worker
+            drawn = replace(record)
+            for part in range(parts):
+                self.figure_log.submit(run_id, run_figures, drawn, part, parts,
+                                       extra=files if part == 0 else None)
         else:
             self.tracker.log_files(run_id, files)
         record.final = {}  # the weights are in the run; keep the series for the sweep

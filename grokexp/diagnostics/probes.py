@@ -1,13 +1,16 @@
-"""Diagnostics on a frozen copy of the weights, computed in the background while training goes on.
+"""Diagnostics on a frozen copy of the weights, computed in another process while training goes on.
 
 A probe is any measurement that needs only the weights of its epoch: the per-evaluation
 diagnostics, and above all the dropout probes (MC dropout, the DRC: hundreds of stochastic
-passes over the test set). The hook copies the weights and hands the probe to one background
-thread with one intra-op thread. With one shard (K = 1)
-the training uses one core and the probe runs on the other, nearly for free; with more
-members it shares the cores with them. Its values are the same as computed in place: same
-weights, same generator (seeded from the member's seed and the epoch), and nothing else
-touches them. Off the CPU the probes run in place.
+passes over the test set). The queue copies the probe's tensors when it is handed over and
+sends it to one worker process with one intra-op thread. Not a thread: every one of a
+probe's small ops takes the GIL, which each of the training thread's ops must take back
+afterwards, and beside a thread of small ops the one-member training ran 30 % slower here.
+With one shard (K = 1) the training uses one core and the probe process the other; with
+more members it shares the cores with them. Its values are the same as computed in place: a
+probe is a module-level function of its inputs (weights, pairs, seeds, epoch), which travel
+to the worker by value, and it draws from its own generator. Off the CPU the probes run in
+place.
 
 Each member draws its dropout masks from its own generator, seeded from its own seed, the
 probe and the epoch: its values do not depend on who trains beside it.
@@ -15,26 +18,38 @@ probe and the epoch: its values do not depend on who trains beside it.
 
 from __future__ import annotations
 
+import multiprocessing
+import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
-from ..engine.model import Architecture, Population
+from ..engine.model import Architecture, Population, embedded
 from ..engine.seeding import generator_for
 from ..engine.sweep import Member
 from ..engine.train import TrainData
 from ..engine.workers import no_grad_call
+from ..figures.render import children_without_main
 from ..spec.schema import MetricsSpec
+from .metrics.activity import activation_sparsity
+from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
+from .metrics.embedding import codiagonal_structure, cosine_matrix
+from .metrics.progress import fourier_power_share, weight_norm
 
-__all__ = ["Probe", "ProbeQueue", "mc_probe", "drc_probe", "drc_key", "frozen_params",
-           "probe_generators", "MAX_IN_FLIGHT"]
+__all__ = ["Probe", "ProbeQueue", "ProbeWork", "SentWork", "mc_probe", "drc_probe",
+           "cadence_probe", "cadence_metrics", "drc_key", "frozen_params", "probe_generators",
+           "MAX_IN_FLIGHT"]
 
 Values = dict[str, torch.Tensor]  # name → (K,)
 # Probes waiting at most; past that the caller waits, so weight copies cannot pile up when
-# training outruns the background thread.
+# training outruns the background process.
 MAX_IN_FLIGHT = 8
 
 
@@ -46,45 +61,191 @@ def probe_generators(members: Sequence[Member], purpose: str,
                      device: torch.device) -> list[torch.Generator]:
     """One generator per member for one probe (``purpose`` names the probe and its epoch,
     e.g. ``mc_dropout:1000``), seeded from that member's own seed."""
-    return [generator_for(m.spec.train.seed, purpose, device) for m in members]
+    return _generators([m.spec.train.seed for m in members], purpose, device)
+
+
+def _generators(seeds: Sequence[int], purpose: str,
+                device: torch.device) -> list[torch.Generator]:
+    return [generator_for(seed, purpose, device) for seed in seeds]
 
 
 def frozen_params(population: Population) -> dict[str, torch.Tensor]:
-    """A copy of every member's weights that later training steps cannot change."""
+    """A copy of every member's weights that later training steps cannot change (the probe
+    queue makes its own: probes handed to it may take the live weights)."""
     return {n: t.detach().clone() for n, t in population.params.items()}
 
 
-def mc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
-             cfg: MetricsSpec, members: Sequence[Member], epoch: int) -> Callable[[], Values]:
-    """MC-dropout mean and variance of the test accuracy at this epoch, as work to run.
+@torch.no_grad()
+def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+                    cfg: MetricsSpec) -> dict[str, torch.Tensor]:
+    """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside).
 
-    ``params`` must be :func:`frozen_params`: the work runs while training goes on.
+    The embedding's cosine structure, bimodality and peaks are those of the embedding as the
+    next layer sees it (after ``model.embedding_activation``), as the paper measures them;
+    the layer statistics are those of the parameters themselves.
     """
-    table, te = data.table, data.splits.test_index  # (K, N_test); never changed in place
+    tr = data.splits.train_index  # (K, N_train)
+    return _cadence_values(params, arch, cfg, data.table.left[tr], data.table.right[tr])
 
-    def work() -> Values:
-        gens = probe_generators(members, f"mc_dropout:{epoch}", te.device)
-        mean, var = mc_dropout_accuracy(params, arch, table.left[te], table.right[te],
-                                        table.labels[te], cfg.mc_rate, cfg.mc_samples,
-                                        cfg.mc_sites, gens)
-        return {"mc_dropout_acc_mean": mean, "mc_dropout_acc_var": var}
 
-    return work
+def _cadence_values(params: Mapping[str, torch.Tensor], arch: Architecture, cfg: MetricsSpec,
+                    train_left: torch.Tensor, train_right: torch.Tensor) -> Values:
+    out: Values = {}
+    seen = embedded(params, arch)  # what the first layer reads (after a ReLU, if any)
+    if cfg.embedding_cos:
+        out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(seen))
+        out["embedding_fourier_share"] = fourier_power_share(seen)
+    if cfg.distributions:
+        out["weight_norm"] = weight_norm(params)
+        out.update(parameter_stats(params, len(arch.hidden)))
+        out.update(embedding_shape(seen))
+    if cfg.inactive_neurons:
+        out.update(activation_sparsity(params, arch, train_left, train_right))
+    return out
+
+
+def _mc_values(params: Mapping[str, torch.Tensor], arch: Architecture, cfg: MetricsSpec,
+               seeds: Sequence[int], epoch: int, left: torch.Tensor, right: torch.Tensor,
+               labels: torch.Tensor) -> Values:
+    gens = _generators(seeds, f"mc_dropout:{epoch}", left.device)
+    mean, var = mc_dropout_accuracy(params, arch, left, right, labels, cfg.mc_rate,
+                                    cfg.mc_samples, cfg.mc_sites, gens)
+    return {"mc_dropout_acc_mean": mean, "mc_dropout_acc_var": var}
+
+
+def _drc_values(params: Mapping[str, torch.Tensor], arch: Architecture, cfg: MetricsSpec,
+                seeds: Sequence[int], epoch: int, left: torch.Tensor, right: torch.Tensor,
+                labels: torch.Tensor) -> Values:
+    gens = _generators(seeds, f"drc:{epoch}", left.device)
+    curve = dropout_robustness(params, arch, left, right, labels, cfg.drc_rates,
+                               cfg.drc_samples, cfg.mc_sites, gens)  # (K, R)
+    return {drc_key(rate): curve[:, i] for i, rate in enumerate(cfg.drc_rates)}
+
+
+def _by_value(obj: Any) -> Any:
+    """Tensors as copies in numpy arrays (sent as bytes, never through shared memory)."""
+    if isinstance(obj, torch.Tensor):
+        return _Array(obj.detach().cpu().numpy().copy())
+    if isinstance(obj, dict):
+        return {k: _by_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_by_value(v) for v in obj)
+    return obj
+
+
+def _as_tensors(obj: Any) -> Any:
+    if isinstance(obj, _Array):
+        return torch.from_numpy(obj.array)
+    if isinstance(obj, dict):
+        return {k: _as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_as_tensors(v) for v in obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class _Array:
+    array: np.ndarray
+
+
+class ProbeWork:
+    """A probe as work to run: a module-level function and its arguments."""
+
+    def __init__(self, fn: Callable[..., Values], *args: Any):
+        self.fn, self.args = fn, args
+
+    def __call__(self) -> Values:
+        return self.fn(*self.args)
+
+    def sent(self) -> SentWork:
+        """The same work on copies of its tensors, made now: what the probe process gets
+        (the copies travel by value), and what training going on cannot change."""
+        return SentWork(self.fn, _by_value(self.args))
+
+
+@dataclass(frozen=True)
+class SentWork:
+    """:class:`ProbeWork` with its tensors copied into numpy arrays."""
+
+    fn: Callable[..., Values]
+    args: tuple[Any, ...]
+
+    def __call__(self) -> Values:
+        return self.fn(*_as_tensors(self.args))
+
+
+def _test_pairs(data: TrainData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    table, te = data.table, data.splits.test_index  # (K, N_test)
+    return table.left[te], table.right[te], table.labels[te]
+
+
+def _seeds(members: Sequence[Member]) -> list[int]:
+    return [m.spec.train.seed for m in members]
+
+
+def mc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+             cfg: MetricsSpec, members: Sequence[Member], epoch: int) -> ProbeWork:
+    """MC-dropout mean and variance of the test accuracy at this epoch, as work to run
+    (its weights are read when it runs, or copied when the probe queue takes it)."""
+    return ProbeWork(_mc_values, dict(params), arch, cfg, _seeds(members), epoch,
+                     *_test_pairs(data))
 
 
 def drc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
-              cfg: MetricsSpec, members: Sequence[Member], epoch: int) -> Callable[[], Values]:
+              cfg: MetricsSpec, members: Sequence[Member], epoch: int) -> ProbeWork:
     """The Dropout Robustness Curve at this epoch, one (K,) value per rate, as work to run."""
-    table, te = data.table, data.splits.test_index
+    return ProbeWork(_drc_values, dict(params), arch, cfg, _seeds(members), epoch,
+                     *_test_pairs(data))
 
-    def work() -> Values:
-        gens = probe_generators(members, f"drc:{epoch}", te.device)
-        curve = dropout_robustness(params, arch, table.left[te], table.right[te],
-                                   table.labels[te], cfg.drc_rates, cfg.drc_samples,
-                                   cfg.mc_sites, gens)  # (K, R)
-        return {drc_key(rate): curve[:, i] for i, rate in enumerate(cfg.drc_rates)}
 
-    return work
+def cadence_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+                  cfg: MetricsSpec) -> ProbeWork:
+    """:func:`cadence_metrics` at this epoch, as work to run."""
+    tr = data.splits.train_index
+    return ProbeWork(_cadence_values, dict(params), arch, cfg, data.table.left[tr],
+                     data.table.right[tr])
+
+
+def _run_in_worker(work: SentWork) -> dict[str, np.ndarray]:
+    """In the probe process: the work's values, as arrays (they travel back by value)."""
+    with torch.no_grad():
+        return {name: value.numpy() for name, value in work().items()}
+
+
+def _start_worker() -> None:
+    """The probe process: one intra-op thread (the cores are the training's), and Ctrl-C
+    left to the parent, which stops the run and still wants the probes in flight."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def _ready() -> None:
+    """Nothing: submitted once to start the process before the first probe is due."""
+
+
+_PROCESS: ProcessPoolExecutor | None = None
+_PROCESS_LOCK = threading.Lock()
+
+
+def _probe_process() -> Executor:
+    """The probe process, one per Python process: started once (``spawn``, importing torch
+    costs about 2 s of CPU) and kept for every later run of the same process."""
+    global _PROCESS
+    with _PROCESS_LOCK:
+        if _PROCESS is None:
+            _PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_start_worker)
+            with children_without_main():  # the process starts within this submit
+                _PROCESS.submit(_ready)
+        return _PROCESS
+
+
+def _forget_broken_process() -> None:
+    global _PROCESS
+    with _PROCESS_LOCK:
+        if _PROCESS is not None:
+            _PROCESS.shutdown(wait=False, cancel_futures=True)
+            _PROCESS = None
 
 
 @dataclass
@@ -93,63 +254,83 @@ class Probe:
 
     epoch: int
     members: list[Member]
-    values: Future[Values]
-    work: Callable[[], Values] | None = None
+    values: Future[Any]
+    work: SentWork | None = None  # while it may still be run here instead
+
+    def result(self) -> Values:
+        """Its values, each (K,); a probe's error surfaces here, in the caller's thread."""
+        try:
+            values = self.values.result()
+        except BrokenProcessPool:  # the worker died (killed, out of memory): compute here
+            _forget_broken_process()
+            if self.work is None:
+                raise
+            values = no_grad_call(self.work)
+            done: Future[Any] = Future()
+            done.set_result(values)
+            self.values = done
+        return {name: torch.as_tensor(value) for name, value in values.items()}
 
 
 class ProbeQueue:
-    """Probes run in order on one background thread (CPU) or at once (other devices, or
+    """Probes run in order in the probe process (CPU) or at once (other devices, or
     ``background=False``)."""
 
     def __init__(self, background: bool = True) -> None:
         self.background = background
-        self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Probe] = []
 
+    def start(self) -> None:
+        """Start the probe process now (it would start with the first probe), so that its
+        start-up overlaps whatever the caller does before the first evaluation."""
+        if self.background:
+            _probe_process()
+
     def submit(self, epoch: int, members: Sequence[Member], device: torch.device,
-               work: Callable[[], Values]) -> None:
+               work: ProbeWork) -> None:
         if device.type != "cpu" or not self.background:
             done: Future[Values] = Future()
-            with torch.no_grad():
-                done.set_result(work())
+            done.set_result(no_grad_call(work))
             self._pending.append(Probe(epoch, list(members), done))
             return
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-probe",
-                                            initializer=torch.set_num_threads, initargs=(1,))
-        self._pending.append(Probe(epoch, list(members), self._pool.submit(no_grad_call, work),
-                                   work))
+        sent = work.sent()  # copied now: training may go on
+        try:
+            future = _probe_process().submit(_run_in_worker, sent)
+        except BrokenProcessPool:
+            _forget_broken_process()
+            future = _probe_process().submit(_run_in_worker, sent)
+        self._pending.append(Probe(epoch, list(members), future, sent))
 
     def finished(self, wait: bool = False, at_most: int | None = None) -> list[Probe]:
         """The probes done by now, in submission order: all of them when ``wait``, and
         enough that at most ``at_most`` are left in flight.
 
-        Rather than block, the caller computes the newest probes the background thread has
-        not started yet itself, so both cores work on the backlog (same work, same values).
+        Rather than block, the caller computes the newest probes the probe process has not
+        started yet itself, so both cores work on the backlog (same work, same values).
         """
         out: list[Probe] = []
         while self._pending and (wait or self._pending[0].values.done() or
                                  (at_most is not None and len(self._pending) > at_most)):
             self._help_while_waiting()
             probe = self._pending.pop(0)
-            probe.values.result()  # a probe's error surfaces here, in the caller's thread
+            probe.result()  # a probe's error surfaces here, in the caller's thread
             out.append(probe)
         return out
 
     def _help_while_waiting(self) -> None:
-        """Take the newest not-yet-started probe off the background queue and run it here,
-        as long as the oldest one is still running."""
+        """Take the newest not-yet-started probe off the probe process's queue and run it
+        here, as long as the oldest one is still running."""
         while not self._pending[0].values.done():
             queued = next((p for p in reversed(self._pending[1:])
                            if p.work is not None and p.values.cancel()), None)
             if queued is None:
                 return
-            work, queued.work = queued.work, None
-            done: Future[Values] = Future()
+            work = queued.work
             assert work is not None
+            done: Future[Any] = Future()
             try:
                 done.set_result(no_grad_call(work))
-            except Exception as err:  # surfaces at result(), like the thread's error
+            except Exception as err:  # surfaces at result(), like the process's error
                 done.set_exception(err)
             queued.values = done
 
@@ -158,6 +339,4 @@ class ProbeQueue:
         return {m.index for probe in self._pending for m in probe.members}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        """Nothing to stop: the probe process serves every later run of this process."""

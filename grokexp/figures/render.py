@@ -4,9 +4,10 @@ Drawing a member's figures costs about as much CPU as a few hundred of its train
 and matplotlib holds the GIL while it lays out text, so a thread would slow the training
 beside it. A job is a module-level function of plain data (a RunRecord, AccuracyCurves) that
 returns ``{artifact path: Figure}``; the worker draws each Figure to PNG bytes and sends the
-bytes back, and the caller logs them. Workers start on the first job, by ``spawn`` (a forked
-child of a process with running torch threads could deadlock), without the caller's main
-module, import matplotlib and numpy but never torch, and leave Ctrl-C to the parent.
+bytes back, and the caller logs them. Workers start on the first job (or ahead of it, on
+``start``), by ``spawn`` (a forked child of a process with running torch threads could
+deadlock), without the caller's main module, import matplotlib and numpy but never torch,
+and leave Ctrl-C to the parent.
 ``workers=0`` draws in the calling process instead.
 """
 
@@ -26,7 +27,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["FigurePool", "FigureJob", "png_bytes", "draw", "MAX_WORKERS"]
+__all__ = ["FigurePool", "FigureJob", "png_bytes", "draw", "children_without_main", "MAX_WORKERS"]
 
 FigureJob = Callable[..., Mapping[str, Figure]]  # plain data in, {artifact path: Figure} out
 MAX_WORKERS = 2  # figure processes at most: each holds matplotlib (about 80 MB)
@@ -44,6 +45,10 @@ def draw(job: FigureJob, *args: Any) -> dict[str, bytes]:
     return {path: png_bytes(figure) for path, figure in job(*args).items()}
 
 
+def _nothing() -> dict[str, Figure]:
+    return {}
+
+
 def _leave_interrupts_to_the_parent() -> None:
     """Ctrl-C reaches the whole process group; the parent stops the run and still wants the
     figures of the members that had finished, so a worker goes on drawing."""
@@ -51,7 +56,7 @@ def _leave_interrupts_to_the_parent() -> None:
 
 
 @contextlib.contextmanager
-def _children_without_main() -> Iterator[None]:
+def children_without_main() -> Iterator[None]:
     """Workers started here do not import the caller's ``__main__``.
 
     A spawned child normally re-imports the parent's main module, so a user's script that
@@ -81,6 +86,12 @@ class FigurePool:
         self.workers = workers
         self._executor: Executor | None = None
 
+    def start(self) -> None:
+        """Start the workers now rather than with the first job: their start-up (spawn,
+        importing matplotlib) then overlaps the training instead of delaying its figures."""
+        for _ in range(self.workers):  # each submit starts at most one worker
+            self.submit(_nothing)
+
     def submit(self, job: FigureJob, *args: Any) -> Future[dict[str, bytes]]:
         """Draw ``job(*args)``; the arguments are pickled, so pass copies of anything the
         caller goes on changing."""
@@ -95,7 +106,7 @@ class FigurePool:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_leave_interrupts_to_the_parent)
-        with _children_without_main():  # workers start on demand, within submit
+        with children_without_main():  # workers start on demand, within submit
             return self._executor.submit(draw, job, *args)
 
     def close(self) -> None:

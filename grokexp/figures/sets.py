@@ -7,7 +7,7 @@ figures``); ``run_figures`` and ``sweep_figures`` turn records into named Figure
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,39 +63,42 @@ def _layer_prefixes(record: RunRecord) -> list[str]:
             if name.endswith("_std") and "bias" not in name]
 
 
-def run_figures(record: RunRecord) -> dict[str, Figure]:
-    """The per-run figures the record has data for, keyed by artifact path."""
-    out: dict[str, Figure] = {}
+def run_figures(record: RunRecord, part: int = 0, parts: int = 1) -> dict[str, Figure]:
+    """The per-run figures the record has data for, keyed by artifact path; with ``parts``,
+    only every ``parts``-th of them from ``part`` on (so that workers can share a run's)."""
+    made: list[tuple[str, Callable[[], Figure]]] = []
     epochs, (train, test) = _aligned(record, ["train_acc", "test_acc"])
     if epochs and "mc_dropout_acc_var" in record.series:
         mc_epochs, mc_var = record.series["mc_dropout_acc_var"]
-        out["figures/fig1_mc_dropout.png"] = fp.fig1_mc_dropout(
-            epochs, train, test, mc_epochs, mc_var, record.mc_rate)
+        made.append(("figures/fig1_mc_dropout.png", lambda: fp.fig1_mc_dropout(
+            epochs, train, test, mc_epochs, mc_var, record.mc_rate)))
     if record.drc:
-        out["figures/fig2_drc.png"] = fp.fig2_drc(record.drc_rates, record.drc)
+        made.append(("figures/fig2_drc.png",
+                     lambda: fp.fig2_drc(record.drc_rates, record.drc)))
     if record.cosine:
-        out["figures/fig3_cosine.png"] = fp.fig3_cosine(record.cosine)
+        made.append(("figures/fig3_cosine.png", lambda: fp.fig3_cosine(record.cosine)))
     if record.final:
         layers = {"embedding": record.seen_embedding(np.asarray(record.final["embedding"]))}
         layers.update({k.replace(".", "_").replace("_0_", "_"): v for k, v in
                        record.final.items() if k.endswith("weight")})
-        out["figures/fig4_histograms.png"] = fp.fig4_final_histograms(
-            {k: np.asarray(v, dtype=float) for k, v in layers.items()})
+        made.append(("figures/fig4_histograms.png", lambda: fp.fig4_final_histograms(
+            {k: np.asarray(v, dtype=float) for k, v in layers.items()})))
     prefixes = _layer_prefixes(record)
     if prefixes:
         names = [f"{p}_{s}" for p in prefixes for s in ("mean", "std")]
         stat_epochs, values = _aligned(record, names)
         stats = {p: (values[2 * i], values[2 * i + 1]) for i, p in enumerate(prefixes)}
-        out["figures/fig6_mean_std.png"] = fp.fig6_mean_std(stat_epochs, stats)
+        made.append(("figures/fig6_mean_std.png",
+                     lambda: fp.fig6_mean_std(stat_epochs, stats)))
     if record.embedding_values:
-        out["figures/fig7_embedding_histograms.png"] = fp.fig7_embedding_histograms(
-            record.embedding_values)
+        made.append(("figures/fig7_embedding_histograms.png",
+                     lambda: fp.fig7_embedding_histograms(record.embedding_values)))
     _, (zero, dead, train11, test11) = _aligned(
         record, ["zero_activation_frac", "inactive_neurons_pct", "train_acc", "test_acc"])
     if zero:
-        out["figures/fig11_inactive.png"] = fp.fig11_inactive(
-            [100 * z for z in zero], train11, test11, dead)
-    return out
+        made.append(("figures/fig11_inactive.png", lambda: fp.fig11_inactive(
+            [100 * z for z in zero], train11, test11, dead)))
+    return {path: draw() for path, draw in made[part::parts]}
 
 
 def rise_epoch(record: RunRecord, level: float = RISE_LEVEL) -> int | None:

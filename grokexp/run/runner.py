@@ -248,8 +248,10 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         for h in [*done, *resume.state.histories]:
             if h.index not in resume.state.active:
                 finished(by_index[h.index], h)
-    pool = FigurePool(min(MAX_FIGURE_WORKERS, len(members)))  # draws every figure of the run
+    pool = FigurePool(MAX_FIGURE_WORKERS)  # draws every figure of the run
+    pool.start()  # the workers start while the population is set up and trains
     diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=FigureLog(tracker, pool))
+    diagnostics.probes.start()  # its start-up overlaps the population's set-up
     tracking_hook = TrackingHook(tracker, run_ids, finished, diagnostics.figure_log)
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:

@@ -1,0 +1,110 @@
+"""The probe process: probes leave the training process by value, come back equal to the
+same work done in place, and a worker that dies loses none of them."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+from multiprocessing.reduction import ForkingPickler
+
+import pytest
+import torch
+
+from grokexp.diagnostics.probes import (
+    ProbeQueue,
+    ProbeWork,
+    drc_probe,
+    frozen_params,
+    mc_probe,
+)
+from grokexp.engine.data import make_splits, pair_table
+from grokexp.engine.model import Population
+from grokexp.engine.sweep import expand_members
+from grokexp.engine.train import TrainData
+from grokexp.spec.io import validate_spec
+
+
+def process_id() -> dict[str, torch.Tensor]:
+    """Probe work that says where it ran."""
+    return {"pid": torch.tensor([os.getpid()])}
+
+
+def tiny_population(seeds: list[int]):
+    spec = validate_spec({"name": "p", "task": {"modulus": 11},
+                          "model": {"embedding_dim": 8, "hidden": 16},
+                          "train": {"epochs": 10, "batch_size": 8},
+                          "metrics": {"mc_samples": 30, "drc_samples": 3},
+                          "sweep": {"seeds": seeds}}, "p")
+    members = expand_members(spec)
+    table = pair_table(spec.task)
+    splits = make_splits(spec.task, table, [m.spec.train.split_seed for m in members])
+    population = Population.from_specs([m.spec for m in members], torch.device("cpu"))
+    return spec, members, TrainData(table, splits), population
+
+
+def probe_pid(queue: ProbeQueue, members) -> int:
+    queue.submit(0, members, torch.device("cpu"), ProbeWork(process_id))
+    (probe,) = queue.finished(wait=True)
+    return int(probe.result()["pid"][0])
+
+
+def test_a_probe_is_copied_when_sent_and_travels_by_value() -> None:
+    """Training changes the live weights right after the evaluation hands a probe over;
+    and multiprocessing's pickler would move a tensor's storage to shared memory (sending a
+    file descriptor): the training's buffers must never be touched that way."""
+    spec, members, data, population = tiny_population([0, 1])
+    live = {n: t.detach() for n, t in population.params.items()}
+    work = mc_probe(live, population.arch, data, spec.metrics, members, 0)
+    expected = mc_probe(frozen_params(population), population.arch, data, spec.metrics,
+                        members, 0)()
+    sent = work.sent()
+    wire = ForkingPickler.dumps(sent)
+    assert not any(t.is_shared() for t in live.values())
+    assert not data.table.left.is_shared() and not data.splits.test_index.is_shared()
+    with torch.no_grad():
+        for tensor in live.values():  # the next training step
+            tensor.add_(0.5)
+    for values in (sent(), pickle.loads(wire)()):
+        assert values.keys() == expected.keys()
+        for name in expected:
+            assert torch.equal(values[name], expected[name]), name
+    moved = work()  # the work itself reads the weights as they are now
+    assert not torch.equal(moved["mc_dropout_acc_mean"], expected["mc_dropout_acc_mean"])
+
+
+def test_probes_run_in_another_process_with_the_values_of_in_place() -> None:
+    spec, members, data, population = tiny_population([0, 1, 2])
+    params = frozen_params(population)
+    background, in_place = ProbeQueue(), ProbeQueue(background=False)
+    assert probe_pid(background, members) != os.getpid()
+    for queue in (background, in_place):
+        queue.submit(0, members, torch.device("cpu"),
+                     mc_probe(params, population.arch, data, spec.metrics, members, 0))
+        queue.submit(0, members, torch.device("cpu"),
+                     drc_probe(params, population.arch, data, spec.metrics, members, 0))
+    got = [[p.result() for p in q.finished(wait=True)] for q in (background, in_place)]
+    for there, here in zip(*got, strict=True):
+        assert there.keys() == here.keys()
+        for name in here:  # the same function of the same inputs, on one thread each
+            assert torch.equal(there[name], here[name]), name
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_a_killed_probe_process_loses_no_probe() -> None:
+    """A worker killed (out of memory, by hand) with probes queued: they are computed here,
+    and the next probe starts a fresh process."""
+    spec, members, data, population = tiny_population([0, 1])
+    params = frozen_params(population)
+    queue = ProbeQueue()
+    first = probe_pid(queue, members)
+    expected = mc_probe(params, population.arch, data, spec.metrics, members, 0)()
+    os.kill(first, signal.SIGKILL)
+    queue.submit(0, members, torch.device("cpu"),
+                 mc_probe(params, population.arch, data, spec.metrics, members, 0))
+    (probe,) = queue.finished(wait=True)
+    values = probe.result()
+    for name in expected:
+        assert torch.equal(values[name], expected[name]), name
+    second = probe_pid(queue, members)
+    assert second not in (first, os.getpid())
