@@ -40,7 +40,9 @@ from .probes import (
 )
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
-           "log_sweep_figures"]
+           "log_sweep_figures", "PROBE_GROUPS"]
+
+PROBE_GROUPS = 4  # dropout probes per population and epoch, at most (see _member_groups)
 
 
 def checkpoint_targets(epochs: int, every: int, count: int) -> list[int]:
@@ -125,13 +127,13 @@ class DiagnosticsHook(Hook):
         return {}  # everything comes back from the probes, logged at its own epoch
 
     def _member_groups(self, k: int, device: torch.device) -> list[slice]:
-        """The dropout probes of a population in two halves of its members when they run in
-        the background: a member's values depend on its own generator alone, and a caller
-        that waits for them can then measure one half while the probe process measures the
-        other."""
-        if k < 2 or device.type != "cpu" or not self.probes.background:
-            return [slice(0, k)]
-        return [slice(0, k // 2), slice(k // 2, k)]
+        """The dropout probes of a population in up to four groups of its members when they
+        run in the background: a member's values depend on its own generator alone, and a
+        caller that waits for them (at the end of a short run) then measures the newest
+        groups while the probe process measures the oldest, both cores busy to the end."""
+        parts = min(PROBE_GROUPS, k) if device.type == "cpu" and self.probes.background else 1
+        bounds = [round(i * k / parts) for i in range(parts + 1)]
+        return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
     def _apply(self, probes: list[Probe]) -> None:
         """Finished probes into the members' records and runs, at the probes' own epochs."""

@@ -18,10 +18,11 @@ probe and the epoch: its values do not depend on who trains beside it.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ __all__ = ["Probe", "ProbeQueue", "ProbeWork", "SentWork", "mc_probe", "drc_prob
 Values = dict[str, torch.Tensor]  # name → (K,)
 # Probes waiting at most; past that the caller waits, so weight copies cannot pile up when
 # training outruns the background process.
-MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT = 16
 
 
 def drc_key(rate: float) -> str:
@@ -254,8 +255,9 @@ class Probe:
 
     epoch: int
     members: list[Member]
-    values: Future[Any]
-    work: SentWork | None = None  # while it may still be run here instead
+    values: Future[Any]  # set once, by whoever ran it
+    work: SentWork | None = None  # None: measured in place at submission
+    state: str = "done"  # "queued" (not started), "sent" (in the process), "here", "done"
 
     def result(self) -> Values:
         """Its values, each (K,); a probe's error surfaces here, in the caller's thread."""
@@ -272,13 +274,31 @@ class Probe:
         return {name: torch.as_tensor(value) for name, value in values.items()}
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """The caller's share of the backlog on one intra-op thread: the probe process has the
+    other core (torch's thread count is the calling thread's own)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class ProbeQueue:
     """Probes run in order in the probe process (CPU) or at once (other devices, or
-    ``background=False``)."""
+    ``background=False``).
+
+    The process is handed one probe at a time, so every probe not yet started stays here,
+    where a caller that has to wait can take it (the executor would have committed the next
+    ones to the process already).
+    """
 
     def __init__(self, background: bool = True) -> None:
         self.background = background
         self._pending: list[Probe] = []
+        self._lock = threading.RLock()  # the process's callbacks dispatch from their thread
 
     def start(self) -> None:
         """Start the probe process now (it would start with the first probe), so that its
@@ -293,13 +313,39 @@ class ProbeQueue:
             done.set_result(no_grad_call(work))
             self._pending.append(Probe(epoch, list(members), done))
             return
-        sent = work.sent()  # copied now: training may go on
+        probe = Probe(epoch, list(members), Future(), work.sent(), "queued")  # copied now
+        with self._lock:
+            self._pending.append(probe)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Send the oldest queued probe to the process, unless one of ours is there."""
+        with self._lock:
+            if any(p.state == "sent" for p in self._pending):
+                return
+            probe = next((p for p in self._pending if p.state == "queued"), None)
+            if probe is None:
+                return
+            probe.state = "sent"
+        assert probe.work is not None
         try:
-            future = _probe_process().submit(_run_in_worker, sent)
+            future = _probe_process().submit(_run_in_worker, probe.work)
         except BrokenProcessPool:
             _forget_broken_process()
-            future = _probe_process().submit(_run_in_worker, sent)
-        self._pending.append(Probe(epoch, list(members), future, sent))
+            future = _probe_process().submit(_run_in_worker, probe.work)
+        future.add_done_callback(lambda landed: self._landed(probe, landed))
+
+    def _landed(self, probe: Probe, landed: Future[Any]) -> None:
+        """A probe back from the process (on the executor's thread): keep it, send the next."""
+        with self._lock:
+            error = landed.exception()
+            if error is not None:
+                probe.values.set_exception(error)
+            else:
+                probe.values.set_result(landed.result())
+            probe.state = "done"
+        if not isinstance(error, BrokenProcessPool):  # else: the caller computes the rest
+            self._dispatch()
 
     def finished(self, wait: bool = False, at_most: int | None = None) -> list[Probe]:
         """The probes done by now, in submission order: all of them when ``wait``, and
@@ -312,27 +358,33 @@ class ProbeQueue:
         while self._pending and (wait or self._pending[0].values.done() or
                                  (at_most is not None and len(self._pending) > at_most)):
             self._help_while_waiting()
-            probe = self._pending.pop(0)
+            with self._lock:
+                probe = self._pending.pop(0)
             probe.result()  # a probe's error surfaces here, in the caller's thread
             out.append(probe)
         return out
 
     def _help_while_waiting(self) -> None:
-        """Take the newest not-yet-started probe off the probe process's queue and run it
-        here, as long as the oldest one is still running."""
-        while not self._pending[0].values.done():
-            queued = next((p for p in reversed(self._pending[1:])
-                           if p.work is not None and p.values.cancel()), None)
-            if queued is None:
-                return
-            work = queued.work
-            assert work is not None
-            done: Future[Any] = Future()
+        """Run the newest queued probe here, again and again, as long as the oldest one is
+        not done; then the oldest is the process's (or was just run here)."""
+        while True:
+            with self._lock:
+                if self._pending[0].values.done():
+                    return
+                queued = next((p for p in reversed(self._pending)
+                               if p.state == "queued"), None)
+                if queued is None:
+                    return
+                queued.state = "here"
+            assert queued.work is not None
             try:
-                done.set_result(no_grad_call(work))
+                with _one_thread():
+                    values = no_grad_call(queued.work)
+                queued.values.set_result(values)
             except Exception as err:  # surfaces at result(), like the process's error
-                done.set_exception(err)
-            queued.values = done
+                queued.values.set_exception(err)
+            with self._lock:
+                queued.state = "done"
 
     def members_in_flight(self) -> set[int]:
         """Indices of the members some unfinished probe still measures."""
