@@ -62,6 +62,22 @@ def test_a_worker_draws_the_same_png_bytes_as_the_calling_process() -> None:
     assert worker_pid != os.getpid()  # drawn off the calling process
 
 
+def test_a_runs_figures_split_over_the_workers_are_the_whole_set() -> None:
+    """One member's figures go to both workers as parts: together every figure, once."""
+    record = _record()
+    whole = {path: png_bytes(figure) for path, figure in run_figures(record).items()}
+    pool = FigurePool(workers=2)
+    try:
+        pool.start()  # both workers up before the first job
+        assert len(pool._executor._processes) == 2  # type: ignore[union-attr]
+        parts = [pool.submit(run_figures, record, part, 2) for part in range(2)]
+        drawn = [part.result(timeout=120) for part in parts]
+    finally:
+        pool.close()
+    assert drawn[0] and drawn[1] and not drawn[0].keys() & drawn[1].keys()
+    assert {**drawn[0], **drawn[1]} == whole
+
+
 def test_in_place_pool_reports_errors_at_result() -> None:
     pool = FigurePool(workers=0)
     future = pool.submit(_fails_with_pid)
