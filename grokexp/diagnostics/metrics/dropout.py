@@ -26,12 +26,15 @@ CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
 QUANTUM = 2**16  # dropout rates are exact to 1/QUANTUM (16 random bits per unit)
 
 
-def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator) -> torch.Tensor:
+def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator,
+              out: torch.Tensor | None = None) -> torch.Tensor:
     """Which units of one pass survive dropout at ``rate``: a bool tensor of ``shape``.
 
     Each unit draws 16 random bits (four per 64-bit draw, about a tenth of the cost of a
     float ``rand``) and is dropped when they fall below ``rate``·2¹⁶, so the rate is exact to
     2⁻¹⁶. One call draws ⌈numel/4⌉ words from ``generator``, whatever else is drawn around it.
+    ``out`` (of ``shape``; a float one gets 1.0 and 0.0) receives the mask instead of a new
+    tensor.
     """
     numel = math.prod(shape)
     words = -(-numel // 4)
@@ -39,7 +42,9 @@ def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator) -
                          generator=generator, device=generator.device)
     units = bits.view(torch.int16)[:numel].view(shape)
     cut = round(rate * QUANTUM)  # units dropped out of QUANTUM
-    return units >= cut - QUANTUM // 2
+    if out is None:
+        return units >= cut - QUANTUM // 2
+    return torch.ge(units, cut - QUANTUM // 2, out=out)
 
 
 def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
@@ -55,14 +60,13 @@ def _chunk_masks(generators: Sequence[torch.Generator], rates: Sequence[float],
     Member k draws from ``generators[k]`` pass after pass, and within a pass site after site,
     so the masks a pass gets do not depend on how the passes are chunked.
     """
-    per_site: list[list[torch.Tensor]] = [[] for _ in widths]  # [site][k·c + j]
-    for generator in generators:
-        for rate in rates:
-            for site, width in enumerate(widths):
-                per_site[site].append(keep_mask((n, width), rate, generator))
     k, c = len(generators), len(rates)
-    return [torch.stack(masks).to(device).view(k, c, n, width)
-            for masks, width in zip(per_site, widths, strict=True)]
+    masks = [torch.empty((k, c, n, width), device=device) for width in widths]  # 1.0 / 0.0
+    for member, generator in enumerate(generators):
+        for copy, rate in enumerate(rates):
+            for site, width in enumerate(widths):
+                keep_mask((n, width), rate, generator, out=masks[site][member, copy])
+    return masks
 
 
 @torch.no_grad()
@@ -98,13 +102,19 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     else:
         shared = act(first_preactivation(params, arch, left, right))  # (K, N, H)
     out = []
+    scaled_rates: torch.Tensor | None = None  # the rates of ``scaled``, the embedding rows
+    scaled = torch.empty(0)  # times 1/(1 − rate), kept while the chunks' rates stay the same
     for start in range(0, m, chunk):
         part = rates[start:start + chunk]  # (c,)
         c = int(part.shape[0])
         scale = _survivor_scale(part).to(left.device).view(1, c, 1, 1)
         masks = iter(_chunk_masks(generators, part.tolist(), widths, n, left.device))
         if "embedding" in sites:
-            x = inputs[:, None] * (next(masks) * scale)  # (K, c, N, 2d), a new tensor
+            if scaled_rates is None or not torch.equal(scaled_rates, part):
+                # the survivors' scale before the mask (x·s·mask, bitwise x·(mask·s));
+                # consecutive chunks of one rate share it
+                scaled_rates, scaled = part, inputs[:, None] * scale  # (K, c, N, 2d)
+            x = scaled * next(masks)  # a new tensor
             h = act(torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
                                   params["hidden.0.weight"]))  # (K, c·N, H)
         else:
@@ -114,7 +124,11 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
                 h = act(torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
                                       params[f"hidden.{layer}.weight"]))
             if "hidden" in sites:
-                h = (h.view(k, c, n, -1) * (next(masks) * scale)).view(k, c * n, -1)
+                # h is this chunk's own tensor, except the first layer's shared by the copies
+                fresh = layer > 0 or "embedding" in sites
+                view = h.view(k, c, n, -1)
+                survivors = view.mul_(scale) if fresh else view * scale  # then its own
+                h = survivors.mul_(next(masks)).view(k, c * n, -1)
         scores = torch.baddbmm(params["output.bias"][:, None, :], h,
                                params["output.weight"])  # (K, c·N, P)
         correct = scores.view(k, c, n, -1).argmax(-1) == labels[:, None, :]  # (K, c, N)
