@@ -241,11 +241,12 @@ def _probe_process() -> Executor:
         return _PROCESS
 
 
-def _forget_broken_process() -> None:
+def _forget_broken_process(broken: Executor | None) -> None:
+    """Drop the probe process ``broken`` (not a healthy successor started meanwhile)."""
     global _PROCESS
     with _PROCESS_LOCK:
-        if _PROCESS is not None:
-            _PROCESS.shutdown(wait=False, cancel_futures=True)
+        if broken is not None and _PROCESS is broken:
+            _PROCESS.shutdown(wait=False)
             _PROCESS = None
 
 
@@ -258,13 +259,14 @@ class Probe:
     values: Future[Any]  # set once, by whoever ran it
     work: SentWork | None = None  # None: measured in place at submission
     state: str = "done"  # "queued" (not started), "sent" (in the process), "here", "done"
+    sent_to: Executor | None = None  # the probe process it went to
 
     def result(self) -> Values:
         """Its values, each (K,); a probe's error surfaces here, in the caller's thread."""
         try:
             values = self.values.result()
         except BrokenProcessPool:  # the worker died (killed, out of memory): compute here
-            _forget_broken_process()
+            _forget_broken_process(self.sent_to)
             if self.work is None:
                 raise
             values = no_grad_call(self.work)
@@ -328,16 +330,29 @@ class ProbeQueue:
                 return
             probe.state = "sent"
         assert probe.work is not None
-        try:
-            future = _probe_process().submit(_run_in_worker, probe.work)
-        except BrokenProcessPool:
-            _forget_broken_process()
-            future = _probe_process().submit(_run_in_worker, probe.work)
+        future = None
+        for _ in range(2):  # a process found broken is replaced once
+            executor = _probe_process()
+            try:
+                future = executor.submit(_run_in_worker, probe.work)
+                break
+            except BrokenProcessPool:
+                _forget_broken_process(executor)
+            except RuntimeError:  # shut down meanwhile (interpreter exit): leave it here
+                break
+        if future is None:
+            with self._lock:
+                probe.state = "queued"  # for a waiting caller to measure here
+            return
+        probe.sent_to = executor
         future.add_done_callback(lambda landed: self._landed(probe, landed))
 
     def _landed(self, probe: Probe, landed: Future[Any]) -> None:
         """A probe back from the process (on the executor's thread): keep it, send the next."""
         with self._lock:
+            if landed.cancelled():  # its process was shut down: a waiting caller measures it
+                probe.state = "queued"
+                return
             error = landed.exception()
             if error is not None:
                 probe.values.set_exception(error)
@@ -383,6 +398,10 @@ class ProbeQueue:
                 queued.values.set_result(values)
             except Exception as err:  # surfaces at result(), like the process's error
                 queued.values.set_exception(err)
+            except BaseException:  # Ctrl-C: left queued, so the clean-up measures it
+                with self._lock:
+                    queued.state = "queued"
+                raise
             with self._lock:
                 queued.state = "done"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import time
 from multiprocessing.reduction import ForkingPickler
 
 import pytest
@@ -108,3 +109,41 @@ def test_a_killed_probe_process_loses_no_probe() -> None:
         assert torch.equal(values[name], expected[name]), name
     second = probe_pid(queue, members)
     assert second not in (first, os.getpid())
+
+
+INTERRUPTS = {"left": 1}  # how many more times the work below is interrupted, here
+
+
+def wait_for_file(path: str) -> dict[str, torch.Tensor]:
+    """Probe work that holds the probe process until the test lets it go (bounded)."""
+    for _ in range(6000):
+        if os.path.exists(path):
+            break
+        time.sleep(0.01)
+    return {"pid": torch.tensor([os.getpid()])}
+
+
+def interrupted_once_here(parent: int) -> dict[str, torch.Tensor]:
+    """Probe work that meets a Ctrl-C the first time the test's own process runs it."""
+    if os.getpid() == parent and INTERRUPTS["left"] > 0:
+        INTERRUPTS["left"] -= 1
+        raise KeyboardInterrupt
+    return {"pid": torch.tensor([os.getpid()])}
+
+
+def test_a_ctrl_c_while_the_caller_measures_a_probe_leaves_it_for_the_clean_up(
+        tmp_path) -> None:
+    """The caller runs a queued probe while the process is busy; a Ctrl-C then must not
+    leave that probe unfinishable: the clean-up's wait measures it again."""
+    _, members, _, _ = tiny_population([0])
+    release = str(tmp_path / "release")
+    queue = ProbeQueue()
+    queue.submit(0, members, torch.device("cpu"), ProbeWork(wait_for_file, release))
+    queue.submit(0, members, torch.device("cpu"),
+                 ProbeWork(interrupted_once_here, os.getpid()))
+    with pytest.raises(KeyboardInterrupt):
+        queue.finished(wait=True)  # the caller takes the newest queued probe
+    (tmp_path / "release").write_text("go")
+    done = queue.finished(wait=True)
+    assert [int(p.result()["pid"][0]) for p in done][1] == os.getpid()
+    assert len(done) == 2 and INTERRUPTS["left"] == 0
