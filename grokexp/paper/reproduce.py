@@ -70,7 +70,8 @@ def run_spec(name: str, text: str, uri: str, quick: bool, tags: Mapping[str, str
     for member, run_id in zip(result.members, outcome.run_ids, strict=True):
         record = load_record(tracker.client, run_id, with_checkpoints=False)
         outcome.members.append((dict(member.varied), record))
-    outcome.seconds = time.perf_counter() - start
+    # to the tenth of a second it is tagged with, so that --reuse's gallery rounds the same
+    outcome.seconds = round(time.perf_counter() - start, 1)
     tracker.set_tags(result.parent_run_id or outcome.run_ids[0],
                      {SECONDS_TAG: f"{outcome.seconds:.1f}"})  # for --reuse's gallery
     return outcome
