@@ -159,7 +159,6 @@ class DiagnosticsHook(Hook):
         """Wait for the probes in flight and log them; the members that have left go to
         the figure pool (the end of a population, or an interruption)."""
         self._apply(self.probes.finished(wait=True))
-        self.probes.close()
 
     def _checkpoint(self, ctx: EvalContext, cfg: MetricsSpec, previous: int) -> None:
         if self.tracker is None or cfg.checkpoints == 0:

@@ -45,8 +45,7 @@ from .metrics.embedding import codiagonal_structure, cosine_matrix
 from .metrics.progress import fourier_power_share, weight_norm
 
 __all__ = ["Probe", "ProbeQueue", "ProbeWork", "SentWork", "mc_probe", "drc_probe",
-           "cadence_probe", "cadence_metrics", "drc_key", "frozen_params", "probe_generators",
-           "MAX_IN_FLIGHT"]
+           "cadence_probe", "cadence_metrics", "drc_key", "frozen_params", "MAX_IN_FLIGHT"]
 
 Values = dict[str, torch.Tensor]  # name → (K,)
 # Probes waiting at most; past that the caller waits, so weight copies cannot pile up when
@@ -58,15 +57,10 @@ def drc_key(rate: float) -> str:
     return f"drc_acc_r{rate:g}"
 
 
-def probe_generators(members: Sequence[Member], purpose: str,
-                     device: torch.device) -> list[torch.Generator]:
-    """One generator per member for one probe (``purpose`` names the probe and its epoch,
-    e.g. ``mc_dropout:1000``), seeded from that member's own seed."""
-    return _generators([m.spec.train.seed for m in members], purpose, device)
-
-
 def _generators(seeds: Sequence[int], purpose: str,
                 device: torch.device) -> list[torch.Generator]:
+    """One generator per member for one probe (``purpose`` names the probe and its epoch,
+    e.g. ``mc_dropout:1000``), seeded from that member's own seed."""
     return [generator_for(seed, purpose, device) for seed in seeds]
 
 
@@ -408,6 +402,3 @@ class ProbeQueue:
     def members_in_flight(self) -> set[int]:
         """Indices of the members some unfinished probe still measures."""
         return {m.index for probe in self._pending for m in probe.members}
-
-    def close(self) -> None:
-        """Nothing to stop: the probe process serves every later run of this process."""

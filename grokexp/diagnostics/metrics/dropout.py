@@ -55,7 +55,8 @@ def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
 
 def _chunk_masks(generators: Sequence[torch.Generator], rates: Sequence[float],
                  widths: Sequence[int], n: int, device: torch.device) -> list[torch.Tensor]:
-    """Keep masks of one chunk of passes for every member: one (K, c, N, F) per site width.
+    """Keep masks (1.0 kept, 0.0 dropped) of one chunk of passes for every member: one
+    (K, c, N, F) per site width.
 
     Member k draws from ``generators[k]`` pass after pass, and within a pass site after site,
     so the masks a pass gets do not depend on how the passes are chunked.
