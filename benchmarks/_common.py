@@ -20,15 +20,20 @@ LR, WEIGHT_DECAY = 3e-4, 1.0
 N_TRAIN = int(0.5 * P * P)  # 1404 training pairs, 11 minibatches per epoch
 
 
+def forward_flops_per_pair() -> int:
+    """Matmul FLOPs of one forward pass of one pair through the concatenated embedding:
+    (2d → H) and (H → P) matmuls, 2 FLOPs per multiply-add."""
+    return 2 * (2 * EMBED * HIDDEN + HIDDEN * P)
+
+
 def model_epoch_flops() -> float:
     """Matmul FLOPs of one epoch of one model, counted as the peer computes it.
 
-    Forward per pair: (2d → H) and (H → P) matmuls, 2 FLOPs per multiply-add; the backward
-    costs twice the forward (input and weight gradients). Embedding lookups, biases,
-    activations and the optimiser are not counted: this is the work a matmul unit must do.
+    The forward per pair (:func:`forward_flops_per_pair`); the backward costs twice the
+    forward (input and weight gradients). Embedding lookups, biases, activations and the
+    optimiser are not counted: this is the work a matmul unit must do.
     """
-    forward = 2 * (2 * EMBED * HIDDEN + HIDDEN * P)
-    return 3.0 * forward * N_TRAIN
+    return 3.0 * forward_flops_per_pair() * N_TRAIN
 
 
 def engine_epoch_flops() -> float:

@@ -28,7 +28,13 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _common import EMBED, HIDDEN, N_TRAIN, P, create_mlflow_store, emit  # noqa: E402
+from _common import (  # noqa: E402
+    N_TRAIN,
+    P,
+    create_mlflow_store,
+    emit,
+    forward_flops_per_pair,
+)
 
 K = 16
 TARGET_S = 0.3  # the issue's bound on the fixed cost per member at K = 16
@@ -99,8 +105,7 @@ def probe_flops(k: int) -> float:
 
     cfg = MetricsSpec()
     passes = cfg.mc_samples + len(cfg.drc_rates) * cfg.drc_samples
-    per_pair = 2 * (2 * EMBED * HIDDEN + HIDDEN * P)
-    return float(k * passes * (P * P - N_TRAIN) * per_pair)
+    return float(k * passes * (P * P - N_TRAIN) * forward_flops_per_pair())
 
 
 MATMUL = """

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -36,7 +35,7 @@ from ..engine.seeding import generator_for
 from ..engine.sweep import Member
 from ..engine.train import TrainData
 from ..engine.workers import no_grad_call
-from ..figures.render import children_without_main
+from ..figures.render import children_without_main, leave_interrupts_to_the_parent
 from ..spec.schema import MetricsSpec
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
@@ -210,7 +209,7 @@ def _run_in_worker(work: SentWork) -> dict[str, np.ndarray]:
 def _start_worker() -> None:
     """The probe process: one intra-op thread (the cores are the training's), and Ctrl-C
     left to the parent, which stops the run and still wants the probes in flight."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_interrupts_to_the_parent()
     torch.set_num_threads(1)
 
 

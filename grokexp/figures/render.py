@@ -27,7 +27,8 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["FigurePool", "FigureJob", "png_bytes", "draw", "children_without_main", "MAX_WORKERS"]
+__all__ = ["FigurePool", "FigureJob", "png_bytes", "draw", "children_without_main",
+           "leave_interrupts_to_the_parent", "MAX_WORKERS"]
 
 FigureJob = Callable[..., Mapping[str, Figure]]  # plain data in, {artifact path: Figure} out
 MAX_WORKERS = 2  # figure processes at most: each holds matplotlib (about 80 MB)
@@ -49,9 +50,9 @@ def _nothing() -> dict[str, Figure]:
     return {}
 
 
-def _leave_interrupts_to_the_parent() -> None:
+def leave_interrupts_to_the_parent() -> None:
     """Ctrl-C reaches the whole process group; the parent stops the run and still wants the
-    figures of the members that had finished, so a worker goes on drawing."""
+    figures (and probes) of the members that had finished, so a worker goes on with them."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -105,7 +106,7 @@ class FigurePool:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_leave_interrupts_to_the_parent)
+                initializer=leave_interrupts_to_the_parent)
         with children_without_main():  # workers start on demand, within submit
             return self._executor.submit(draw, job, *args)
 
