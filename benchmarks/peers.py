@@ -9,6 +9,7 @@ parameters, each model with its own shuffled minibatches.
 
     python benchmarks/peers.py plain
     python benchmarks/peers.py vmap --k 16
+    python benchmarks/peers.py vmap --k 256 --device cuda
 """
 
 from __future__ import annotations
@@ -81,13 +82,14 @@ def plain_epoch(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
         opt.step()
 
 
-def vmap_epochs(k: int, epochs: int, seed: int = 0) -> tuple[float, float]:
+def vmap_epochs(k: int, epochs: int, seed: int = 0,
+                device: str = "cpu") -> tuple[float, float]:
     """Wall and CPU (all threads) seconds per model-epoch of the vmap ensemble of k models."""
     from torch.func import functional_call, stack_module_state, vmap
 
     torch.manual_seed(seed)
-    x, y = training_pairs(seed)
-    models = [PeerNet() for _ in range(k)]
+    x, y = (t.to(device) for t in training_pairs(seed))
+    models = [PeerNet().to(device) for _ in range(k)]
     params, buffers = stack_module_state(models)  # type: ignore[arg-type]
     base = copy.deepcopy(models[0]).to("meta")
     opt = torch.optim.AdamW(list(params.values()), lr=LR, weight_decay=WEIGHT_DECAY)
@@ -96,9 +98,11 @@ def vmap_epochs(k: int, epochs: int, seed: int = 0) -> tuple[float, float]:
         return functional_call(base, (p, b), (xb,))
 
     batched = vmap(one)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     start, cpu = time.perf_counter(), time.process_time()
     for _ in range(epochs):
-        order = torch.stack([torch.randperm(N_TRAIN) for _ in range(k)])  # (K, N)
+        order = torch.stack([torch.randperm(N_TRAIN) for _ in range(k)]).to(device)  # (K, N)
         for s in range(0, N_TRAIN, BATCH):
             idx = order[:, s:s + BATCH]  # (K, B)
             out = batched(params, buffers, x[idx])  # (K, B, P)
@@ -106,6 +110,8 @@ def vmap_epochs(k: int, epochs: int, seed: int = 0) -> tuple[float, float]:
             opt.zero_grad()
             loss.view(k, -1).mean(1).sum().backward()
             opt.step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     return ((time.perf_counter() - start) / epochs / k,
             (time.process_time() - cpu) / epochs / k)
 
@@ -113,16 +119,18 @@ def vmap_epochs(k: int, epochs: int, seed: int = 0) -> tuple[float, float]:
 def main() -> None:
     parser = timing_args(__doc__ or "")
     parser.add_argument("system", choices=["plain", "vmap"])
+    parser.add_argument("--device", default="cpu", help="the vmap ensemble's device")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     k = 1 if args.system == "plain" else args.k
     epochs = epochs_for(k, args.epochs)
     run = (lambda: plain_epochs(epochs)) if args.system == "plain" else (
-        lambda: vmap_epochs(k, epochs))
+        lambda: vmap_epochs(k, epochs, device=args.device))
     run()  # warm-up: first-call costs (allocations, kernel selection) out of the timing
     measured = [run() for _ in range(args.repeats)]
     times = [wall for wall, _ in measured]
     emit({"system": args.system, "k": k, "threads": threads, "epochs": epochs,
+          "device": args.device if args.system == "vmap" else "cpu",
           "s_per_model_epoch": median(times), "all": times,
           "cpu_s_per_model_epoch": median([cpu for _, cpu in measured]),
           "peak_rss_mib": peak_rss_mib()})

@@ -3,6 +3,7 @@
     python benchmarks/run_all.py                      # everything (about two hours on 2 cores)
     python benchmarks/run_all.py --parts peer,grokexp --ks 1,16
     python benchmarks/run_all.py --parts cli          # start-up latency of the CLI only
+    python benchmarks/run_all.py --parts gpu          # K = 1 … 1024 against vmap on the GPU
     python benchmarks/run_all.py --parts overhead,sweep,optimize   # the whole-command ones
     python benchmarks/run_all.py --parts fixed,reproduce,peer-study   # the issue's targets
 
@@ -44,8 +45,8 @@ sys.path.insert(0, str(HERE))
 
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
-PARTS = ("matmul", "peer", "vmap", "grokexp", "cli", "overhead", "fixed", "sweep", "optimize",
-         "reproduce", "peer-study")
+PARTS = ("matmul", "peer", "vmap", "grokexp", "gpu", "cli", "overhead", "fixed", "sweep",
+         "optimize", "reproduce", "peer-study")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
     "overhead": ("metrics_overhead.py", ["--repeats", "3"]),
@@ -139,6 +140,30 @@ def engine_summary(rows: list[dict[str, Any]], matmul: float | None) -> str:
     return " ".join(parts[:1]) + " " + "; ".join(parts[1:])
 
 
+def gpu_summary(rows: list[dict[str, Any]]) -> str:
+    """grokexp against the vmap ensemble on the same GPU, K by K, and where the population
+    starts to pay: the first K at which a model-epoch costs at most half of training alone."""
+    ours = {r["k"]: r["s_per_model_epoch"] for r in rows if r["system"] == "grokexp"}
+    vmap = {r["k"]: r["s_per_model_epoch"] for r in rows if r["system"] == "vmap"}
+    lines = ["| K | grokexp, s per model-epoch | vmap ensemble | grokexp × vmap |",
+             "|---:|---:|---:|---:|"]
+    for k in sorted(set(ours) | set(vmap)):
+        mine, theirs = ours.get(k), vmap.get(k)
+        cells = [f"{t * 1e3:.3f} ms" if t else "failed" for t in (mine, theirs)]
+        ratio = f"{theirs / mine:.2f}×" if mine and theirs else "n/a"
+        lines.append(f"| {k} | {cells[0]} | {cells[1]} | {ratio} |")
+    alone = ours.get(1)
+    pays = [k for k in sorted(ours) if alone and k > 1 and ours[k] <= alone / 2]
+    beats = [k for k in sorted(ours) if k in vmap and ours[k] < vmap[k]]
+    lines.append("")
+    lines.append("GPU: the population pays from K = "
+                 + (f"{pays[0]} (a model-epoch at most half of K = 1's {alone * 1e3:.3f} ms)"
+                    if pays else "none measured")
+                 + "; grokexp is faster than the vmap ensemble at K = "
+                 + (", ".join(map(str, beats)) if beats else "none measured"))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,6 +171,8 @@ def main() -> None:
                         help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--ks", default="1,4,16,64", help="population sizes for grokexp")
     parser.add_argument("--vmap-ks", default=None, help="ensemble sizes for vmap (default --ks)")
+    parser.add_argument("--gpu-ks", default="1,4,16,64,256,1024",
+                        help="population and ensemble sizes on the GPU (part gpu)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads for grokexp and the matmul (0: PyTorch's default)")
@@ -189,6 +216,22 @@ def main() -> None:
         print(table(rows, matmul))
         print()
         print(engine_summary(rows, matmul))
+    if "gpu" in parts:
+        print()
+        import torch
+
+        if not torch.cuda.is_available():
+            print("GPU: none on this machine (torch.cuda.is_available() is False), so no GPU "
+                  "rows; nothing else here needs one", flush=True)
+        else:
+            print(f"GPU: {torch.cuda.get_device_name(0)}", flush=True)
+            gpu_rows: list[dict[str, Any]] = []
+            for k in [int(k) for k in args.gpu_ks.split(",")]:
+                gpu_rows += run_script("peers.py", "vmap", "--k", str(k), "--device", "cuda",
+                                       *reps)
+                gpu_rows += run_script("population.py", "--k", str(k), "--device", "cuda",
+                                       *reps)
+            print(gpu_summary(gpu_rows), flush=True)
     if "cli" in parts:
         print()
         for r in run_script("cli_latency.py"):
