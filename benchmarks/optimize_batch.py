@@ -76,9 +76,13 @@ def run(batch: int, spec: Path, work: Path) -> tuple[float, str]:
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"batch {batch} failed:\n{done.stderr}")
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and
-            line[2].isdigit()]
-    return seconds, rows[0] if rows else "-"
+    lines = done.stdout.splitlines()
+    head = next((line for line in lines if line.startswith("| trial ")), None)
+    rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
+    if head is None or not rows:
+        return seconds, "-"
+    cells = [[c.strip() for c in line.strip("| ").split(" | ")] for line in (head, rows[0])]
+    return seconds, ", ".join(f"{name} {value}" for name, value in zip(*cells, strict=True))
 
 
 def main() -> None:
