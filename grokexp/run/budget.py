@@ -49,7 +49,11 @@ def estimate_bytes(spec: Spec, members: int) -> int:
         widest = max(2 * d, *hidden, p)
         from ..diagnostics.metrics.dropout import CHUNK_FLOATS
 
-        peak = max(peak, 3 * FLOAT * max(CHUNK_FLOATS, k * n * widest))  # one probe chunk
+        # one probe chunk's buffers, each at most the widest activation: the masks (one
+        # per site), the masked input, each hidden layer, the scores, the scaled input and
+        # the gathered one (diagnostics/metrics/dropout.py)
+        units = 5 + 2 * len(hidden)
+        peak = max(peak, units * FLOAT * max(CHUNK_FLOATS, k * n * widest))
     return int(state + data + tables + peak)
 
 

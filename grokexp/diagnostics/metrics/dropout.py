@@ -26,6 +26,21 @@ CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
 QUANTUM = 2**16  # dropout rates are exact to 1/QUANTUM (16 random bits per unit)
 
 
+def _units(shape: tuple[int, ...], generator: torch.Generator,
+           words: torch.Tensor | None = None) -> torch.Tensor:
+    """16 random bits per unit as int16, from ⌈numel/4⌉ 64-bit draws of ``generator``
+    (written into ``words``, int64 of that length, when given)."""
+    numel = math.prod(shape)
+    bits = torch.randint(-(2**63), 2**63 - 1, (-(-numel // 4),), dtype=torch.int64,
+                         generator=generator, device=generator.device, out=words)
+    return bits.view(torch.int16)[:numel].view(shape)
+
+
+def _cut(rate: float) -> int:
+    """The int16 value below which a unit is dropped at ``rate``."""
+    return round(rate * QUANTUM) - QUANTUM // 2
+
+
 def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator,
               out: torch.Tensor | None = None) -> torch.Tensor:
     """Which units of one pass survive dropout at ``rate``: a bool tensor of ``shape``.
@@ -36,15 +51,18 @@ def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator,
     ``out`` (of ``shape``; a float one gets 1.0 and 0.0) receives the mask instead of a new
     tensor.
     """
-    numel = math.prod(shape)
-    words = -(-numel // 4)
-    bits = torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64,
-                         generator=generator, device=generator.device)
-    units = bits.view(torch.int16)[:numel].view(shape)
-    cut = round(rate * QUANTUM)  # units dropped out of QUANTUM
+    units = _units(shape, generator)
     if out is None:
-        return units >= cut - QUANTUM // 2
-    return torch.ge(units, cut - QUANTUM // 2, out=out)
+        return units >= _cut(rate)
+    return torch.ge(units, _cut(rate), out=out)
+
+
+def _keep_into(shape: tuple[int, ...], rate: float, generator: torch.Generator,
+               out: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """:func:`keep_mask` into a float ``out`` (1.0 kept, 0.0 dropped), from the same draws,
+    with the random words in ``words``. A float mask, because a multiply by it runs several
+    times faster here than ``masked_fill_`` or ``where`` with a bool one."""
+    return torch.ge(_units(shape, generator, words), _cut(rate), out=out)
 
 
 def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
@@ -53,21 +71,59 @@ def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
     return (QUANTUM / (QUANTUM - cut)).float()
 
 
-def _chunk_masks(generators: Sequence[torch.Generator], rates: Sequence[float],
-                 widths: Sequence[int], n: int, device: torch.device) -> list[torch.Tensor]:
-    """Keep masks (1.0 kept, 0.0 dropped) of one chunk of passes for every member: one
-    (K, c, N, F) per site width.
+class _ChunkBuffers:
+    """The tensors of one chunk of passes, allocated once per call at the widest chunk and
+    viewed as a prefix for a shorter last one: a fresh multi-megabyte tensor per op costs
+    page faults and copies comparable to the chunk's matmuls."""
 
-    Member k draws from ``generators[k]`` pass after pass, and within a pass site after site,
-    so the masks a pass gets do not depend on how the passes are chunked.
-    """
-    k, c = len(generators), len(rates)
-    masks = [torch.empty((k, c, n, width), device=device) for width in widths]  # 1.0 / 0.0
-    for member, generator in enumerate(generators):
-        for copy, rate in enumerate(rates):
-            for site, width in enumerate(widths):
-                keep_mask((n, width), rate, generator, out=masks[site][member, copy])
-    return masks
+    def __init__(self, k: int, c: int, n: int, widths: Sequence[int], arch: Architecture,
+                 device: torch.device):
+        self.k, self.n = k, n
+
+        def flat(width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.empty(k * c * n * width, dtype=dtype, device=device)
+
+        self.widths = list(widths)
+        self.keep = [flat(w) for w in widths]  # per site, 1.0 kept and 0.0 dropped
+        self.words = torch.empty(-(-n * max(widths, default=1) // 4), dtype=torch.int64,
+                                 device=device)
+        self.x = flat(2 * arch.embedding_dim)
+        self.hidden = [flat(h) for h in arch.hidden]
+        self.scores = flat(arch.modulus)
+        self.predicted = torch.empty(k * c * n, dtype=torch.int64, device=device)
+
+    @staticmethod
+    def view(buffer: torch.Tensor, *shape: int) -> torch.Tensor:
+        return buffer[: math.prod(shape)].view(shape)
+
+    def keep_masks(self, generators: Sequence[torch.Generator],
+                   rates: Sequence[float]) -> list[torch.Tensor]:
+        """Keep masks (1.0 kept, 0.0 dropped) of one chunk of passes for every member: one
+        (K, c, N, F) per site width.
+
+        Member k draws from ``generators[k]`` pass after pass, and within a pass site after
+        site, so the masks a pass gets do not depend on how the passes are chunked.
+        """
+        c, n = len(rates), self.n
+        masks = [self.view(buf, self.k, c, n, w) for buf, w in zip(self.keep, self.widths,
+                                                                  strict=True)]
+        for member, generator in enumerate(generators):
+            for copy, rate in enumerate(rates):
+                for site, width in enumerate(self.widths):
+                    words = self.words[: -(-n * width // 4)]
+                    _keep_into((n, width), rate, generator, masks[site][member, copy], words)
+        return masks
+
+
+def _activate_(name: str, h: torch.Tensor) -> torch.Tensor:
+    """engine/model.py's activation, in place where it can be (its values, bit for bit)."""
+    if name == "relu":
+        return h.clamp_min_(0.0)
+    if name == "tanh":
+        return h.tanh_()
+    if name == "none":
+        return h
+    return h.copy_(_ACTIVATIONS[name](h))
 
 
 @torch.no_grad()
@@ -83,17 +139,19 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     ``generators`` holds one generator per member. The forward pass is engine/model.py's, laid out
     as (K, c·N, ·) so each member's weights multiply all of its c copies in one batched
     matmul; without the embedding site the first layer is computed once per member and
-    shared by its copies. Masks multiply out of place: the shared tensors are never written.
+    shared by its copies. Every chunk writes into the same buffers (``_ChunkBuffers``); the
+    shared tensors are never written.
     """
     k, n = left.shape
     if len(generators) != k:
         raise ValueError(f"{len(generators)} generators for {k} members")
     m = int(rates.shape[0])
-    act = _ACTIVATIONS[arch.activation]
     widest = max(2 * arch.embedding_dim, *arch.hidden, arch.modulus)
     chunk = max(1, min(m, CHUNK_FLOATS // max(1, k * n * widest)))
     widths = ([2 * arch.embedding_dim] if "embedding" in sites else [])
     widths += list(arch.hidden) if "hidden" in sites else []
+    buffers = _ChunkBuffers(k, chunk, n, widths, arch, left.device)
+    view = buffers.view
     if "embedding" in sites:
         emb = embedded(params, arch)  # (K, P, d)
         d = emb.shape[2]
@@ -101,7 +159,8 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
         rows = torch.gather(emb, 1, index)
         inputs = torch.cat([rows[:, :n], rows[:, n:]], dim=2)  # (K, N, 2d)
     else:
-        shared = act(first_preactivation(params, arch, left, right))  # (K, N, H)
+        shared = _ACTIVATIONS[arch.activation](
+            first_preactivation(params, arch, left, right))  # (K, N, H)
     out = []
     scaled_rates: torch.Tensor | None = None  # the rates of ``scaled``, the embedding rows
     scaled = torch.empty(0)  # times 1/(1 − rate), kept while the chunks' rates stay the same
@@ -109,30 +168,38 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
         part = rates[start:start + chunk]  # (c,)
         c = int(part.shape[0])
         scale = _survivor_scale(part).to(left.device).view(1, c, 1, 1)
-        masks = iter(_chunk_masks(generators, part.tolist(), widths, n, left.device))
+        masks = iter(buffers.keep_masks(generators, part.tolist()))
         if "embedding" in sites:
             if scaled_rates is None or not torch.equal(scaled_rates, part):
-                # the survivors' scale before the mask (x·s·mask, bitwise x·(mask·s));
+                # the survivors' scale before the mask (x·s·keep, bitwise x·(keep·s));
                 # consecutive chunks of one rate share it
                 scaled_rates, scaled = part, inputs[:, None] * scale  # (K, c, N, 2d)
-            x = scaled * next(masks)  # a new tensor
-            h = act(torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
-                                  params["hidden.0.weight"]))  # (K, c·N, H)
+            x = torch.mul(scaled, next(masks), out=view(buffers.x, *scaled.shape))
+            h = torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
+                              params["hidden.0.weight"],
+                              out=view(buffers.hidden[0], k, c * n, arch.hidden[0]))
+            h = _activate_(arch.activation, h)  # (K, c·N, H)
+        elif "hidden" in sites:  # the shared first layer, scaled into this chunk's buffer
+            h = torch.mul(shared[:, None], scale,
+                          out=view(buffers.hidden[0], k, c, n, arch.hidden[0]))
         else:
-            h = shared[:, None].expand(k, c, n, shared.shape[2]).reshape(k, c * n, -1)
+            h = shared[:, None].expand(k, c, n, shared.shape[2])
+        h = h.reshape(k, c * n, -1)
         for layer in range(len(arch.hidden)):
             if layer > 0:
-                h = act(torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
-                                      params[f"hidden.{layer}.weight"]))
-            if "hidden" in sites:
-                # h is this chunk's own tensor, except the first layer's shared by the copies
-                fresh = layer > 0 or "embedding" in sites
-                view = h.view(k, c, n, -1)
-                survivors = view.mul_(scale) if fresh else view * scale  # then its own
+                h = torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
+                                  params[f"hidden.{layer}.weight"],
+                                  out=view(buffers.hidden[layer], k, c * n, arch.hidden[layer]))
+                h = _activate_(arch.activation, h)
+            if "hidden" in sites:  # h is this chunk's own buffer
+                survivors = h.view(k, c, n, -1)
+                if layer > 0 or "embedding" in sites:  # (else scaled when copied above)
+                    survivors.mul_(scale)
                 h = survivors.mul_(next(masks)).view(k, c * n, -1)
-        scores = torch.baddbmm(params["output.bias"][:, None, :], h,
-                               params["output.weight"])  # (K, c·N, P)
-        correct = scores.view(k, c, n, -1).argmax(-1) == labels[:, None, :]  # (K, c, N)
+        scores = torch.baddbmm(params["output.bias"][:, None, :], h, params["output.weight"],
+                               out=view(buffers.scores, k, c * n, arch.modulus))
+        predicted = torch.argmax(scores, -1, out=view(buffers.predicted, k, c * n))
+        correct = predicted.view(k, c, n) == labels[:, None, :]  # (K, c, N)
         out.append(correct.float().mean(2))
     return torch.cat(out, dim=1)  # (K, M)
 
