@@ -3,6 +3,7 @@
     python benchmarks/run_all.py                      # everything (about two hours on 2 cores)
     python benchmarks/run_all.py --parts peer,grokexp --ks 1,16
     python benchmarks/run_all.py --parts cli          # start-up latency of the CLI only
+    python benchmarks/run_all.py --parts compile      # torch.compile of the step, tried
     python benchmarks/run_all.py --parts gpu          # K = 1 … 1024 against vmap on the GPU
     python benchmarks/run_all.py --parts overhead,sweep,optimize   # the whole-command ones
     python benchmarks/run_all.py --parts fixed,reproduce,peer-study   # the targets
@@ -45,10 +46,11 @@ sys.path.insert(0, str(HERE))
 
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
-PARTS = ("matmul", "peer", "vmap", "grokexp", "gpu", "cli", "overhead", "fixed", "sweep",
-         "optimize", "reproduce", "peer-study")
+PARTS = ("matmul", "peer", "vmap", "grokexp", "compile", "gpu", "cli", "overhead", "fixed",
+         "sweep", "optimize", "reproduce", "peer-study")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
+    "compile": ("compiled_step.py", []),
     "overhead": ("metrics_overhead.py", ["--repeats", "3"]),
     "fixed": ("fixed_cost.py", []),
     "sweep": ("scale_sweep.py", []),
