@@ -77,11 +77,14 @@ class _ChunkBuffers:
     page faults and copies comparable to the chunk's matmuls."""
 
     def __init__(self, k: int, c: int, n: int, widths: Sequence[int], arch: Architecture,
-                 device: torch.device):
+                 like: torch.Tensor):
+        """Buffers for K members, chunks of up to c passes over N pairs each, of ``like``'s
+        dtype and device (the weights')."""
         self.k, self.n = k, n
+        device = like.device
 
-        def flat(width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-            return torch.empty(k * c * n * width, dtype=dtype, device=device)
+        def flat(width: int) -> torch.Tensor:
+            return torch.empty(k * c * n * width, dtype=like.dtype, device=device)
 
         self.widths = list(widths)
         self.keep = [flat(w) for w in widths]  # per site, 1.0 kept and 0.0 dropped
@@ -150,7 +153,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
     chunk = max(1, min(m, CHUNK_FLOATS // max(1, k * n * widest)))
     widths = ([2 * arch.embedding_dim] if "embedding" in sites else [])
     widths += list(arch.hidden) if "hidden" in sites else []
-    buffers = _ChunkBuffers(k, chunk, n, widths, arch, left.device)
+    buffers = _ChunkBuffers(k, chunk, n, widths, arch, params["output.weight"])
     view = buffers.view
     if "embedding" in sites:
         emb = embedded(params, arch)  # (K, P, d)
