@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from ..spec.schema import Spec
 from .init import init_member, parameter_layout
 
-__all__ = ["Architecture", "Population", "logits", "DropoutMasks", "first_layer_tables"]
+__all__ = ["Architecture", "Population", "logits", "DropoutMasks", "first_layer_tables",
+           "activate_"]
 
 # Draws a keep-mask (already divided by 1-p) of the given shape for one dropout site.
 DropoutMasks = Callable[[str, tuple[int, ...]], torch.Tensor]
@@ -47,6 +48,19 @@ class Architecture:
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu, "gelu": F.gelu, "tanh": torch.tanh, "none": lambda x: x,
 }
+
+
+def activate_(name: str, pre: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """The hidden activation ``name`` of ``pre`` without autograd, with the values of
+    ``_ACTIVATIONS``: in place where its backward needs only the output (relu, tanh); gelu,
+    whose backward needs ``pre``, into ``out`` (a new tensor when None)."""
+    if name == "relu":
+        return pre.clamp_min_(0.0)
+    if name == "tanh":
+        return pre.tanh_()
+    if name == "gelu":
+        return F.gelu(pre) if out is None else torch.ops.aten.gelu.out(pre, out=out)
+    raise ValueError(f"unknown activation {name!r}")
 
 
 def embedded(params: Mapping[str, torch.Tensor], arch: Architecture) -> torch.Tensor:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import Architecture, DropoutMasks
+from .model import Architecture, DropoutMasks, activate_
 
 __all__ = ["Batch", "TrainStep"]
 
@@ -175,14 +175,7 @@ class TrainStep:
 
     def _activate(self, pre: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The activation; in place where its backward needs only the output."""
-        name = self.arch.activation
-        if name == "relu":
-            return pre.clamp_min_(0.0)
-        if name == "tanh":
-            return pre.tanh_()
-        if name == "gelu":
-            return _aten.gelu.out(pre, out=out)
-        raise ValueError(f"unknown activation {name!r}")
+        return activate_(self.arch.activation, pre, out)
 
     def _activation_backward(self, dh: torch.Tensor, pre: torch.Tensor,
                              act: torch.Tensor) -> None:

@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ...engine.model import _ACTIVATIONS, Architecture, embedded, first_preactivation
+from ...engine.model import (
+    _ACTIVATIONS,
+    Architecture,
+    activate_,
+    embedded,
+    first_preactivation,
+)
 
 __all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES",
            "CHUNK_FLOATS", "keep_mask"]
@@ -26,43 +32,26 @@ CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
 QUANTUM = 2**16  # dropout rates are exact to 1/QUANTUM (16 random bits per unit)
 
 
-def _units(shape: tuple[int, ...], generator: torch.Generator,
-           words: torch.Tensor | None = None) -> torch.Tensor:
-    """16 random bits per unit as int16, from ⌈numel/4⌉ 64-bit draws of ``generator``
-    (written into ``words``, int64 of that length, when given)."""
-    numel = math.prod(shape)
-    bits = torch.randint(-(2**63), 2**63 - 1, (-(-numel // 4),), dtype=torch.int64,
-                         generator=generator, device=generator.device, out=words)
-    return bits.view(torch.int16)[:numel].view(shape)
-
-
-def _cut(rate: float) -> int:
-    """The int16 value below which a unit is dropped at ``rate``."""
-    return round(rate * QUANTUM) - QUANTUM // 2
-
-
 def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator,
-              out: torch.Tensor | None = None) -> torch.Tensor:
+              out: torch.Tensor | None = None,
+              words: torch.Tensor | None = None) -> torch.Tensor:
     """Which units of one pass survive dropout at ``rate``: a bool tensor of ``shape``.
 
     Each unit draws 16 random bits (four per 64-bit draw, about a tenth of the cost of a
     float ``rand``) and is dropped when they fall below ``rate``·2¹⁶, so the rate is exact to
     2⁻¹⁶. One call draws ⌈numel/4⌉ words from ``generator``, whatever else is drawn around it.
-    ``out`` (of ``shape``; a float one gets 1.0 and 0.0) receives the mask instead of a new
-    tensor.
+    ``out`` (of ``shape``; a float one gets 1.0 and 0.0, which multiplies several times faster
+    here than ``masked_fill_`` or ``where`` with a bool mask) receives the mask instead of a
+    new tensor, and ``words`` (int64, ⌈numel/4⌉ of them) the random words: the same draws.
     """
-    units = _units(shape, generator)
+    numel = math.prod(shape)
+    bits = torch.randint(-(2**63), 2**63 - 1, (-(-numel // 4),), dtype=torch.int64,
+                         generator=generator, device=generator.device, out=words)
+    units = bits.view(torch.int16)[:numel].view(shape)
+    cut = round(rate * QUANTUM)  # units dropped out of QUANTUM
     if out is None:
-        return units >= _cut(rate)
-    return torch.ge(units, _cut(rate), out=out)
-
-
-def _keep_into(shape: tuple[int, ...], rate: float, generator: torch.Generator,
-               out: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-    """:func:`keep_mask` into a float ``out`` (1.0 kept, 0.0 dropped), from the same draws,
-    with the random words in ``words``. A float mask, because a multiply by it runs several
-    times faster here than ``masked_fill_`` or ``where`` with a bool one."""
-    return torch.ge(_units(shape, generator, words), _cut(rate), out=out)
+        return units >= cut - QUANTUM // 2
+    return torch.ge(units, cut - QUANTUM // 2, out=out)
 
 
 def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
@@ -114,19 +103,8 @@ class _ChunkBuffers:
             for copy, rate in enumerate(rates):
                 for site, width in enumerate(self.widths):
                     words = self.words[: -(-n * width // 4)]
-                    _keep_into((n, width), rate, generator, masks[site][member, copy], words)
+                    keep_mask((n, width), rate, generator, masks[site][member, copy], words)
         return masks
-
-
-def _activate_(name: str, h: torch.Tensor) -> torch.Tensor:
-    """engine/model.py's activation, in place where it can be (its values, bit for bit)."""
-    if name == "relu":
-        return h.clamp_min_(0.0)
-    if name == "tanh":
-        return h.tanh_()
-    if name == "none":
-        return h
-    return h.copy_(_ACTIVATIONS[name](h))
 
 
 @torch.no_grad()
@@ -181,7 +159,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
             h = torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
                               params["hidden.0.weight"],
                               out=view(buffers.hidden[0], k, c * n, arch.hidden[0]))
-            h = _activate_(arch.activation, h)  # (K, c·N, H)
+            h = activate_(arch.activation, h)  # (K, c·N, H)
         elif "hidden" in sites:  # the shared first layer, scaled into this chunk's buffer
             h = torch.mul(shared[:, None], scale,
                           out=view(buffers.hidden[0], k, c, n, arch.hidden[0]))
@@ -193,7 +171,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
                 h = torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
                                   params[f"hidden.{layer}.weight"],
                                   out=view(buffers.hidden[layer], k, c * n, arch.hidden[layer]))
-                h = _activate_(arch.activation, h)
+                h = activate_(arch.activation, h)
             if "hidden" in sites:  # h is this chunk's own buffer
                 survivors = h.view(k, c, n, -1)
                 if layer > 0 or "embedding" in sites:  # (else scaled when copied above)
