@@ -1,7 +1,8 @@
 """What ``torch.compile`` would give the engine's training step on the CPU: an experiment.
 
 The engine trains a population in shards, one shard of members per thread (the paper's model:
-2 members per shard, engine/workers.py). This times one shard on one thread, two ways:
+2 members per shard, engine/workers.py). This times one shard on one thread (``--threads``
+for more intra-op threads), two ways:
 
 - the engine: ``TrainStep.step`` (engine/step.py, hand-written gradients into preallocated
   buffers) and ``PopulationAdamW.step`` (fused AdamW), as ``Shard.epoch`` calls them;
@@ -13,7 +14,7 @@ Before anything is timed, one step of each from the same weights and minibatch m
 (the compiled gradients and updated weights against the engine's), so both time the same
 arithmetic. Compilation is timed apart (an epoch has two minibatch shapes: 10 × 128 and 124).
 
-    python benchmarks/compiled_step.py [--k 2] [--epochs 30]
+    python benchmarks/compiled_step.py [--k 2] [--epochs 30] [--threads 1]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import argparse
 import time
 
 import torch
-from _common import BATCH, EMBED, HIDDEN, LR, WEIGHT_DECAY, P, emit, median
+from _common import BATCH, EMBED, HIDDEN, LR, WEIGHT_DECAY, P, emit
 
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.model import Population
@@ -183,20 +184,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=2, help="members in the shard (engine: 2)")
     parser.add_argument("--epochs", type=int, default=30, help="timed epochs per repeat")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="alternating repeats, best of")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     check_agreement(args.k)
-    eager = median([engine_seconds(args.k, args.epochs) for _ in range(args.repeats)])
-    runs = [compiled_seconds(args.k, args.epochs) for _ in range(args.repeats)]
-    compiled = median([s for s, _ in runs])
-    print(f"torch.compile of the step (one shard of {args.k}, one thread): the engine "
-          f"{eager * 1e3:.2f} ms per member-epoch, the compiled pure step "
+    # the two sides alternate, repeat after repeat, so that a change in the machine's speed
+    # during the run (seen here: 1.5x within minutes) falls on both alike; best of each
+    eager_runs: list[float] = []
+    runs: list[tuple[float, float]] = []
+    for _ in range(args.repeats):
+        eager_runs.append(engine_seconds(args.k, args.epochs))
+        runs.append(compiled_seconds(args.k, args.epochs))
+    eager, compiled = min(eager_runs), min(s for s, _ in runs)
+    print(f"torch.compile of the step (one shard of {args.k}, {args.threads} thread(s)): "
+          f"the engine {eager * 1e3:.2f} ms per member-epoch, the compiled pure step "
           f"{compiled * 1e3:.2f} ms ({eager / compiled:.2f}x), after {runs[0][1]:.0f} s of "
           f"compilation (gradients and weights checked against the engine's first)",
           flush=True)
-    emit({"bench": "compiled_step", "k": args.k, "engine_s_per_member_epoch": eager,
+    emit({"bench": "compiled_step", "k": args.k, "threads": args.threads,
+          "engine_s_per_member_epoch": eager,
           "compiled_s_per_member_epoch": compiled, "compile_s": runs[0][1]})
 
 
