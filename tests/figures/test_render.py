@@ -12,10 +12,12 @@ import os
 
 import numpy as np
 import pytest
+from figure_cases import NAMES, build_figures
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
-from grokexp.figures.render import FigurePool, png_bytes
+from grokexp.figures import paper as fp
+from grokexp.figures.render import FigurePool, draw, png_bytes
 from grokexp.figures.run import AccuracyCurves, accuracy_figures
 from grokexp.figures.sets import RunRecord, run_figures
 from grokexp.tracking.mlflow_tracker import MlflowTracker
@@ -150,3 +152,44 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(tmp_path)
     for run_id in run_ids:
         names = {a.path for a in client.list_artifacts(run_id, "figures")}
         assert {"figures/accuracy.png", "figures/fig1_mc_dropout.png"} <= names
+
+
+def _every_kind_and_offset_texts() -> dict[str, Figure]:
+    """test_margins' figure of each kind, and two whose y axes get an offset text (1e−6)
+    in the corner beside the title: a variance and a mean of a few millionths."""
+    epochs = list(range(0, 3001, 100))
+    tiny = [1e-6 * e / 3000 for e in epochs]
+    return {**build_figures(),
+            "fig1 1e-6": fp.fig1_mc_dropout(epochs, [1.0] * len(epochs), [0.5] * len(epochs),
+                                           epochs[::10], [1e-7, 2e-6, 3e-7, 1e-8], 0.3),
+            "fig6 1e-6": fp.fig6_mean_std(epochs, {"embedding": ([-4e-7] * len(epochs), tiny)})}
+
+
+def test_the_workers_drawing_settings_leave_every_kind_of_figure_as_it_was() -> None:
+    """``draw`` builds the axes with titles at a fixed height, which skips matplotlib's
+    search for the space above each axes; every kind of figure must come out byte for byte
+    as with matplotlib's defaults (a title that the search would have moved, say above an
+    offset text, would differ here)."""
+    defaults = {name: png_bytes(figure) for name, figure in _every_kind_and_offset_texts().items()}
+    drawn = draw(_every_kind_and_offset_texts)
+    assert set(drawn) == {*NAMES, "fig1 1e-6", "fig6 1e-6"}
+    for name, png in defaults.items():
+        assert drawn[name] == png, name
+
+
+def _title_placement() -> dict[str, Figure]:
+    figure = Figure()
+    _TITLE_PLACEMENT.append(figure.subplots()._autotitlepos)
+    return {}
+
+
+_TITLE_PLACEMENT: list[bool | None] = []
+
+
+def test_the_workers_axes_are_made_without_automatic_title_placement() -> None:
+    """What makes the drawing cheaper: axes made inside a job place no title at draw time
+    (matplotlib marks that with ``_autotitlepos``; outside a job, the default places it)."""
+    _TITLE_PLACEMENT.clear()
+    draw(_title_placement)
+    _title_placement()
+    assert _TITLE_PLACEMENT == [False, True]
