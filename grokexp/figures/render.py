@@ -36,7 +36,7 @@ MAX_WORKERS = 2  # figure processes at most: each holds matplotlib (about 80 MB)
 # tick label or axis label sits above an axes (none of ours has one): without it every draw
 # measures each axes' tight box to place its title, about a tenth of a figure's drawing.
 # The PNG bytes are the same (tests/figures/test_render.py).
-DRAWING_RC = {"axes.titley": 1.0}
+DRAWING_RC: dict[Any, Any] = {"axes.titley": 1.0}
 
 
 def png_bytes(figure: Figure) -> bytes:
