@@ -11,6 +11,10 @@ the seconds each extra member adds that are not its training: its run and params
 store, its metrics, epoch-0 probes, checkpoints, figures and tables. Process start-up and
 the store's opening are in both runs and cancel.
 
+Last, the floor the default ``[metrics]`` set: the epoch-0 dropout probes' matmuls at the
+two-core matmul limit, plus the random words of their masks drawn with torch's generator
+(timed alone, two members at a time), plus the fixed cost measured without the probes.
+
     python benchmarks/fixed_cost.py [--epochs 10] [--repeats 2]
 """
 
@@ -29,6 +33,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _common import (  # noqa: E402
+    EMBED,
+    HIDDEN,
     N_TRAIN,
     P,
     create_mlflow_store,
@@ -43,8 +49,8 @@ TARGET_S = 0.3  # the issue's bound on the fixed cost per member at K = 16
 # the [metrics] compared: the defaults, and the same without the two dropout probes (MC
 # dropout and the DRC both measure at epoch 0: S stochastic passes over the test set per
 # member, which in a 10-epoch run is most of the work beyond training)
-METRICS = {"default [metrics]": "",
-           "without the dropout probes": "mc_dropout = false\ndrc = false\n"}
+WITHOUT_PROBES = "without the dropout probes"
+METRICS = {"default [metrics]": "", WITHOUT_PROBES: "mc_dropout = false\ndrc = false\n"}
 
 
 def spec_text(seeds: int, epochs: int, metrics: str = "") -> str:
@@ -97,15 +103,19 @@ def engine_seconds(epochs: int, tmp: Path) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def probe_passes() -> int:
+    """Stochastic passes over the test set per member at epoch 0 (MC dropout and the DRC)."""
+    from grokexp.spec.schema import MetricsSpec
+
+    cfg = MetricsSpec()
+    return cfg.mc_samples + len(cfg.drc_rates) * cfg.drc_samples
+
+
 def probe_flops(k: int) -> float:
     """Matmul FLOPs of the two dropout probes at epoch 0 for k members, with the default
     [metrics]: every pass drops units of the concatenated embedding, so each recomputes the
     first layer as well as the output layer over the member's test pairs."""
-    from grokexp.spec.schema import MetricsSpec
-
-    cfg = MetricsSpec()
-    passes = cfg.mc_samples + len(cfg.drc_rates) * cfg.drc_samples
-    return float(k * passes * (P * P - N_TRAIN) * forward_flops_per_pair())
+    return float(k * probe_passes() * (P * P - N_TRAIN) * forward_flops_per_pair())
 
 
 MATMUL = """
@@ -124,6 +134,43 @@ def matmul_limit() -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+DRAWS = """
+import json, sys, time, torch
+torch.set_num_threads(1)
+words_per_site, calls = int(sys.argv[1]), int(sys.argv[2])
+generator = torch.Generator().manual_seed(0)
+words = torch.empty(words_per_site, dtype=torch.int64)
+best = float("inf")
+for _ in range(3):
+    start = time.perf_counter()
+    for _ in range(calls):
+        torch.randint(-(2**63), 2**63 - 1, (words_per_site,), dtype=torch.int64,
+                      generator=generator, out=words)
+    best = min(best, time.perf_counter() - start)
+print(json.dumps(best))
+"""
+
+
+def mask_draw_seconds() -> float:
+    """One thread's seconds to draw the random words of one member's epoch-0 dropout masks,
+    as the probes draw them (16 bits per unit, four units per 64-bit word, one call per
+    pass and site): with the default sites, the concatenated embedding (2d units) and the
+    hidden layer (H units) of each of the member's test pairs, in every pass."""
+    from grokexp.spec.schema import MetricsSpec
+
+    test_pairs = P * P - N_TRAIN
+    sites = MetricsSpec().mc_sites
+    assert set(sites) == {"embedding", "hidden"}, sites  # the defaults this counts
+    calls = probe_passes()
+    per_pass = [-(-test_pairs * width // 4) for width in (2 * EMBED, HIDDEN)]
+    seconds = 0.0
+    for words in per_pass:
+        done = subprocess.run([sys.executable, "-c", DRAWS, str(words), str(calls)],
+                              capture_output=True, text=True, check=True)
+        seconds += float(json.loads(done.stdout.strip().splitlines()[-1]))
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
@@ -132,10 +179,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         engine = min(engine_seconds(args.epochs, tmp) for _ in range(args.repeats))
+        fixed_by_metrics: dict[str, float] = {}
         for label, metrics in METRICS.items():
             one = min(run_wall(1, args.epochs, tmp, metrics) for _ in range(args.repeats))
             many = min(run_wall(K, args.epochs, tmp, metrics) for _ in range(args.repeats))
             fixed = (many - one) / (K - 1) - engine / K
+            fixed_by_metrics[label] = fixed
             print(f"fixed cost per member (K = {K}, {args.epochs} epochs, {label}): grokexp "
                   f"run with 1 seed {one:.1f} s, with {K} seeds {many:.1f} s; the engine alone "
                   f"trains the {K} in {engine:.2f} s; so {fixed:.2f} s per member beyond its "
@@ -145,14 +194,19 @@ def main() -> None:
                   "wall_1": one, "wall_k": many, "engine_k": engine,
                   "fixed_s_per_member": fixed})
         limit, flops = matmul_limit(), probe_flops(1)
-        floor = flops / limit
+        draws = mask_draw_seconds()
+        # both cores: the matmuls at the two-thread limit, the draws of two members at once
+        floor = flops / limit + draws / 2
+        without = fixed_by_metrics[WITHOUT_PROBES]
         print(f"the dropout probes' floor: at epoch 0 they execute {flops / 1e9:.1f} GFLOP of "
-              f"matmuls per member, {floor:.2f} s at the matmul limit ({limit / 1e9:.1f} "
-              f"GFLOP/s now), so with them the fixed cost cannot go below {floor:.2f} s per "
-              f"member plus what it costs without them", flush=True)
+              f"matmuls per member, {flops / limit:.2f} s at the matmul limit ({limit / 1e9:.1f} "
+              f"GFLOP/s now), and draw the random words of its masks, {draws:.2f} s on one "
+              f"thread ({draws / 2:.2f} s on two); so with them the fixed cost cannot go below "
+              f"{floor:.2f} + {without:.2f} (without them) = {floor + without:.2f} s per member "
+              f"(target <= {TARGET_S} s)", flush=True)
         emit({"bench": "fixed_cost_floor", "probe_flops_per_member": flops,
-              "matmul_flops": limit, "floor_s_per_member": floor})
-
+              "matmul_flops": limit, "mask_draw_s_per_member": draws,
+              "floor_s_per_member": floor, "floor_with_the_rest_s": floor + without})
 
 if __name__ == "__main__":
     main()
