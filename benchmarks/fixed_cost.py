@@ -137,15 +137,16 @@ def matmul_limit() -> float:
 DRAWS = """
 import json, sys, time, torch
 torch.set_num_threads(1)
-words_per_site, calls = int(sys.argv[1]), int(sys.argv[2])
+calls, per_site = int(sys.argv[1]), [int(n) for n in sys.argv[2:]]
 generator = torch.Generator().manual_seed(0)
-words = torch.empty(words_per_site, dtype=torch.int64)
+words = torch.empty(max(per_site), dtype=torch.int64)
 best = float("inf")
 for _ in range(3):
     start = time.perf_counter()
     for _ in range(calls):
-        torch.randint(-(2**63), 2**63 - 1, (words_per_site,), dtype=torch.int64,
-                      generator=generator, out=words)
+        for n in per_site:
+            torch.randint(-(2**63), 2**63 - 1, (n,), dtype=torch.int64, generator=generator,
+                          out=words[:n])
     best = min(best, time.perf_counter() - start)
 print(json.dumps(best))
 """
@@ -154,21 +155,18 @@ print(json.dumps(best))
 def mask_draw_seconds() -> float:
     """One thread's seconds to draw the random words of one member's epoch-0 dropout masks,
     as the probes draw them (16 bits per unit, four units per 64-bit word, one call per
-    pass and site): with the default sites, the concatenated embedding (2d units) and the
-    hidden layer (H units) of each of the member's test pairs, in every pass."""
+    pass and site, as diagnostics/metrics/dropout.py's ``keep_mask``): with the default
+    sites, the concatenated embedding (2d units) and the hidden layer (H units) of each of
+    the member's test pairs, in every pass."""
     from grokexp.spec.schema import MetricsSpec
 
     test_pairs = P * P - N_TRAIN
     sites = MetricsSpec().mc_sites
     assert set(sites) == {"embedding", "hidden"}, sites  # the defaults this counts
-    calls = probe_passes()
-    per_pass = [-(-test_pairs * width // 4) for width in (2 * EMBED, HIDDEN)]
-    seconds = 0.0
-    for words in per_pass:
-        done = subprocess.run([sys.executable, "-c", DRAWS, str(words), str(calls)],
-                              capture_output=True, text=True, check=True)
-        seconds += float(json.loads(done.stdout.strip().splitlines()[-1]))
-    return seconds
+    per_site = [-(-test_pairs * width // 4) for width in (2 * EMBED, HIDDEN)]
+    done = subprocess.run([sys.executable, "-c", DRAWS, str(probe_passes()),
+                           *map(str, per_site)], capture_output=True, text=True, check=True)
+    return float(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -207,6 +205,7 @@ def main() -> None:
         emit({"bench": "fixed_cost_floor", "probe_flops_per_member": flops,
               "matmul_flops": limit, "mask_draw_s_per_member": draws,
               "floor_s_per_member": floor, "floor_with_the_rest_s": floor + without})
+
 
 if __name__ == "__main__":
     main()

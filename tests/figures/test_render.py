@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from figure_cases import NAMES, build_figures
+from figure_cases import EPOCHS, NAMES, build_figures
 from matplotlib.figure import Figure
 from mlflow.tracking import MlflowClient
 
@@ -157,12 +157,11 @@ def test_a_script_without_a_main_guard_is_not_run_again_by_the_workers(tmp_path)
 def _every_kind_and_offset_texts() -> dict[str, Figure]:
     """test_margins' figure of each kind, and two whose y axes get an offset text (1e−6)
     in the corner beside the title: a variance and a mean of a few millionths."""
-    epochs = list(range(0, 3001, 100))
-    tiny = [1e-6 * e / 3000 for e in epochs]
+    tiny = [1e-6 * e / 3000 for e in EPOCHS]
     return {**build_figures(),
-            "fig1 1e-6": fp.fig1_mc_dropout(epochs, [1.0] * len(epochs), [0.5] * len(epochs),
-                                           epochs[::10], [1e-7, 2e-6, 3e-7, 1e-8], 0.3),
-            "fig6 1e-6": fp.fig6_mean_std(epochs, {"embedding": ([-4e-7] * len(epochs), tiny)})}
+            "fig1 1e-6": fp.fig1_mc_dropout(EPOCHS, [1.0] * len(EPOCHS), [0.5] * len(EPOCHS),
+                                           EPOCHS[::10], [1e-7, 2e-6, 3e-7, 1e-8], 0.3),
+            "fig6 1e-6": fp.fig6_mean_std(EPOCHS, {"embedding": ([-4e-7] * len(EPOCHS), tiny)})}
 
 
 def test_the_workers_drawing_settings_leave_every_kind_of_figure_as_it_was() -> None:
@@ -177,13 +176,13 @@ def test_the_workers_drawing_settings_leave_every_kind_of_figure_as_it_was() -> 
         assert drawn[name] == png, name
 
 
+_TITLE_PLACEMENT: list[bool | None] = []  # what each axes made by _title_placement had
+
+
 def _title_placement() -> dict[str, Figure]:
     figure = Figure()
     _TITLE_PLACEMENT.append(figure.subplots()._autotitlepos)
     return {}
-
-
-_TITLE_PLACEMENT: list[bool | None] = []
 
 
 def test_the_workers_axes_are_made_without_automatic_title_placement() -> None:
