@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["GrokexpError", "SpecError", "RunInterrupted"]
+__all__ = ["GrokexpError", "SpecError", "NotFound", "RunInterrupted", "is_not_found"]
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
@@ -31,6 +31,21 @@ class SpecError(GrokexpError):
         # user text (keys, values) may hold newlines or escapes: keep one problem per line
         self.problems = [_CONTROL.sub(lambda m: repr(m[0])[1:-1], p) for p in problems]
         super().__init__("\n".join(self.problems))
+
+
+class NotFound(GrokexpError):
+    """A run, experiment or folder named on the command line that does not exist.
+
+    Bad input like a bad spec (exit 2): the store answered, it just holds no such thing.
+    """
+
+    exit_code = 2
+
+
+def is_not_found(err: BaseException) -> bool:
+    """Whether a store's exception says the thing asked for does not exist (MLflow's
+    ``RESOURCE_DOES_NOT_EXIST``), as opposed to the store failing."""
+    return getattr(err, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
 
 
 class RunInterrupted(GrokexpError):

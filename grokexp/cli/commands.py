@@ -18,7 +18,7 @@ import click
 
 from .. import __version__
 from ..errors import GrokexpError, SpecError
-from .common import read_spec, resolve_tracking_uri
+from .common import diagnostic_warnings, read_spec, resolve_tracking_uri, store_label
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,6 +69,8 @@ def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
     from ..spec.io import spec_to_toml
 
     spec, members = read_spec(spec_file, overrides)
+    for line in diagnostic_warnings(spec_file, members):
+        click.echo(line, err=True)
     groups = len(group_by_shape(members))
     click.echo(f"# {spec_file}: valid; {len(members)} member(s) in {groups} population(s)")
     click.echo(spec_to_toml(spec), nl=False)
@@ -252,7 +254,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
                        hooks=hooks)
     click.echo(f"study {result.study_name}: {result.complete} complete trial(s), "
                f"{len(result.trained_here)} trained by this worker; "
-               f"parent run {result.parent_run_id} in {uri}")
+               f"parent run {result.parent_run_id} in {store_label(uri)}")
     click.echo(result.table, nl=False)
     if result.summary:
         click.echo(result.summary)
@@ -266,10 +268,11 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 
 
 @main.command()
-@click.argument("spec_file", type=click.Path(dir_okay=False), required=False)
+@click.argument("targets", nargs=-1, metavar="[SPEC_FILE | RUN_ID ...]")
 @click.option("--runs", "run_ids", multiple=True, metavar="RUN_ID",
-              help="Forecast runs already in the store (a sweep's parent or member runs); "
-                   "repeat for more. Without it, SPEC_FILE is trained first.")
+              help="Forecast runs already in the store (a sweep's parent or member runs): "
+                   "--runs A B C, or --runs A --runs B. Without it, SPEC_FILE is trained "
+                   "first.")
 @set_option
 @uri_option
 @click.option("--json", "as_json", is_flag=True, help="Print the table as one JSON object.")
@@ -277,23 +280,39 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 @click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True),
               default=None, metavar="GIB",
               help="Memory a population may use (default: 80% of free).")
-def forecast(spec_file: str | None, run_ids: tuple[str, ...], overrides: tuple[str, ...],
+def forecast(targets: tuple[str, ...], run_ids: tuple[str, ...], overrides: tuple[str, ...],
              tracking_uri: str | None, as_json: bool, quiet: bool,
              memory_gib: float | None) -> None:
     """Which signal warns of grokking, how early, and a forecast of each test grok epoch.
 
-    Trains SPEC_FILE like grokexp run (or reads --runs from the store), then prints per
-    indicator its lead before the test rise and how well its early value separates members
-    that generalise, and logs the table and figures to a forecast run.
+    Trains SPEC_FILE like grokexp run (or reads --runs RUN_ID ... from the store), then
+    prints per indicator its lead before the test rise and how well its early value
+    separates members that generalise, and logs the table and figures to a forecast run.
     """
-    _forecast(spec_file, run_ids, overrides, tracking_uri, as_json, quiet, memory_gib)
+    _forecast(targets, run_ids, overrides, tracking_uri, as_json, quiet, memory_gib)
+
+
+def forecast_sources(targets: tuple[str, ...], run_ids: tuple[str, ...]
+                     ) -> tuple[str | None, tuple[str, ...]]:
+    """(SPEC_FILE, run ids) from ``forecast``'s words: after ``--runs`` every bare word is one
+    more run id (``--runs A B C``); without it, the one word is the spec file."""
+    if run_ids:
+        specs = [t for t in targets if t.endswith((".toml", ".json"))]
+        if specs:
+            raise SpecError([f"{specs[0]}: give a SPEC_FILE or --runs RUN_ID ..., not both"])
+        return None, (*run_ids, *targets)
+    if len(targets) > 1:
+        raise SpecError([f"{targets[1]}: one SPEC_FILE only; to forecast runs in the store "
+                         "use --runs RUN_ID RUN_ID ..."])
+    return (targets[0] if targets else None), ()
 
 
 @clean_errors
-def _forecast(*args: Any) -> None:
+def _forecast(targets: tuple[str, ...], run_ids: tuple[str, ...], *rest: Any) -> None:
     from .forecast import do_forecast
 
-    do_forecast(*args)
+    spec_file, run_ids = forecast_sources(targets, run_ids)
+    do_forecast(spec_file, run_ids, *rest)
 
 
 def _seed_count(spec: Any) -> int:

@@ -33,11 +33,50 @@ def read_spec(path: str, overrides: Sequence[str] = ()) -> tuple[Any, list[Any]]
     return spec, expand_members(spec, path)
 
 
+def diagnostic_warnings(source: str, members: Sequence[Any]) -> list[str]:
+    """One ``warning:`` line per diagnostic whose epochs fall past a member's budget (members
+    of a sweep over ``train.epochs`` can differ), each line once."""
+    lines = [f"warning: {source}: {path}: {message}" for member in members
+             for path, message in member.spec.diagnostic_warnings()]
+    return list(dict.fromkeys(lines))
+
+
 def resolve_tracking_uri(option: str | None, spec_uri: str | None = None) -> str:
     """``--tracking-uri`` beats MLFLOW_TRACKING_URI beats the spec beats the default."""
     from ..tracking.tracker import DEFAULT_TRACKING_URI
 
     return option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
+
+
+def store_label(uri: str) -> str:
+    """The store as a user can find it: a relative SQLite path made absolute (the default
+    store lives under the working directory), the password masked."""
+    from ..tracking.redact import redact_uri
+
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path, sep, query = uri.removeprefix("sqlite:///").partition("?")
+        uri = f"sqlite:///{Path(path).absolute()}{sep}{query}"
+    return redact_uri(uri)
+
+
+def store_location(uri: str) -> str | None:
+    """Where a SQLite store keeps its database and artifacts on disk, or None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri.removeprefix("sqlite:///").partition("?")[0]).absolute()
+    return f"database {db}, artifacts under {db.parent / 'artifacts'}"
+
+
+def require_store(uri: str) -> None:
+    """For commands that read runs: a SQLite store that does not exist is bad input (exit 2),
+    not a new empty store; grokexp run from another folder starts its own ``mlruns/``."""
+    from ..errors import NotFound
+
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///").partition("?")[0])
+        if not db.exists():
+            raise NotFound(f"no tracking store at {db.absolute()}: run grokexp from the folder "
+                           "that holds mlruns/, or give --tracking-uri")
 
 
 def git_commit() -> str | None:

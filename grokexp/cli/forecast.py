@@ -29,8 +29,7 @@ def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[
                 tracking_uri: str | None, as_json: bool, quiet: bool,
                 memory_gib: float | None) -> None:
     from ..forecast.report import analyse, table_text
-    from ..tracking.redact import redact_uri
-    from .common import resolve_tracking_uri
+    from .common import require_store, resolve_tracking_uri, store_label
 
     if (spec_file is None) == (not run_ids):
         raise SpecError(["give a SPEC_FILE or --runs RUN_ID ..., not both and not neither"])
@@ -43,6 +42,7 @@ def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[
         uri = resolve_tracking_uri(tracking_uri)
         from .run import _check_store
 
+        require_store(uri)
         _check_store(uri)
     trajectories, experiment = read_trajectories(uri, run_ids)
     if len(trajectories) < 2:
@@ -54,7 +54,7 @@ def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[
         click.echo(json.dumps({"forecast_run_id": forecast_run, "source_runs": list(run_ids),
                                **report.to_json()}))
     else:
-        click.echo(f"forecast run {forecast_run} in {redact_uri(uri)} "
+        click.echo(f"forecast run {forecast_run} in {store_label(uri)} "
                    f"(experiment {experiment})")
         click.echo(table_text(report), nl=False)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ..errors import SpecError
-from .common import git_commit, resolve_tracking_uri
+from .common import git_commit, require_store, resolve_tracking_uri, store_label
 
 __all__ = ["do_figures", "do_reproduce"]
 
@@ -24,13 +25,27 @@ def do_figures(run_id: str, tracking_uri: str | None) -> None:
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_tracking_uri(tracking_uri)
+    require_store(uri)
     tracker = tracker_for_run(uri, run_id)
     drawn = redraw(tracker.client, run_id)
     for path, figure in drawn.items():
         tracker.log_figure(run_id, figure, path)
         click.echo(f"{run_id}: {path}")
+    if drawn and (where := artifact_location(tracker, run_id)) is not None:
+        click.echo(f"on disk under {where}")
     if not drawn:
         click.echo(f"{run_id}: nothing to draw (no diagnostics were recorded)")
+
+
+def artifact_location(tracker: Any, run_id: str) -> str | None:
+    """The folder on this machine that holds a run's artifacts, when the store is local."""
+    from urllib.parse import unquote, urlsplit
+
+    uri = tracker.client.get_run(run_id).info.artifact_uri or ""
+    parts = urlsplit(uri)
+    if parts.scheme in ("", "file"):
+        return str(Path(unquote(parts.path)).absolute())
+    return None
 
 
 def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
@@ -65,12 +80,15 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
     out.mkdir(parents=True, exist_ok=True)
     tags = {"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}
     outcomes = []
+    if reuse:
+        require_store(uri)
     for name in names:
         click.echo(f"reproduce: {name}", err=True)
         if reuse:
             found = outcome_from_store(MlflowTracker(uri, name).client, name, quick)
             if found is None:
-                click.echo(f"reproduce: {name}: no runs in {uri}, skipped", err=True)
+                click.echo(f"reproduce: {name}: no runs in {store_label(uri)}, skipped",
+                           err=True)
                 continue
             outcome = found
         else:

@@ -57,7 +57,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
            device: str | None, as_json: bool, quiet: bool, resume: str | None,
            recovery_dir: str, memory_gib: float | None) -> None:
     from ..tracking.redact import redact_uri
-    from .common import git_commit, read_spec, resolve_tracking_uri
+    from .common import diagnostic_warnings, git_commit, read_spec, resolve_tracking_uri
 
     checkpoint, experiment = None, None
     if resume is not None:
@@ -90,6 +90,8 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     check_memory(members, *memory_limit(memory_gib, resolve_device(spec.train.device)))
     if resume is None:
         _check_store(uri)
+        for line in diagnostic_warnings(spec_file or "", members):  # once nothing refused it
+            click.echo(line, err=True)
     from ..run.runner import run_experiment
     from ..tracking.mlflow_tracker import MlflowTracker
     from .progress import ProgressHook
@@ -125,7 +127,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
-        _print_summary(result, redact_uri(uri))
+        _print_summary(result, uri)
     failed = [m for m in result.members if m.status == "FAILED"]
     if failed:
         click.echo(f"error: {len(failed)} of {len(result.members)} member(s) failed:", err=True)
@@ -159,17 +161,39 @@ def _recovery_message(tracker: Any, uri: str, root_run_id: str | None) -> None:
 
 
 def _print_summary(result: Any, uri: str) -> None:
-    click.echo(f"experiment {result.experiment_id} in {uri}")
+    from .common import store_label, store_location
+
+    click.echo(f"experiment {result.experiment_id} in {store_label(uri)}")
+    if (where := store_location(uri)) is not None:
+        click.echo(f"on disk: {where}")
     if result.parent_run_id:
         click.echo(f"parent run {result.parent_run_id}")
-    click.echo(f"{'member':>6} {'train grok':>10} {'test grok':>9} {'delay':>6} "
-               f"{'train acc':>9} {'test acc':>8}  status    run")
-    for m in result.members:
-        def show(v: Any) -> str:
-            return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-        click.echo(f"{m.index:>6} {show(m.train_grok_epoch):>10} {show(m.test_grok_epoch):>9} "
-                   f"{show(m.grokking_delay):>6} {show(m.final_train_acc):>9} "
-                   f"{show(m.final_test_acc):>8}  {m.status:<9} {m.run_id}")
+    for line in summary_table(result.members):
+        click.echo(line)
+
+
+def summary_table(members: Any) -> list[str]:
+    """One row per member: the values its sweep varied (one column per key, as members.md
+    has them), its grok epochs and final accuracies, status and run id."""
+    def show(v: Any) -> str:
+        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    keys = list(dict.fromkeys(k for m in members for k in m.varied))
+    leaves = [k.rsplit(".", 1)[-1] for k in keys]
+    headers = [leaf if leaves.count(leaf) == 1 else key
+               for key, leaf in zip(keys, leaves, strict=True)]
+    cells = [["-" if k not in m.varied else str(m.varied[k]) for k in keys] for m in members]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    varied = "".join(f" {h:>{w}}" for h, w in zip(headers, widths, strict=True))
+    lines = [f"{'member':>6}{varied} {'train grok':>10} {'test grok':>9} {'delay':>6} "
+             f"{'train acc':>9} {'test acc':>8}  status    run"]
+    for m, row in zip(members, cells, strict=True):
+        values = "".join(f" {v:>{w}}" for v, w in zip(row, widths, strict=True))
+        lines.append(f"{m.index:>6}{values} {show(m.train_grok_epoch):>10} "
+                     f"{show(m.test_grok_epoch):>9} {show(m.grokking_delay):>6} "
+                     f"{show(m.final_train_acc):>9} {show(m.final_test_acc):>8}  "
+                     f"{m.status:<9} {m.run_id}")
+    return lines
 
 
 def do_relog(folder: str, tracking_uri: str | None) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import GrokexpError
-from .common import resolve_tracking_uri
+from ..errors import GrokexpError, NotFound
+from .common import resolve_tracking_uri, store_label
 
 __all__ = ["do_ui", "experiment_links"]
 
@@ -46,7 +46,7 @@ def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None
     from ..tracking.tracker import artifact_root_for
 
     uri = resolve_tracking_uri(tracking_uri)
-    shown_uri = redact_uri(uri)
+    shown_uri = store_label(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -55,7 +55,7 @@ def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise GrokexpError(f"tracking store {shown_uri}: {redact_uri(first)}") from None
     if experiment is not None and not links:
-        raise GrokexpError(f"no experiment named {experiment!r} in {shown_uri}")
+        raise NotFound(f"no experiment named {experiment!r} in {shown_uri}")
     click.echo(f"MLflow UI over {shown_uri} at http://{host}:{port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: --host {host} makes the UI reachable from other machines; "

@@ -20,7 +20,7 @@ from ..diagnostics.metrics.embedding import cosine_matrix
 from ..engine.data import make_splits, pair_table
 from ..engine.model import Architecture, embedded
 from ..engine.seeding import generator_for
-from ..errors import GrokexpError
+from ..errors import GrokexpError, NotFound, is_not_found
 from ..figures.sets import RunRecord, run_figures, sweep_figures
 from ..spec.io import load_spec
 from ..spec.schema import Spec
@@ -136,6 +136,8 @@ def redraw(client: Any, run_id: str) -> dict[str, Any]:
     try:
         run = client.get_run(run_id)
     except Exception as err:  # the store's exception types vary by backend
+        if is_not_found(err):
+            raise NotFound(f"no run {run_id} in the store") from None
         raise GrokexpError(f"no run {run_id}: {err}") from None
     if run.data.tags.get("grokexp.role") != "sweep":
         return run_figures(load_record(client, run_id))

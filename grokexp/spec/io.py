@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -27,7 +26,9 @@ else:  # pragma: no cover
 __all__ = [
     "parse_spec_text",
     "parse_override_value",
+    "parse_override_key",
     "set_dotted",
+    "override_origins",
     "apply_overrides",
     "validate_spec",
     "load_spec",
@@ -52,16 +53,41 @@ def parse_spec_text(text: str, source: str) -> dict[str, Any]:
 
 
 def parse_override_value(text: str) -> Any:
-    """A ``--set`` value as a TOML literal (``1e-3``, ``[1, 2]``, ``true``); else a string."""
+    """A ``--set`` value as a TOML literal (``1e-3``, ``[1, 2]``, ``true``); else a string.
+
+    Only a bare word falls back to a string: text that starts like a TOML array, table or
+    quoted string but does not parse is a mistake, reported as a ``ValueError``.
+    """
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
+        if text and text[0] in "[{\"'":
+            raise ValueError("not a TOML value (inside a list or table, quote strings: "
+                             "[\"a\", \"b\"])") from None
         return text
 
 
-def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``a.b.c`` in a nested dict, creating tables on the way."""
-    parts = dotted.split(".")
+def parse_override_key(text: str) -> list[str] | None:
+    """A ``--set`` key as TOML reads a dotted key: ``train.lr`` → ``["train", "lr"]``,
+    ``sweep."train.split_seed"`` → ``["sweep", "train.split_seed"]``; None if it is not one."""
+    if not text or not text.isprintable():
+        return None
+    try:
+        tree = tomllib.loads(f"{text} = 0")
+    except tomllib.TOMLDecodeError:
+        return None
+    parts: list[str] = []
+    node: Any = tree
+    while isinstance(node, dict) and len(node) == 1:
+        (key, node), = node.items()
+        parts.append(key)
+    return parts if node == 0 and parts else None
+
+
+def set_dotted(raw: dict[str, Any], dotted: str | list[str], value: Any) -> None:
+    """Set ``a.b.c`` (or the parts ``[a, b, c]``) in a nested dict, creating tables on the
+    way."""
+    parts = dotted.split(".") if isinstance(dotted, str) else dotted
     node = raw
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
@@ -71,25 +97,49 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _split_override(item: str) -> tuple[list[str], str]:
+    """``key=value`` → (key parts, value text); the key may hold quoted parts with '='."""
+    shown = item if item.isprintable() else json.dumps(item)  # one line, always
+    for cut in [i for i, c in enumerate(item) if c == "="]:
+        parts = parse_override_key(item[:cut].strip())
+        if parts is not None:
+            return parts, item[cut + 1:].strip()
+    raise SpecError([f"--set {shown}: expected dotted.key=value"])
+
+
+def override_origins(overrides: Iterable[str]) -> dict[str, str]:
+    """Dotted path of each ``--set`` key → the ``--set`` item that set it (the last wins)."""
+    origins: dict[str, str] = {}
+    for item in overrides:
+        try:
+            parts, _ = _split_override(item)
+        except SpecError:
+            continue
+        origins[".".join(parts)] = f"--set {item if item.isprintable() else json.dumps(item)}"
+    return origins
+
+
 def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Merge ``dotted.key=value`` strings into a deep copy of the raw dict."""
     merged: dict[str, Any] = json.loads(json.dumps(raw))
     for item in overrides:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        shown = item if item.isprintable() else json.dumps(item)  # one line, always
-        if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
-            raise SpecError([f"--set {shown}: expected dotted.key=value"])
+        shown = item if item.isprintable() else json.dumps(item)
+        parts, value = _split_override(item)
         try:
-            set_dotted(merged, key, parse_override_value(value.strip()))
+            set_dotted(merged, parts, parse_override_value(value))
         except SpecError as err:
             raise SpecError([f"--set {shown}: {p}" for p in err.problems]) from None
+        except ValueError as err:
+            raise SpecError([f"--set {shown}: {err}"]) from None
     return merged
 
 
-def _format_error(source: str, error: Any) -> str:
+def _error_path(error: Any) -> str:
     loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-", "list["))]
-    path = ".".join(p for p in loc if p not in {"int", "float", "str", "bool"}) or "(top)"
+    return ".".join(p for p in loc if p not in {"int", "float", "str", "bool"}) or "(top)"
+
+
+def _error_message(error: Any) -> str:
     template = FIELD_MESSAGES.get(error["type"])
     ctx = error.get("ctx") or {}
     if template is not None:
@@ -98,33 +148,125 @@ def _format_error(source: str, error: Any) -> str:
         msg = f"must be one of {ctx.get('expected', '')}"
     else:
         msg = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] not in {"extra_forbidden", "missing"} and "input" in error:
-        got = error["input"]
-        if not isinstance(got, (dict, list)):
-            msg += f" (got {json.dumps(got) if isinstance(got, str) else got})"
-    return f"{source}: {path}: {msg}"
+    if error["type"] == "extra_forbidden":
+        msg += suggestion(_error_path(error))
+    return msg
 
 
-def validate_spec(raw: Mapping[str, Any], source: str) -> Spec:
-    """Raw dict → frozen Spec, or a SpecError with one line per problem."""
+def _got(error: Any) -> str:
+    if error["type"] in {"extra_forbidden", "missing"} or "input" not in error:
+        return ""
+    got = error["input"]
+    if isinstance(got, (dict, list)):
+        return ""
+    return f" (got {json.dumps(got) if isinstance(got, (str, bool)) else got})"
+
+
+def suggestion(path: str) -> str:
+    """``; did you mean …?`` naming the known keys nearest an unknown dotted key, or ''."""
+    import difflib
+
+    *parents, leaf = path.split(".")
+    names = known_keys(parents)
+    close = difflib.get_close_matches(leaf, names, n=3, cutoff=0.75)
+    if not close and parents and parents[0] in ("sweep", "optimize"):
+        return suggestion_among(path, parents)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(".".join([*parents, c]) for c in close) + "?"
+
+
+def suggestion_among(path: str, parents: list[str]) -> str:
+    """For a key under ``[sweep]`` or ``[optimize.space]``: the nearest dotted spec keys."""
+    import difflib
+
+    head = 1 if parents[0] == "sweep" else 2
+    prefix, key = ".".join(path.split(".")[:head]), ".".join(path.split(".")[head:])
+    close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.75)
+    return ("; did you mean " + " or ".join(f"{prefix}.{c}" for c in close) + "?") if close \
+        else ""
+
+
+def known_keys(parents: list[str]) -> list[str]:
+    """The field names of the table at ``parents`` (dotted parts) of the spec."""
+    model: Any = Spec
+    for part in parents:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return []
+        model = _table_model(fields[part].annotation)
+    return list(getattr(model, "model_fields", {}) or {})
+
+
+def all_keys(model: Any = Spec, prefix: str = "") -> list[str]:
+    """Every dotted key that names a field of the spec (what a sweep may vary)."""
+    out: list[str] = []
+    for name, field in model.model_fields.items():
+        sub = _table_model(field.annotation)
+        out += all_keys(sub, f"{prefix}{name}.") if sub is not None else [f"{prefix}{name}"]
+    return out
+
+
+def _table_model(annotation: Any) -> Any:
+    from pydantic import BaseModel
+
+    return next((a for a in getattr(annotation, "__args__", (annotation,))
+                 if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def _source_of(path: str, source: str, origins: Mapping[str, str]) -> str:
+    """The ``--set`` item that set ``path`` (or a table above it), else the file."""
+    parts = path.split(".")
+    for n in range(len(parts), 0, -1):
+        origin = origins.get(".".join(parts[:n]))
+        if origin is not None:
+            return origin
+    below = [origin for key, origin in origins.items() if key.startswith(path + ".")]
+    return below[-1] if below else source
+
+
+def _format_errors(source: str, errors: list[Any], origins: Mapping[str, str]) -> list[str]:
+    """One line per field: a union's branches (``int | list[int]``) merge into one line."""
+    by_path: dict[str, list[Any]] = {}
+    for error in errors:
+        by_path.setdefault(_error_path(error), []).append(error)
+    lines = []
+    for path, group in by_path.items():
+        messages = list(dict.fromkeys(_error_message(e) for e in group))
+        msg = messages[0] + "".join(" or " + m.removeprefix("must be ") for m in messages[1:])
+        got = next((g for g in map(_got, group) if g), "")
+        lines.append(f"{_source_of(path, source, origins)}: {path}: {msg}{got}")
+    return lines
+
+
+def validate_spec(raw: Mapping[str, Any], source: str,
+                  origins: Mapping[str, str] | None = None) -> Spec:
+    """Raw dict → frozen Spec, or a SpecError with one line per problem.
+
+    ``origins`` (from :func:`override_origins`) names the ``--set`` item behind a key, so a
+    problem in a value typed on the command line is blamed on it, not on the file.
+    """
+    origins = origins or {}
     try:
         spec = Spec.model_validate(dict(raw))
     except ValidationError as err:
-        lines = list(dict.fromkeys(_format_error(source, e) for e in err.errors()))
-        raise SpecError(lines) from None
+        raise SpecError(_format_errors(source, err.errors(), origins)) from None
     problems = spec.semantic_problems()
     if problems:
-        raise SpecError([f"{source}: {path}: {msg}" for path, msg in problems])
+        raise SpecError([f"{_source_of(path, source, origins)}: {path}: {msg}"
+                         + (suggestion(path) if msg == "unknown key" else "")
+                         for path, msg in problems])
     return spec
 
 
 def load_spec(text: str, source: str, overrides: Iterable[str] = (),
               default_name: str | None = None) -> Spec:
     """Text of a spec file plus ``--set`` overrides → validated Spec."""
+    overrides = list(overrides)
     raw = parse_spec_text(text, source)
     if "name" not in raw and default_name:
         raw["name"] = default_name
-    return validate_spec(apply_overrides(raw, overrides), source)
+    return validate_spec(apply_overrides(raw, overrides), source, override_origins(overrides))
 
 
 # ---------------------------------------------------------------- output forms

@@ -277,6 +277,30 @@ class Spec(Section):
         return out
 
 
+    def diagnostic_warnings(self) -> list[tuple[str, str]]:
+        """Diagnostics whose chosen epochs fall past ``train.epochs``, as (path, message).
+
+        Not errors: a short run is legitimate. But the defaults are set for the paper's
+        3000-epoch budget, and a 400-epoch run would otherwise draw Fig. 1 from one point
+        without a word.
+        """
+        m, epochs = self.metrics, self.train.epochs
+        out: list[tuple[str, str]] = []
+        if m.mc_dropout and epochs // m.mc_dropout_every + 1 < 3:
+            points = epochs // m.mc_dropout_every + 1
+            out.append(("metrics.mc_dropout_every",
+                        f"{m.mc_dropout_every} with train.epochs = {epochs}: MC dropout is "
+                        f"measured at {points} epoch(s) only (Fig. 1); lower it"))
+        for on, key in ((m.drc, "drc_epochs"), (m.embedding_cos, "heatmap_epochs"),
+                        (m.distributions, "histogram_epochs")):
+            late = [e for e in getattr(m, key) if e > epochs]
+            if on and late:
+                shown = ", ".join(map(str, late))
+                out.append((f"metrics.{key}", f"{shown} past train.epochs = {epochs}: "
+                            "not measured"))
+        return out
+
+
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 

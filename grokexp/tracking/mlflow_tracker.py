@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import GrokexpError
+from ..errors import GrokexpError, NotFound, is_not_found
 from .recovery import DATASET_SOURCE_TYPE, Journal, dataset_input
 from .redact import redact_text
 from .tracker import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
@@ -277,5 +277,7 @@ def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
     try:
         experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
     except Exception as err:  # the store's own exception types vary by backend
+        if is_not_found(err):
+            raise NotFound(f"no run {run_id} in {redact_text(tracking_uri)}") from None
         raise store_error(tracking_uri, f"no run {run_id} ({_one_line(err)})") from None
     return MlflowTracker(tracking_uri, experiment.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import GrokexpError
+from ..errors import GrokexpError, NotFound, is_not_found
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint, load_checkpoint
 from .redact import redact_text
 
@@ -24,6 +24,8 @@ def find_checkpoint(tracking_uri: str, run_id: str) -> tuple[Checkpoint, str]:
     try:
         run = client.get_run(run_id)
     except Exception as err:  # not found, or the store is down
+        if is_not_found(err):
+            raise NotFound(f"--resume {run_id}: no such run in the store") from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise GrokexpError(f"--resume {run_id}: {redact_text(first)}") from None
     parent = run.data.tags.get("mlflow.parentRunId")

@@ -126,20 +126,28 @@ def check_field_line(line: str, source: str, raw: Any) -> str:
     raise AssertionError(f"names no field of the spec or of the input: {line!r}")
 
 
-def check_set_line(line: str, overrides: list[str]) -> None:
-    """A malformed ``--set`` item names itself: ``--set <item>: <what is wrong>``, the item
-    as typed, or JSON-quoted when it holds characters that do not print."""
+def check_set_line(line: str, overrides: list[str], raw: Any = None) -> None:
+    """A problem that came from a ``--set`` item names it: ``--set <item>: <what is wrong>``
+    (a malformed item, or a value that is no TOML) or ``--set <item>: <path>: <message>``
+    (a key or value it set), the item as typed, or JSON-quoted when it holds characters that
+    do not print."""
     for item in overrides:
         prefix = f"--set {item if item.isprintable() else json.dumps(item)}: "
         if not line.startswith(prefix):
             continue
         rest = line[len(prefix):]
-        if rest == "expected dotted.key=value":
+        if rest == "expected dotted.key=value" or rest.startswith("not a TOML value ("):
             return
         key = item.partition("=")[0].strip()
         through = rest.removesuffix(": is a value, not a table")
         if through != rest and (key + ".").startswith(through + "."):
             return
+        cuts = [i for i in range(len(rest)) if rest.startswith(": ", i)]
+        for cut in cuts:
+            path, message = rest[:cut], rest[cut + 2:]
+            if raw is not None and names_a_place(path, Spec, raw):
+                check_message(message, line)
+                return
     raise AssertionError(f"not a --set line of {overrides}: {line!r}")
 
 
@@ -148,7 +156,7 @@ def check_lines(lines: list[str], source: str, raw: Any, overrides: list[str]) -
     assert lines, "an error needs at least one line"
     for line in lines:
         if line.startswith("--set "):
-            check_set_line(line, overrides)
+            check_set_line(line, overrides, raw)
         else:
             check_field_line(line, source, raw)
 
@@ -210,7 +218,14 @@ def with_overrides(text: str, overrides: list[str], source: str = "x.toml") -> d
             literal = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             literal = value.strip()
-        *parents, leaf = key.strip().split(".")
+        try:  # a TOML dotted key: quoted parts may hold dots
+            tree, parts = tomllib.loads(f"{key.strip()} = 0"), []
+        except tomllib.TOMLDecodeError:
+            continue
+        while isinstance(tree, dict):
+            (part, tree), = tree.items()
+            parts.append(part)
+        *parents, leaf = parts
         node: Any = raw
         for part in parents:
             node = node.setdefault(part, {}) if isinstance(node, dict) else None
@@ -340,9 +355,33 @@ CASES = [  # (file name, its text, --set items, the exact lines on stderr)
      ["{spec}: task.modulus: must be >= 2 (got 1)",
       "{spec}: task.operation: must be one of 'add', 'sub', 'mul' or 'div' (got \"pow\")"]),
     ("x.toml", 'name = "s"\n', ["model.hidden=[8, 0]"],
-     ["{spec}: model.hidden: widths must be between 1 and 65536"]),
+     ["--set model.hidden=[8, 0]: model.hidden: widths must be between 1 and 65536"]),
     ("x.toml", 'name = "s"\n', ["train.betas=[0.9, 1.5]"],
-     ["{spec}: train.betas: each beta must be in [0, 1)"]),
+     ["--set train.betas=[0.9, 1.5]: train.betas: each beta must be in [0, 1)"]),
+    # a typo on the command line is blamed on the --set item, with the nearest known keys
+    ("x.toml", 'name = "s"\n', ["train.weigth_decay=0.5"],
+     ["--set train.weigth_decay=0.5: train.weigth_decay: unknown key; "
+      "did you mean train.weight_decay?"]),
+    ("x.toml", 'name = "s"\n[train]\nweigth_decay = 0.5\n', [],
+     ["{spec}: train.weigth_decay: unknown key; did you mean train.weight_decay?"]),
+    ("x.toml", 'name = "s"\n', ['sweep."train.weigth_decay"=[1, 2]'],
+     ['--set sweep."train.weigth_decay"=[1, 2]: sweep.train.weigth_decay: unknown key; '
+      "did you mean sweep.train.weight_decay?"]),
+    # numbers are numbers: no boolean or quoted number slips through as one
+    ("x.toml", 'name = "s"\n', ["train.lr=true"],
+     ["--set train.lr=true: train.lr: must be a number (got true)"]),
+    ("x.toml", 'name = "s"\n', ["train.weight_decay=false"],
+     ["--set train.weight_decay=false: train.weight_decay: must be a number (got false)"]),
+    ("x.toml", 'name = "s"\n[task]\nmodulus = "23"\n', [],
+     ['{spec}: task.modulus: must be an integer (got "23")']),
+    ("x.json", '{"name": "s", "metrics": {"drc_rates": [0.1, true]}}', [],
+     ["{spec}: metrics.drc_rates: each value must be a number (got true)"]),
+    # one bad value, one line
+    ("x.toml", 'name = "s"\n', ["model.hidden=[128,abc]"],
+     ['--set model.hidden=[128,abc]: not a TOML value (inside a list or table, quote '
+      'strings: ["a", "b"])']),
+    ("x.toml", 'name = "s"\n', ['model.hidden="wide"'],
+     ['--set model.hidden="wide": model.hidden: must be an integer (got "wide")']),
     ("x.toml", 'name = "s"\n[init.embedding]\nscheme = "uniform"\n', [],
      ["{spec}: init.embedding.low: required when scheme is 'uniform'",
       "{spec}: init.embedding.high: required when scheme is 'uniform'"]),

@@ -54,7 +54,14 @@ def test_overrides_are_toml_literals_and_revalidated():
     assert spec.train.weight_decay == 0.5 and spec.init.scale == 3
     assert spec.model.hidden_sizes == (64, 32) and spec.model.activation == "gelu"
     assert parse_override_value("true") is True and parse_override_value("1e-3") == 1e-3
-    assert problems('name = "x"', ["train.nope=1"]) == ["x.toml: train.nope: unknown key"]
+    assert problems('name = "x"', ["train.nope=1"]) == ["--set train.nope=1: train.nope: "
+                                                        "unknown key"]
+    # a quoted dotted key reaches [sweep] and [optimize.space] as a file can
+    spec = load_spec('name = "x"', "x.toml", ['sweep."train.split_seed"=[1, 2]',
+                                              'optimize.space."train.weight_decay"='
+                                              '{low = 0.1, high = 3.0, log = true}'])
+    assert spec.sweep == {"train.split_seed": [1, 2]}
+    assert spec.optimize is not None and spec.optimize.dims()["train.weight_decay"].log
     with pytest.raises(SpecError, match="expected dotted.key=value"):
         apply_overrides({}, ["novalue"])
 
@@ -100,7 +107,8 @@ def test_sweep_is_a_grid_times_seeds():
 
 def test_sweep_errors_name_the_key():
     lines = problems('name = "s"\n[sweep]\n"init.scael" = [1]')
-    assert lines == ["x.toml: sweep.init.scael: unknown key"]
+    assert lines == ["x.toml: sweep.init.scael: unknown key; did you mean sweep.init.scale "
+                     "or sweep.init.scheme?"]
     spec = load_spec('name = "s"\n[sweep]\n"train.lr" = [0.1, -1]', "s.toml")
     with pytest.raises(SpecError) as info:
         expand_members(spec, "s.toml")
