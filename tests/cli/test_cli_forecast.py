@@ -88,6 +88,13 @@ def test_forecast_runs_made_by_grokexp_run(write_spec, tracking_uri):
     two = last_json(by_members.output)
     assert two["indicators"] == one["indicators"] and two["forecasts"] == one["forecasts"]
     assert two["forecast_run_id"] != one["forecast_run_id"]
+    # several ids after one --runs, as the docs write it
+    spaced = cli("forecast", "--runs", *runs["run_ids"], "--tracking-uri", tracking_uri,
+                 "--json")
+    assert spaced.exit_code == 0, spaced.output
+    three = last_json(spaced.output)
+    assert three["source_runs"] == runs["run_ids"]
+    assert three["indicators"] == one["indicators"] and three["forecasts"] == one["forecasts"]
     text = cli("forecast", "--runs", runs["parent_run_id"], "--tracking-uri", tracking_uri)
     assert text.exit_code == 0 and "lead median" in text.output
 
@@ -100,6 +107,8 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(write_spec, tracking_uri):
     assert neither.exit_code == 2 and len(neither.output.strip().splitlines()) == 1
     both = cli("forecast", write_spec(SPEC), "--runs", "x", "--tracking-uri", tracking_uri)
     assert both.exit_code == 2
+    two_specs = cli("forecast", "a.toml", "b.toml", "--tracking-uri", tracking_uri)
+    assert two_specs.exit_code == 2 and "one SPEC_FILE only" in two_specs.output
     with_set = cli("forecast", "--runs", "x", "--set", "train.lr=1", "--tracking-uri",
                    tracking_uri)
     assert with_set.exit_code == 2 and "--set" in with_set.output

@@ -181,7 +181,7 @@ def test_resume_arguments_are_checked(write_spec, tracking_uri):
     runner = CliRunner()
     bogus = runner.invoke(main, ["run", "--resume", "0123abcd", "--tracking-uri",
                                  tracking_uri])
-    assert bogus.exit_code == 1
+    assert bogus.exit_code == 2  # a run id the store does not hold is bad input
     assert bogus.output.startswith("error: --resume 0123abcd: ") and "Traceback" not in (
         bogus.output)
     both = runner.invoke(main, ["run", write_spec(), "--resume", "0123abcd"])

@@ -1,0 +1,117 @@
+"""What a newcomer meets at the command line: the run table names each member's varied
+values, short budgets are warned about, a missing run or store is bad input (exit 2) and
+creates nothing, and the store is shown where it is on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from grokexp.cli import main
+
+SWEEP = """
+name = "help"
+[task]
+modulus = 7
+[model]
+embedding_dim = 4
+hidden = 8
+[train]
+epochs = 4
+batch_size = 64
+[metrics]
+every = 2
+mc_dropout = false
+drc = false
+checkpoints = 0
+[sweep]
+seeds = [0, 1]
+"train.weight_decay" = [0.25, 2.0]
+"""
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_run_table_has_a_column_per_varied_key(write_spec, tracking_uri):
+    result = cli("run", write_spec(SWEEP), "--tracking-uri", tracking_uri, "--quiet")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("member"))
+    assert header.split()[:3] == ["member", "weight_decay", "seed"]
+    rows = [line.split() for line in lines[lines.index(header) + 1:]]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("0", "0.25", "0"), ("1", "0.25", "1"), ("2", "2.0", "0"), ("3", "2.0", "1")]
+    # each row's run id is the member run that MLflow holds with those values
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for row in rows:
+        params = client.get_run(row[-1]).data.params
+        assert (params["train.weight_decay"], params["train.seed"]) == (row[1], row[2])
+
+
+def test_the_store_is_shown_as_an_absolute_path(write_spec, tmp_path, migrated_store):
+    work = tmp_path / "elsewhere"
+    (work / "mlruns").mkdir(parents=True)
+    (work / "mlruns" / "mlflow.db").write_bytes(migrated_store.read_bytes())
+    before = os.getcwd()
+    os.chdir(work)
+    try:
+        result = cli("run", write_spec(SWEEP.replace("seeds = [0, 1]", "seeds = [0]")),
+                     "--quiet")
+    finally:
+        os.chdir(before)
+    assert result.exit_code == 0, result.output
+    db = work / "mlruns" / "mlflow.db"
+    assert f"in sqlite:///{db}" in result.stdout
+    assert f"on disk: database {db}, artifacts under {db.parent / 'artifacts'}" in result.stdout
+    assert (db.parent / "artifacts").is_dir()
+
+
+def test_diagnostics_past_the_budget_are_warned_once_each(write_spec):
+    spec = write_spec(SWEEP.replace("drc = false", "drc = true\ndrc_epochs = [0, 3, 50]")
+                      .replace("mc_dropout = false", "mc_dropout_every = 3"))
+    result = cli("validate", spec)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {spec}: metrics.mc_dropout_every: 3 with train.epochs = 4: MC dropout is "
+        "measured at 2 epoch(s) only (Fig. 1); lower it",
+        f"warning: {spec}: metrics.drc_epochs: 50 past train.epochs = 4: not measured",
+        f"warning: {spec}: metrics.heatmap_epochs: 300, 450, 1200 past train.epochs = 4: "
+        "not measured",
+        f"warning: {spec}: metrics.histogram_epochs: 150, 600, 1650 past train.epochs = 4: "
+        "not measured"]
+    # a budget that holds them all says nothing
+    quiet = cli("validate", spec, "--set", "train.epochs=2000", "--set",
+                "metrics.mc_dropout_every=100")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
+def test_a_missing_run_is_bad_input(tracking_uri):
+    for args in (["figures", "0123456789abcdef"], ["run", "--resume", "0123456789abcdef"],
+                 ["forecast", "--runs", "0123456789abcdef"]):
+        result = cli(*args, "--tracking-uri", tracking_uri)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        assert "0123456789abcdef" in result.output
+
+
+def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path):
+    before = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        results = [cli("figures", "0123456789abcdef"),
+                   cli("forecast", "--runs", "0123456789abcdef")]
+    finally:
+        os.chdir(before)
+    for result in results:
+        assert result.exit_code == 2, result.output
+        assert result.output.strip() == (f"error: no tracking store at "
+                                         f"{tmp_path / 'mlruns' / 'mlflow.db'}: run grokexp "
+                                         "from the folder that holds mlruns/, or give "
+                                         "--tracking-uri")
+    assert list(Path(tmp_path).iterdir()) == []
