@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 SPEC ?= specs/baseline.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test docs lint typecheck bench clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,postgres,browser]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,postgres,browser,docs]"
 	touch $(STAMP)
 
 run: install
@@ -27,10 +27,16 @@ run: install
 # that need it skip, each printing why (pytest -rs), unless GROKEXP_REQUIRE_SERVICES=1.
 SERVICE_FAILED = { test -z "$$CI" && echo "make test: $(1) set-up failed (see above): its tests will skip"; }
 
+# The docs are built first, in strict mode: a broken link, page or included file fails the tests.
 test: install
+	$(MAKE) docs
 	bash tests/services/browser.sh $(PY) || $(call SERVICE_FAILED,browser)
 	bash tests/services/postgres.sh install || $(call SERVICE_FAILED,PostgreSQL)
 	$(PY) -m pytest
+
+# The documentation site (mkdocs.yml, docs/) into site/.
+docs: install
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: install
 	$(VENV)/bin/ruff check grokexp tests benchmarks
@@ -42,4 +48,4 @@ bench: install
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
 PARTS = ("matmul", "peer", "vmap", "grokexp", "compile", "gpu", "cli", "overhead", "fixed",
-         "sweep", "optimize", "reproduce", "peer-study")
+         "sweep", "optimize", "reproduce", "peer-study", "quickstart")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
     "compile": ("compiled_step.py", []),
@@ -57,6 +57,7 @@ TABLES = {
     "optimize": ("optimize_batch.py", []),
     "reproduce": ("reproduce_time.py", []),
     "peer-study": ("optimize_vs_peer.py", []),
+    "quickstart": ("quickstart.py", []),
 }
 # the engine's targets (issue: best K against the hand-written loop, or the matmul limit)
 ENGINE_TARGETS = {"one-thread loop": 5.0, "two-thread loop": 4.0, "matmul share": 0.60}
