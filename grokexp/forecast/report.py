@@ -37,6 +37,9 @@ TURNING = ("test_loss",)  # these also get a row for their turning point (the pe
 
 @dataclass
 class IndicatorRow:
+    """One indicator's row of the table: how early it moves before the test rise, and how
+    well its early value tells the members that generalise from those that do not."""
+
     name: str
     rule: str  # "50% change" or "peak"
     rising: int  # members whose test accuracy reached RISE
@@ -56,6 +59,9 @@ class IndicatorRow:
 
 @dataclass
 class ForecastRow:
+    """One forecaster's row: its error on the held-out members' test grok epochs (MdAPE)
+    and how often it told "within the budget or not" right."""
+
     method: str
     held_out: int  # members forecast (they generalised after their early epoch)
     mdape: float | None
@@ -66,6 +72,9 @@ class ForecastRow:
 
 @dataclass
 class MemberRow:
+    """One member: its grok epochs, the epoch its early values are read at, and each
+    forecaster's guess of its test grok epoch."""
+
     label: str
     run_id: str
     train_grok_epoch: int | None
@@ -78,11 +87,14 @@ class MemberRow:
 
 @dataclass
 class Report:
+    """What ``grokexp forecast`` prints and logs: members, indicators, forecasters."""
+
     members: list[MemberRow]
     indicators: list[IndicatorRow]
     forecasts: list[ForecastRow]
 
     def to_json(self) -> dict[str, Any]:
+        """The report as JSON-ready data (``--json``, ``forecast.json``); NaN becomes null."""
         def clean(x: Any) -> Any:
             if isinstance(x, np.generic):
                 x = x.item()
