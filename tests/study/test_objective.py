@@ -63,5 +63,6 @@ def test_optimize_section_is_checked_with_paths():
         load_spec(text + '"train.lr" = {low = 0.1, high = 1}', "o.toml",
                   ["optimize.censor_penalty=1", "optimize.seeds=[1, 1]"])
     assert info.value.problems == [
-        "o.toml: optimize.seeds: must be a non-empty list of distinct non-negative integers",
-        "o.toml: optimize.censor_penalty: must be > 1.0 (got 1)"]
+        "--set optimize.seeds=[1, 1]: optimize.seeds: must be a non-empty list of distinct "
+        "non-negative integers",
+        "--set optimize.censor_penalty=1: optimize.censor_penalty: must be > 1.0 (got 1)"]
