@@ -47,3 +47,27 @@ def test_every_shown_object_has_a_docstring():
     assert len(objects) > 10
     bare = [name for name, obj in objects if not documented(obj)]
     assert bare == [], f"no docstring: {bare}"
+
+
+def test_every_spec_key_documents_itself():
+    """docs/spec-reference.md is generated from the schema: each key's description is the
+    docstring under its field, so a new key without one would show an empty cell."""
+    from pydantic import BaseModel
+
+    from grokexp.spec.schema import Spec
+
+    def tables(annotation):
+        return [a for a in getattr(annotation, "__args__", (annotation,))
+                if isinstance(a, type) and issubclass(a, BaseModel)]
+
+    bare, seen, todo = [], set(), [("", Spec)]
+    while todo:
+        prefix, model = todo.pop()
+        for name, field in model.model_fields.items():
+            subs = tables(field.annotation)
+            if subs:  # a table: its own docstring describes it
+                todo += [(f"{prefix}{name}.", sub) for sub in subs if sub not in seen]
+                seen.update(subs)
+            elif not (field.description or "").strip():
+                bare.append(f"{prefix}{name}")
+    assert bare == [], f"spec keys without a description: {bare}"

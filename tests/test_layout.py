@@ -1,6 +1,6 @@
 """The package's layout: one subpackage per stage, and every import points to an earlier stage.
 
-The rules are the table below, written once; README's Layout section draws the same tree.
+The rules are the table below, written once; docs/design.md draws the same tree.
 Imports are read with ``ast``: relative ones are resolved, and those inside functions or
 ``if TYPE_CHECKING:`` count like any other, so a lazy import that points back fails as surely
 as one at the top of a module.

@@ -1,6 +1,6 @@
 """The published ways to shorten grokking, applied per member around PopulationAdamW's step.
 
-Order on every step (README, "Shortening grokking"): the Grokfast gradient filter, then the
+Order on every step (docs/reducers.md): the Grokfast gradient filter, then the
 ⊥Grad projection (both rewrite the step's gradients in place, before AdamW sees them), then
 the AdamW step, then the Omnigrok rescale to a fixed total weight norm. Every dot product
 and norm is taken per member (and per tensor where the authors take it per tensor), over

@@ -11,7 +11,7 @@ Each member's arithmetic is the same whatever shard it lands in (tests compare a
 population with the member alone).
 
 Even one shard (K = 1, or one core) runs on a one-thread worker: for ops this small one
-thread beats two, and by far so when the machine is shared (see README, Performance). On
+thread beats two, and by far so when the machine is shared (see docs/performance.md). On
 CUDA there is one shard, on the calling thread.
 """
 
@@ -37,7 +37,7 @@ EpochData = Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 T = TypeVar("T")
 # A shard's training state on CPU (weights, gradients, both moments): a shard trains one
 # epoch at a time on its worker, so the state stays in that core's cache; within that budget
-# more members per shard spread each op's fixed cost over more of them (measured: README).
+# more members per shard spread each op's fixed cost over more of them (measured: docs/performance.md).
 SHARD_BYTES = 3 * 2**20
 
 

@@ -25,7 +25,8 @@ class Section(BaseModel):
     (one line, exit 2) while still taking an integer where a float is expected.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # field docstrings become descriptions in the JSON Schema (grokexp schema, the docs)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
     @field_validator("*", mode="before")
     @classmethod

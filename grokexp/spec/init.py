@@ -26,13 +26,21 @@ class _InitFields(Section):
     """Fields shared by every init table; ``None`` means 'inherit from the table above'."""
 
     scheme: Scheme | None = None
+    """How the tensor is drawn (inherited from the table above when unset)."""
     mean: float | None = None
+    """Mean of 'normal'."""
     std: float | None = Field(None, gt=0.0)
+    """Standard deviation of 'normal'."""
     low: float | None = None
+    """Lower bound of 'uniform'."""
     high: float | None = None
+    """Upper bound of 'uniform'."""
     value: float | None = None
+    """The value of 'constant'."""
     scale: float | None = None
+    """α: multiplies the draw."""
     shift: float | None = None
+    """Added after scaling."""
 
 
 class BiasInit(_InitFields):
@@ -43,7 +51,9 @@ class LayerInit(_InitFields):
     """``[init.<layer>]``: overrides the default init for that layer's weights."""
 
     trainable: bool = True
+    """false freezes the layer at its initial values."""
     bias: BiasInit | None = None
+    """How this layer's bias is drawn (default: like its weights)."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +87,19 @@ class InitSpec(_InitFields):
     """
 
     scheme: Scheme | None = "xavier_normal"
+    """How every tensor is drawn unless a layer's table says otherwise."""
     scale: float | None = 1.0
+    """α: multiplies every draw."""
     shift: float | None = 0.0
+    """Added to every draw after scaling."""
     bias: BiasInit | None = None
+    """The default for every bias (then [init.<layer>.bias])."""
     embedding: LayerInit | None = None
+    """Overrides for the embedding."""
     hidden: LayerInit | None = None
+    """Overrides for the hidden layer(s)."""
     output: LayerInit | None = None
+    """Overrides for the output layer."""
 
     def layer(self, name: str) -> LayerInit | None:
         table: LayerInit | None = getattr(self, name)

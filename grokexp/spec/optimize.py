@@ -24,10 +24,15 @@ class SearchDim(Section):
     """
 
     low: int | float | None = None
+    """Lower bound (integers on both bounds: an integer dimension)."""
     high: int | float | None = None
+    """Upper bound."""
     log: bool = False
+    """Sample on a log scale."""
     step: int | float | None = Field(None, gt=0)
+    """Grid step between low and high."""
     choices: list[int | float | str | bool] | None = Field(None, min_length=1)
+    """A categorical dimension's values (instead of low/high)."""
 
     @property
     def is_int(self) -> bool:
@@ -59,20 +64,35 @@ class OptimizeSpec(Section):
     """
 
     space: dict[str, Any]
+    """Dotted spec keys to search dimensions ({low, high, log, step} or {choices})."""
     seeds: int | list[int] = 3
+    """Seeds per trial: a count, or the list of seeds; the objective is their upper median."""
     objective: Literal["grokking_delay", "test_grok_epoch"] = "grokking_delay"
+    """What is minimised."""
     sampler: Literal["tpe", "gp", "random"] = "tpe"
+    """Optuna's sampler: TPE (multivariate, constant liar), GP or random."""
     seed: int = Field(0, ge=0, le=2**63 - 1)
+    """The sampler's seed, mixed with a per-worker id."""
     n_startup_trials: int = Field(8, ge=0)
+    """Random trials before the sampler models the space."""
     pruner: Literal["none", "median", "threshold", "forecast"] = "none"
+    """Stop unpromising trials early: median, threshold, forecast, or none."""
     prune_warmup: int = Field(0, ge=0)
+    """Epochs before the pruner may act."""
     prune_min_test_acc: float = Field(0.5, ge=0.0, le=1.0)
+    """The threshold pruner's test accuracy needed from prune_warmup on."""
     n_trials: int = Field(32, ge=0, le=1_000_000)
+    """The study's total number of trials, shared by all workers."""
     batch: int = Field(4, ge=1, le=100_000)
+    """Trials asked at once and trained as one population."""
     enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    """Known points (tables of dotted keys) tried first."""
     censor_penalty: float = Field(2.0, gt=1.0)
+    """Score of a seed that never generalises, in units of train.epochs."""
     heartbeat_s: float = Field(10.0, gt=0.0)
+    """How often a worker marks its running trials alive (seconds)."""
     grace_s: float = Field(60.0, gt=0.0)
+    """A running trial silent this long belongs to a dead worker and is re-queued."""
 
     @field_validator("space", mode="before")
     @classmethod

@@ -33,17 +33,24 @@ class TaskSpec(Section):
     """The algorithmic data set: every pair (i, j) of residues mod P, labelled i ∘ j mod P."""
 
     modulus: int = Field(53, ge=2, le=4096)
+    """P: the operands and the label are residues mod P."""
     operation: Literal["add", "sub", "mul", "div"] = "add"
+    """The operation: i + j, i − j, i · j or i · j⁻¹ mod P ('div' needs a prime P)."""
     train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    """Share of all P² pairs used for training; the rest is the test set."""
 
 
 class ModelSpec(Section):
     """Embedding of each operand, concatenated, then ReLU MLP layers and a P-way output."""
 
     embedding_dim: int = Field(128, ge=1, le=65536)
+    """Width of each operand's embedding (the hidden layer sees twice this)."""
     hidden: int | list[int] = 256
+    """Width of the hidden layer, or a list of widths for several."""
     activation: Literal["relu", "gelu", "tanh"] = "relu"
+    """Nonlinearity after each hidden layer."""
     embedding_activation: Literal["none", "relu"] = "none"
+    """'relu' puts a ReLU after the embedding (the paper's Sec. 3.2 variant)."""
 
     @field_validator("hidden")
     @classmethod
@@ -69,9 +76,13 @@ class GradFilterSpec(Section):
     """
 
     kind: Literal["none", "ema", "ma"]
+    """Which Grokfast filter: 'ema', 'ma', or 'none'."""
     alpha: float | None = Field(None, ge=0.0, lt=1.0)
+    """EMA decay of the gradient's slow part ('ema'; default 0.98)."""
     window: int | None = Field(None, ge=1, le=100_000)
+    """Number of past gradients averaged ('ma'; default 100)."""
     lamb: float | None = Field(None, allow_inf_nan=False)
+    """Weight of the slow part added back ('ema' default 2, 'ma' default 5)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -93,30 +104,47 @@ _FILTER_DEFAULTS: dict[str, dict[str, Any]] = {
 class TrainSpec(Section):
     """Optimiser and schedule. ``seed`` drives init and batch order; ``split_seed`` the split.
 
-    The reducers (README, "Shortening grokking") act in this order on every step: the
+    The reducers (docs/reducers.md) act in this order on every step: the
     gradient filter, the orthogonal projection, the AdamW step (the embedding's lr times
     ``embedding_lr_scale``), then the rescale to ``weight_norm``.
     """
 
     optimizer: Literal["adamw"] = "adamw"
+    """The optimiser: AdamW, as in the paper."""
     lr: float = Field(3e-4, gt=0.0, le=10.0)
+    """AdamW's learning rate."""
     weight_decay: float = Field(1.0, ge=0.0, le=1000.0)
+    """AdamW's decoupled weight decay."""
     betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW's (β1, β2)."""
     eps: float = Field(1e-8, gt=0.0)
+    """AdamW's ε."""
     batch_size: int = Field(128, ge=1, le=1_000_000)
+    """Training pairs per step."""
     epochs: int = Field(3000, ge=1, le=10_000_000)
+    """The budget: passes over the training set."""
     seed: int = Field(0, ge=0, le=2**63 - 1)
+    """Seeds the initialisation, the batch order and training dropout."""
     split_seed: int = Field(0, ge=0, le=2**63 - 1)
+    """Seeds the train/test split, apart from seed so that a sweep can fix or vary it."""
     stop_after_generalized: int | None = Field(None, ge=0)
+    """Epochs to go on once test accuracy reaches the threshold (unset: the whole budget)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout rate during training, at the embedding and after every hidden layer."""
     device: str = "auto"
+    """'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     grad_filter: GradFilterSpec | None = None
+    """Grokfast: add the gradient's slow part back (a table with 'kind')."""
     # ⊥Grad (Prieto et al. 2025): each tensor's gradient minus its part along the weights
     orthogonal_grad: bool = False
+    """⊥Grad (Prieto et al. 2025): drop each gradient's part along its weights."""
     # Omnigrok (Liu et al. 2023): all parameters rescaled to this total L2 norm after every
     # step; "fixed" keeps the member's initial norm
     weight_norm: float | Literal["fixed"] | None = None
+    """Omnigrok (Liu et al. 2023): rescale all parameters to this L2 norm after each step;
+    'fixed' keeps the initial norm."""
     embedding_lr_scale: float = Field(1.0, gt=0.0, le=1e6)
+    """The embedding's learning rate as a multiple of lr."""
 
     @field_validator("weight_norm", mode="before")
     @classmethod
@@ -159,28 +187,46 @@ class MetricsSpec(Section):
     """
 
     every: int = Field(10, ge=1)
+    """Evaluate every N epochs (and at the last epoch)."""
     grok_threshold: float = Field(0.95, gt=0.0, le=1.0)
+    """Accuracy that counts as reached, for the train and test grok epochs."""
     # MC dropout (paper Fig. 1): S stochastic passes over the test set, weights frozen.
     mc_dropout: bool = True
+    """Measure test accuracy under Monte-Carlo dropout (Fig. 1)."""
     mc_dropout_every: int = Field(1000, ge=1)
+    """Epochs between MC-dropout measurements."""
     mc_samples: int = Field(100, ge=2, le=100_000)
+    """Stochastic passes over the test set per MC-dropout measurement."""
     mc_rate: float = Field(0.3, ge=0.0, lt=1.0)
+    """Dropout rate of the MC passes."""
     mc_sites: list[DropoutSite] = Field(default_factory=_all_sites)
+    """Where the MC passes and the DRC drop units: the concatenated embedding, after every
+    hidden layer."""
     # Dropout Robustness Curve (Fig. 2): test accuracy against the dropout rate.
     drc: bool = True
+    """Measure the Dropout Robustness Curve (Fig. 2)."""
     drc_epochs: list[int] = Field(default_factory=lambda: [0, 500, 1000, 1500, 2000, 2500])
+    """Epochs at which the DRC is measured (each at the first evaluation at or after it)."""
     drc_rates: list[float] = Field(default_factory=lambda: list(_DRC_RATES))
+    """The DRC's dropout rates."""
     drc_samples: int = Field(4, ge=1, le=100_000)
+    """Passes per DRC rate."""
     # Embedding cosine similarity (Fig. 3): the scalar each evaluation, heatmaps when chosen.
     embedding_cos: bool = True
+    """The embeddings' codiagonal cosine structure at every evaluation (Fig. 3)."""
     heatmap_epochs: list[int] = Field(default_factory=lambda: [0, 300, 450, 1200])
+    """Epochs whose cosine-similarity matrices are kept and drawn."""
     # Distributions of embedding and layer parameters (Figs. 4, 6, 7, 8).
     distributions: bool = True
+    """Every layer's mean and std and the embedding's bimodality (Figs. 4, 6, 7, 8)."""
     histogram_epochs: list[int] = Field(default_factory=lambda: [0, 150, 600, 1650])
+    """Epochs whose weight and embedding histograms are kept and drawn."""
     # Inactive hidden ReLU units over the training inputs (Fig. 11).
     inactive_neurons: bool = True
+    """Inactive hidden ReLU units over the training inputs (Fig. 11)."""
     # Log-spaced checkpoints of every member's weights (0 switches them off).
     checkpoints: int = Field(16, ge=0, le=1000)
+    """Log-spaced checkpoints of every member's weights, for grokexp figures (0: none)."""
 
     @field_validator("mc_sites")
     @classmethod
@@ -208,7 +254,10 @@ class TrackingSpec(Section):
     """Where the run is recorded; the CLI's ``--tracking-uri`` and MLFLOW_TRACKING_URI win."""
 
     experiment: str | None = Field(None, min_length=1)
+    """The MLflow experiment (default: the spec's name)."""
     tracking_uri: str | None = None
+    """The MLflow store (default: sqlite:///mlruns/mlflow.db under the working directory);
+    --tracking-uri and MLFLOW_TRACKING_URI win."""
 
 
 # Every section's docstring is a description in the JSON Schema (grokexp schema) users read.
@@ -219,13 +268,16 @@ class Spec(Section):
     "every combination of")."""
 
     name: str = Field(min_length=1, max_length=200)
+    """The experiment's name: the MLflow experiment's too, unless [tracking] says otherwise."""
     description: str = ""
+    """Free text, logged with the run."""
     task: TaskSpec = Field(default_factory=TaskSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     init: InitSpec = Field(default_factory=InitSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     sweep: dict[str, Any] | None = None
+    """Dotted keys to lists of values (and 'seeds', 'variants'): each combination is a member."""
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     optimize: OptimizeSpec | None = None
 

@@ -1,10 +1,10 @@
-"""README's multi-machine set-up, run for real on one machine.
+"""The multi-machine set-up of docs/scale-out.md, run for real on one machine.
 
 One PostgreSQL cluster (tests/services/postgres.sh) holds two databases owned by a role with a
 password: the Optuna study and MLflow's backend store. ``mlflow server`` serves runs and
 proxies artifacts (``mlflow-artifacts:``) over that database, on a free loopback port; the
 workers are ``grokexp optimize`` processes given ``--storage postgresql://…`` and
-``--tracking-uri http://127.0.0.1:PORT``, exactly as README's "Beyond one machine" shows.
+``--tracking-uri http://127.0.0.1:PORT``, exactly as docs/scale-out.md shows.
 Everything is read back through the server (``MlflowClient`` over HTTP) and the database.
 
 Where PostgreSQL or its driver cannot be had the tests skip, saying why (fail in CI).
@@ -129,7 +129,7 @@ class Worker:
 
 def start_worker(services: Services, tmp_path: Path, name: str, spec: str, study: str,
                  n_trials: int, epochs: int, *extra: str) -> Worker:
-    """``grokexp optimize`` as README's workers run it, its output in files of tmp_path."""
+    """``grokexp optimize`` as docs/scale-out.md's workers run it, its output in files of tmp_path."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -318,7 +318,7 @@ def test_two_workers_share_postgresql_and_a_tracking_server_one_killed(services,
     for worker in workers:
         assert PASSWORD not in worker.said() + worker.out.read_text()
 
-    # watching the study: optuna-dashboard over the same database, as README shows
+    # watching the study: optuna-dashboard over the same database, as docs/scale-out.md shows
     dashboard_shows(services, study, tmp_path)
 
 
