@@ -115,3 +115,20 @@ def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path):
                                          "from the folder that holds mlruns/, or give "
                                          "--tracking-uri")
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_figures_says_where_the_drawings_are_on_disk(write_spec, tracking_uri):
+    made = cli("run", write_spec(SWEEP.replace("seeds = [0, 1]", "seeds = [0]")
+                                 .replace('"train.weight_decay" = [0.25, 2.0]', "")
+                                 .replace("checkpoints = 0", "checkpoints = 2")),
+               "--tracking-uri", tracking_uri, "--json")
+    assert made.exit_code == 0, made.output
+    import json
+
+    run_id = json.loads(made.stdout.strip().splitlines()[-1])["run_ids"][0]
+    result = cli("figures", run_id, "--tracking-uri", tracking_uri)
+    assert result.exit_code == 0, result.output
+    where = Path(result.stdout.strip().splitlines()[-1].removeprefix("on disk under "))
+    assert where.is_absolute()
+    drawn = [line.split(": ", 1)[1] for line in result.stdout.splitlines()[:-1]]
+    assert drawn and all((where / path).is_file() for path in drawn)
