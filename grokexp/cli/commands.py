@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -19,6 +18,7 @@ import click
 from .. import __version__
 from ..errors import GrokexpError, SpecError
 from .common import diagnostic_warnings, read_spec, resolve_tracking_uri, store_label
+from .signals import interrupts_like_sigint
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,10 +28,13 @@ def clean_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..tracking.redact import redact_text
+
         try:
             return command(*args, **kwargs)
         except GrokexpError as err:
-            for line in str(err).splitlines() or [type(err).__name__]:
+            # a last mask over every line: a URL's password never reaches the terminal
+            for line in redact_text(str(err)).splitlines() or [type(err).__name__]:
                 click.echo(line if line.startswith(("error", "grokexp")) or isinstance(
                     err, SpecError) else f"error: {line}", err=True)
             sys.exit(err.exit_code)
@@ -44,6 +47,9 @@ def clean_errors(command: F) -> F:
 
 set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                           help="Override a spec key, e.g. --set train.lr=1e-3 (TOML value).")
+memory_option = click.option(
+    "--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True), default=None,
+    metavar="GIB", help="Memory a population may use (default: 80% of free).")
 uri_option = click.option("--tracking-uri", default=None,
                           help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, the spec's "
                                "tracking.tracking_uri, or sqlite:///mlruns/mlflow.db).")
@@ -53,6 +59,10 @@ uri_option = click.option("--tracking-uri", default=None,
 @click.version_option(__version__, prog_name="grokexp")
 def main() -> None:
     """Grokking experiments from declarative specs, tracked in MLflow."""
+    # MLflow prints "View run ... at: <URI>" to stdout when a run on an HTTP store ends: the
+    # URI with its password, and a line that breaks `grokexp run --json`. grokexp prints its
+    # own links (password masked).
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
 
 
 @main.command()
@@ -67,13 +77,14 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
     from ..engine.sweep import group_by_shape
     from ..spec.io import spec_to_toml
+    from ..tracking.redact import redact_text
 
     spec, members = read_spec(spec_file, overrides)
     for line in diagnostic_warnings(spec_file, members):
         click.echo(line, err=True)
     groups = len(group_by_shape(members))
     click.echo(f"# {spec_file}: valid; {len(members)} member(s) in {groups} population(s)")
-    click.echo(spec_to_toml(spec), nl=False)
+    click.echo(redact_text(spec_to_toml(spec)), nl=False)
 
 
 @main.command()
@@ -95,19 +106,20 @@ def schema() -> None:
               help="Continue an interrupted run from its checkpoint (no SPEC_FILE then).")
 @click.option("--recovery-dir", default="grokexp-recovery", show_default=True,
               help="Where history and checkpoint go if the tracking store stops working.")
-@click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True),
-              default=None, metavar="GIB",
-              help="Memory a population may use (default: 80% of free).")
+@memory_option
+@click.option("--force", is_flag=True,
+              help="With --resume: take over a run left RUNNING by a process that died.")
 def run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | None,
         device: str | None, as_json: bool, quiet: bool, resume: str | None,
-        recovery_dir: str, memory_gib: float | None) -> None:
+        recovery_dir: str, memory_gib: float | None, force: bool) -> None:
     """Train the spec's members and log everything to MLflow.
 
     SIGINT/SIGTERM stop after the current epoch with a checkpoint (exit 130/143);
-    --resume RUN_ID continues from it.
+    --resume RUN_ID continues from it. One process resumes a run: a RUNNING run is
+    refused (exit 1) unless --force.
     """
     _run(spec_file, overrides, tracking_uri, device, as_json, quiet, resume, recovery_dir,
-         memory_gib)
+         memory_gib, force)
 
 
 @clean_errors
@@ -121,7 +133,11 @@ def _run(*args: Any) -> None:
 @click.argument("folder", type=click.Path(file_okay=False))
 @uri_option
 def relog(folder: str, tracking_uri: str | None) -> None:
-    """Log a recovery folder (written when the store failed mid-run) into the store."""
+    """Log a recovery folder (written when the store failed mid-run) into the store.
+
+    A folder is replayed once: a second relog says so and writes nothing (exit 0); a
+    malformed journal is one line naming its file and line (exit 2), nothing written.
+    """
     _relog(folder, tracking_uri)
 
 
@@ -158,10 +174,11 @@ def _figures(run_id: str, tracking_uri: str | None) -> None:
               help="Train nothing: rebuild the gallery from the latest reproduce runs in "
                    "the store.")
 @uri_option
+@memory_option
 def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], reuse: bool,
-              tracking_uri: str | None) -> None:
+              tracking_uri: str | None, memory_gib: float | None) -> None:
     """Run the paper's specs, check its claims and write a figure gallery (index.html)."""
-    _reproduce(out_dir, quick, specs_dir, only, reuse, tracking_uri)
+    _reproduce(out_dir, quick, specs_dir, only, reuse, tracking_uri, memory_gib)
 
 
 @clean_errors
@@ -179,10 +196,14 @@ def _reproduce(*args: Any) -> None:
 @click.option("--experiment", default=None, help="Only link this experiment.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Server worker processes (one is plenty for one user).")
+@click.option("--allowed-hosts", default=None, metavar="HOSTS",
+              help="Host headers the server answers, comma-separated (MLflow's "
+                   "--allowed-hosts, e.g. 'mlflow.lab.org,10.0.0.7:5000'; default: "
+                   "localhost and private addresses).")
 def ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
-       workers: int) -> None:
+       workers: int, allowed_hosts: str | None) -> None:
     """Start the MLflow UI over the same store and print links to the runs."""
-    _ui(tracking_uri, host, port, experiment, workers)
+    _ui(tracking_uri, host, port, experiment, workers, allowed_hosts)
 
 
 @clean_errors
@@ -211,26 +232,37 @@ def _ui(*args: Any) -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--recovery-dir", default="grokexp-recovery", show_default=True,
               help="Where tracking writes go while the store fails (grokexp relog).")
+@memory_option
 def optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
              study_name: str | None, tracking_uri: str | None, out_dir: str,
-             overrides: tuple[str, ...], quiet: bool, recovery_dir: str) -> None:
+             overrides: tuple[str, ...], quiet: bool, recovery_dir: str,
+             memory_gib: float | None) -> None:
     """Search the spec's [optimize] space with Optuna to minimise grokking delay."""
     _optimize(spec_file, n_trials, batch, storage, study_name, tracking_uri, out_dir,
-              overrides, quiet, recovery_dir)
+              overrides, quiet, recovery_dir, memory_gib)
 
 
 @clean_errors
+@interrupts_like_sigint
 def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: str | None,
               study_name: str | None, tracking_uri: str | None, out_dir: str,
-              overrides: tuple[str, ...], quiet: bool, recovery_dir: str) -> None:
+              overrides: tuple[str, ...], quiet: bool, recovery_dir: str,
+              memory_gib: float | None) -> None:
     spec, _ = read_spec(spec_file, overrides)
     from ..study.optimize import StudyOptions, check_study_spec, run_study
 
     opt = check_study_spec(spec, spec_file)  # before any store or study is created
+    from ..run.runner import resolve_device
+    from ..study.memory import check_study_memory
+    from .run import memory_limit
+
+    check_study_memory(spec, spec_file, opt.batch if batch is None else batch,
+                       *memory_limit(memory_gib, resolve_device(spec.train.device)))
     import optuna
 
     from ..study.storage import resolve_storage
     from ..tracking.mlflow_tracker import MlflowTracker
+    from .folders import usable_folder
     from .progress import ProgressHook
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -239,7 +271,8 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
         source=spec_file, storage=resolve_storage(storage, uri),
         study_name=study_name or spec.name,
         n_trials=opt.n_trials if n_trials is None else n_trials,
-        batch=opt.batch if batch is None else batch, out_dir=Path(out_dir))
+        batch=opt.batch if batch is None else batch,
+        out_dir=usable_folder(out_dir, "--out"))  # before anything is created or trained
     from .run import recovery_base
 
     # as for grokexp run: grokexp retries, then keeps a recovery folder (MLflow's own HTTP
@@ -277,9 +310,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 @uri_option
 @click.option("--json", "as_json", is_flag=True, help="Print the table as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-@click.option("--memory-limit", "memory_gib", type=click.FloatRange(min=0, min_open=True),
-              default=None, metavar="GIB",
-              help="Memory a population may use (default: 80% of free).")
+@memory_option
 def forecast(targets: tuple[str, ...], run_ids: tuple[str, ...], overrides: tuple[str, ...],
              tracking_uri: str | None, as_json: bool, quiet: bool,
              memory_gib: float | None) -> None:

@@ -15,6 +15,7 @@ import click
 
 from ..errors import SpecError
 from .common import git_commit, require_store, resolve_tracking_uri, store_label
+from .run import memory_limit
 
 __all__ = ["do_figures", "do_reproduce"]
 
@@ -49,7 +50,8 @@ def artifact_location(tracker: Any, run_id: str) -> str | None:
 
 
 def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
-                 reuse: bool, tracking_uri: str | None) -> None:
+                 reuse: bool, tracking_uri: str | None, memory_gib: float | None = None
+                 ) -> None:
     from ..paper.reproduce import (
         PAPER_SPECS,
         claims_markdown,
@@ -57,8 +59,11 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
         evaluate_claims,
         gallery_html,
         outcome_from_store,
+        paper_members,
         run_spec,
     )
+    from ..run.budget import check_memory
+    from ..run.runner import resolve_device
     from ..tracking.mlflow_tracker import MlflowTracker
     from .progress import ProgressHook
 
@@ -75,6 +80,9 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
             texts[name] = path.read_text(encoding="utf-8")
         except OSError as err:
             raise SpecError([f"{path}: cannot read: {err}"]) from None
+    for name, text in texts.items():  # every spec valid and within memory, before anything
+        spec, members = paper_members(name, text, quick)
+        check_memory(members, *memory_limit(memory_gib, resolve_device(spec.train.device)))
     uri = resolve_tracking_uri(tracking_uri)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,34 +43,35 @@ def memory_limit(option_gib: float | None, device: Any) -> tuple[int, str]:
 
 
 def recovery_base(option: str) -> Path:
-    """Where recovery folders go: the option's folder if writable, else the temp dir."""
-    base = Path(option)
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=base):
-            return base
-    except OSError:
-        return Path(tempfile.gettempdir()) / "grokexp-recovery"
+    """Where recovery folders go: ``--recovery-dir``, checked to take files before anything
+    is trained (one line, exit 2, if it cannot; never another place instead). It is made
+    only when the store fails."""
+    from .folders import usable_folder
+
+    return usable_folder(option, "--recovery-dir")
 
 
 def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | None,
            device: str | None, as_json: bool, quiet: bool, resume: str | None,
-           recovery_dir: str, memory_gib: float | None) -> None:
+           recovery_dir: str, memory_gib: float | None, force: bool = False) -> None:
     from ..tracking.redact import redact_uri
     from .common import diagnostic_warnings, git_commit, read_spec, resolve_tracking_uri
 
     checkpoint, experiment = None, None
+    if force and resume is None:
+        raise SpecError(["--force goes with --resume RUN_ID"])
     if resume is not None:
         if spec_file is not None or overrides or device is not None:
             raise SpecError(["--resume takes the spec from the checkpoint: "
                              "give no SPEC_FILE, --set or --device"])
+        recovery = recovery_base(recovery_dir)
         uri = resolve_tracking_uri(tracking_uri)
         _check_store(uri)
         from ..engine.sweep import expand_members
         from ..spec.io import load_spec
         from ..tracking.resume import find_checkpoint
 
-        checkpoint, experiment = find_checkpoint(uri, resume)
+        checkpoint, experiment = find_checkpoint(uri, resume, force)
         spec = load_spec(checkpoint.spec_toml, f"checkpoint of {resume}")
         members = expand_members(spec, f"checkpoint of {resume}")
     else:
@@ -79,6 +80,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         if device is not None:
             overrides = (*overrides, f'train.device="{device}"')
         spec, members = read_spec(spec_file, overrides)
+        recovery = recovery_base(recovery_dir)
         uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
     # grokexp retries and then keeps a recovery folder itself: MLflow's own HTTP retries
     # (7 by default, with exponential backoff) would only delay that by minutes
@@ -97,8 +99,11 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     from .progress import ProgressHook
     from .signals import StopRequest
 
-    tracker = MlflowTracker(uri, experiment or spec.experiment_name,
-                            recovery_dir=recovery_base(recovery_dir))
+    tracker = MlflowTracker(uri, experiment or spec.experiment_name, recovery_dir=recovery)
+    if checkpoint is not None and resume is not None:  # one writer per run
+        from ..tracking.resume import claim_resume
+
+        claim_resume(uri, resume, checkpoint.root_run_id, uuid.uuid4().hex, force)
     tags = {"grokexp.spec_file": spec_file or f"resumed:{resume}"}
     commit = git_commit()
     if commit:
@@ -112,6 +117,9 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
                 should_stop=lambda: stop.requested or tracker.failure is not None)
         except RunInterrupted as err:
             shown = "" if tracking_uri is None else f" --tracking-uri {redact_uri(uri)}"
+            if tracker.lost is not None:
+                click.echo(_lost_message(tracker, uri, err), err=True)
+                sys.exit(1)
             if tracker.failure is not None:
                 _recovery_message(tracker, uri, err.root_run_id)
                 sys.exit(1)
@@ -122,7 +130,9 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
             click.echo(f"continue with: grokexp run --resume {err.root_run_id}{shown}",
                        err=True)
             sys.exit(stop.exit_code)
-    if tracker.failure is not None:
+    if tracker.lost is not None:
+        click.echo(_lost_message(tracker, uri, None), err=True)
+    elif tracker.failure is not None:
         _recovery_message(tracker, uri, None)
     if as_json:
         click.echo(json.dumps(result.to_json()))
@@ -143,6 +153,30 @@ def _check_store(uri: str) -> None:
     from ..tracking.store import check_store
 
     check_store(uri)
+
+
+def _lost_message(tracker: Any, uri: str, err: RunInterrupted | None) -> str:
+    """One line for a store that failed when not even the recovery folder took the rest (a
+    full disk): what is lost, and whether the run can be resumed."""
+    from ..tracking.checkpoint import CHECKPOINT_ARTIFACT
+    from ..tracking.redact import redact_uri
+
+    head = (f"error: tracking store {redact_uri(uri)}: {tracker.failure}; {tracker.lost}; "
+            f"{len(tracker.dropped)} write(s) lost")
+    if err is None:
+        return head + "; the runs' ends may be missing from the store"
+    saved = False
+    if not any(CHECKPOINT_ARTIFACT in what for what in tracker.dropped):
+        try:  # the checkpoint and its tag reached the store: ask it, as a resume will
+            tags = tracker.client.get_run(err.root_run_id).data.tags
+            saved = tags.get("grokexp.checkpoint_epoch") == str(err.epoch)
+        except Exception:  # the store does not answer: no resume to promise
+            pass
+    if saved:
+        return (head + f"; stopped after epoch {err.epoch}, checkpoint saved in the store: "
+                f"grokexp run --resume {err.root_run_id}")
+    return (head + f"; stopped after epoch {err.epoch}: no checkpoint could be written, "
+            "runs the store could not end stay RUNNING")
 
 
 def _recovery_message(tracker: Any, uri: str, root_run_id: str | None) -> None:
@@ -197,7 +231,7 @@ def summary_table(members: Any) -> list[str]:
 
 
 def do_relog(folder: str, tracking_uri: str | None) -> None:
-    from ..tracking.recovery import relog
+    from ..tracking.recovery import AlreadyRelogged, relog
     from ..tracking.redact import redact_uri
     from .common import resolve_tracking_uri
 
@@ -206,7 +240,11 @@ def do_relog(folder: str, tracking_uri: str | None) -> None:
         raise SpecError([f"{folder}: no such folder"])
     uri = resolve_tracking_uri(tracking_uri)
     _check_store(uri)
-    counts, checkpoints = relog(path, uri)
+    try:
+        counts, checkpoints = relog(path, uri)
+    except AlreadyRelogged as done:  # exit 0: what the folder held is in the store
+        click.echo(str(done))
+        return
     click.echo(f"re-logged {path} into {redact_uri(uri)}: "
                + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for run_id in checkpoints:

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import GrokexpError, NotFound
+from ..errors import GrokexpError, NotFound, SpecError
 from .common import resolve_tracking_uri, store_label
 
-__all__ = ["do_ui", "experiment_links"]
+__all__ = ["do_ui", "experiment_links", "check_servable"]
 
 
 def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> list[str]:
@@ -40,13 +40,36 @@ def experiment_links(uri: str, host: str, port: int, experiment: str | None) -> 
     return links
 
 
+_SERVABLE = ("sqlite", "postgresql", "postgres", "mysql", "mssql", "file")
+
+
+def check_servable(uri: str) -> None:
+    """Refuse, before the server is started, a store that ``mlflow server`` cannot serve:
+    exit 2 for a URI that names no database or folder (an MLflow server already, say), exit 1
+    for a store that does not answer. Each as one line, the password masked: the server
+    itself would die with a traceback that quotes the URI."""
+    from ..tracking.redact import redact_uri
+    from ..tracking.store import check_store
+
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else "file"
+    if scheme in ("http", "https"):
+        raise SpecError([f"--tracking-uri {redact_uri(uri)}: an MLflow server already; open it "
+                         "in a browser (grokexp ui serves a database or a folder)"])
+    if scheme not in _SERVABLE:
+        raise SpecError([f"--tracking-uri {redact_uri(uri)}: grokexp ui serves a database "
+                         f"({', '.join(_SERVABLE[:-1])}) or a folder, not {scheme}://"])
+    if scheme not in ("sqlite", "file"):  # a database server: reachable? (sqlite: opened below)
+        check_store(uri)
+
+
 def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
-          workers: int = 1) -> None:
+          workers: int = 1, allowed_hosts: str | None = None) -> None:
     from ..tracking.redact import redact_uri
     from ..tracking.tracker import artifact_root_for
 
     uri = resolve_tracking_uri(tracking_uri)
     shown_uri = store_label(uri)
+    check_servable(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -60,6 +83,9 @@ def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"warning: --host {host} makes the UI reachable from other machines; "
                    "MLflow's UI has no login", err=True)
+        if allowed_hosts is None:
+            click.echo("note: MLflow answers only Host headers of localhost and private "
+                       "addresses; add --allowed-hosts NAME[:PORT],... for others", err=True)
     for link in links or [f"(no runs yet) http://{host}:{port}/"]:
         click.echo(f"  {link}")
     # The store URI travels in the environment, not argv: `ps` would show a password.
@@ -71,6 +97,8 @@ def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     command = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port),
                "--workers", str(workers)]
+    if allowed_hosts is not None:
+        command += ["--allowed-hosts", allowed_hosts]
     root = artifact_root_for(uri)
     if root:
         command += ["--default-artifact-root", root]

@@ -37,7 +37,8 @@ EpochData = Callable[[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 T = TypeVar("T")
 # A shard's training state on CPU (weights, gradients, both moments): a shard trains one
 # epoch at a time on its worker, so the state stays in that core's cache; within that budget
-# more members per shard spread each op's fixed cost over more of them (measured: docs/performance.md).
+# more members per shard spread each op's fixed cost over more of them (measured:
+# docs/performance.md).
 SHARD_BYTES = 3 * 2**20
 
 

@@ -9,6 +9,7 @@ from its children's series. The MLflow client comes from the tracker (tracking/m
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ..errors import GrokexpError, NotFound, is_not_found
 from ..figures.sets import RunRecord, run_figures, sweep_figures
 from ..spec.io import load_spec
 from ..spec.schema import Spec
+from ..tracking.checkpoint import DamagedState, load_member_state
 
 __all__ = ["load_record", "child_runs", "redraw", "param_value"]
 
@@ -50,12 +52,22 @@ def _series(client: Any, run: Any) -> dict[str, tuple[list[int], list[float]]]:
     return out
 
 
-def _checkpoints(client: Any, run_id: str, tmp: Path) -> dict[int, dict[str, torch.Tensor]]:
+_CHECKPOINT_NAME = re.compile(r"epoch_(\d{1,9})\.pt")
+
+
+def _checkpoints(client: Any, run_id: str, spec: Spec, tmp: Path
+                 ) -> dict[int, dict[str, torch.Tensor]]:
+    """Every ``checkpoints/epoch_*.pt`` of a member run, each checked against its spec's
+    network; anything else in the folder is refused (exit 2), never skipped or a traceback."""
     out = {}
     for item in client.list_artifacts(run_id, "checkpoints"):
-        epoch = int(Path(item.path).stem.removeprefix("epoch_"))
+        name = Path(item.path).name
+        match = _CHECKPOINT_NAME.fullmatch(name)
+        if item.is_dir or match is None:
+            raise DamagedState(f"run {run_id}: {item.path}: not a checkpoint (the folder "
+                               "holds only epoch_NNNNNN.pt files)")
         local = client.download_artifacts(run_id, item.path, str(tmp))
-        out[epoch] = torch.load(local, weights_only=True)
+        out[int(match[1])] = load_member_state(Path(local), spec, f"run {run_id}: {item.path}")
     return out
 
 
@@ -81,12 +93,12 @@ def load_record(client: Any, run_id: str, with_checkpoints: bool = True) -> RunR
                            embedding_activation=spec.model.embedding_activation)
         if not with_checkpoints:
             return record
-        checkpoints = _checkpoints(client, run_id, tmp)
+        checkpoints = _checkpoints(client, run_id, spec, tmp)
         names = {a.path for a in client.list_artifacts(run_id, "weights")}
         if "weights/final.pt" in names:
             final = client.download_artifacts(run_id, "weights/final.pt", str(tmp))
-            record.final = {k: v.numpy() for k, v in
-                            torch.load(final, weights_only=True).items()}
+            record.final = {k: v.numpy() for k, v in load_member_state(
+                Path(final), spec, f"run {run_id}: weights/final.pt").items()}
     epochs = sorted(checkpoints)
     arch = Architecture.from_spec(spec)
 

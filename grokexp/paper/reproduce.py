@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.sweep import expand_members
+from ..engine.sweep import Member, expand_members
 from ..engine.train import Hook
 from ..figures.sets import RunRecord
 from ..run.runner import run_experiment
 from ..spec.io import load_spec
+from ..spec.schema import Spec
 from ..tracking.mlflow_tracker import MlflowTracker
 from .claims import Claim, evaluate_claims
 from .recompute import child_runs, load_record, param_value
 
-__all__ = ["PAPER_SPECS", "SpecOutcome", "run_spec", "collect_figures", "gallery_html",
-           "claims_markdown", "overrides", "outcome_from_store", "evaluate_claims"]
+__all__ = ["PAPER_SPECS", "SpecOutcome", "paper_members", "run_spec", "collect_figures",
+           "gallery_html", "claims_markdown", "overrides", "outcome_from_store",
+           "evaluate_claims"]
 
 PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "embedding_shift_sweep",
                "layer_shift", "frozen_embedding", "embedding_relu", "constant_embedding",
@@ -54,13 +56,19 @@ def overrides(quick: bool, epochs: int) -> list[str]:
             "metrics.mc_dropout_every=100", "metrics.drc_epochs=[0, 300, 600]"]
 
 
+def paper_members(name: str, text: str, quick: bool) -> tuple[Spec, list[Member]]:
+    """One paper spec as reproduce trains it (its seeds, and the quick budget): the spec and
+    its members."""
+    plain = load_spec(text, f"{name}.toml")
+    spec = load_spec(text, f"{name}.toml", overrides(quick, plain.train.epochs))
+    return spec, expand_members(spec, f"{name}.toml")
+
+
 def run_spec(name: str, text: str, uri: str, quick: bool, tags: Mapping[str, str],
              hooks: Sequence[Hook] = ()) -> SpecOutcome:
     """Train one paper spec into the store and read its members back."""
     start = time.perf_counter()
-    plain = load_spec(text, f"{name}.toml")
-    spec = load_spec(text, f"{name}.toml", overrides(quick, plain.train.epochs))
-    members = expand_members(spec, f"{name}.toml")
+    spec, members = paper_members(name, text, quick)
     tracker = MlflowTracker(uri, spec.experiment_name)
     result = run_experiment(spec, members, tracker, hooks, tags={
         **tags, "grokexp.reproduce": "quick" if quick else "full"})

@@ -15,7 +15,7 @@ from ..engine.sweep import MAX_MEMBERS, Member, group_by_shape
 from ..errors import GrokexpError
 from ..spec.schema import Spec
 
-__all__ = ["estimate_bytes", "check_memory", "MAX_MEMBERS", "GIB"]
+__all__ = ["estimate_bytes", "check_memory", "check_population", "MAX_MEMBERS", "GIB"]
 
 GIB = 1024**3
 FLOAT = 4
@@ -62,14 +62,19 @@ def check_memory(members: Sequence[Member], limit_bytes: int, limit_source: str)
     if len(members) > MAX_MEMBERS:
         raise GrokexpError(f"sweep: {len(members)} members, more than {MAX_MEMBERS}")
     for group in group_by_shape(members):
-        spec = group[0].spec
-        need = estimate_bytes(spec, len(group))
-        if need > limit_bytes:
-            err = GrokexpError(
-                f"population of {len(group)} member(s) (task.modulus={spec.task.modulus}, "
-                f"model.embedding_dim={spec.model.embedding_dim}, "
-                f"model.hidden={list(spec.model.hidden_sizes)}) needs ~{need / GIB:.1f} GiB, "
-                f"limit {limit_bytes / GIB:.1f} GiB ({limit_source}); make the task, the "
-                "widths or the sweep smaller, or raise --memory-limit")
-            err.exit_code = 2
-            raise err
+        check_population(group[0].spec, len(group), limit_bytes, limit_source)
+
+
+def check_population(spec: Spec, members: int, limit_bytes: int, limit_source: str) -> None:
+    """Refuse (exit 2) a population of ``members`` copies of ``spec``'s network that would
+    not fit in ``limit_bytes`` (``grokexp optimize`` checks its largest batch this way)."""
+    need = estimate_bytes(spec, members)
+    if need > limit_bytes:
+        err = GrokexpError(
+            f"population of {members} member(s) (task.modulus={spec.task.modulus}, "
+            f"model.embedding_dim={spec.model.embedding_dim}, "
+            f"model.hidden={list(spec.model.hidden_sizes)}) needs ~{need / GIB:.1f} GiB, "
+            f"limit {limit_bytes / GIB:.1f} GiB ({limit_source}); make the task, the "
+            "widths or the sweep smaller, or raise --memory-limit")
+        err.exit_code = 2
+        raise err

@@ -7,6 +7,8 @@ finished member to the tracker. With more than one member there is a parent run.
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -44,6 +46,7 @@ from ..spec.schema import Spec
 from ..tracking.checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
 from ..tracking.figure_log import FigureLog
 from ..tracking.redact import redact_params, redact_text
+from ..tracking.resume import CHECKPOINT_ID_TAG
 from ..tracking.tracker import Tracker
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
@@ -272,18 +275,22 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                 tracker.flush()
                 tracker.log_state(checkpoint.root_run_id, checkpoint.to_dict(),
                                   CHECKPOINT_ARTIFACT)
+                # a new id per checkpoint: what a resume claims (tracking.resume)
                 tracker.set_tags(checkpoint.root_run_id,
-                                 {"grokexp.checkpoint_epoch": str(stop.state.epoch)})
+                                 {"grokexp.checkpoint_epoch": str(stop.state.epoch),
+                                  CHECKPOINT_ID_TAG: uuid.uuid4().hex})
                 raise RunInterrupted(checkpoint.root_run_id, stop.state.epoch) from None
     except BaseException:
-        try:
+        # best effort on the way out, each step on its own: the first error is the one to
+        # report, and a failing write must not keep the other runs from ending KILLED
+        with contextlib.suppress(Exception):
             diagnostics.finish()  # what was measured and drawn before the stop is kept
-        except Exception:  # the first error is the one to report
-            pass
-        tracker.flush()
+        with contextlib.suppress(Exception):
+            tracker.flush()
         ended = {m.run_id for m in result.members}
         for run_id in open_runs - ended:
-            tracker.end_run(run_id, "KILLED")
+            with contextlib.suppress(Exception):
+                tracker.end_run(run_id, "KILLED")
         raise
     result.members.sort(key=lambda m: m.index)
     if parent_id is not None:

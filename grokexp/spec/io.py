@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecError
 from .base import FIELD_MESSAGES
+from .masking import mask_values
 from .schema import Spec
 
 if sys.version_info >= (3, 11):
@@ -38,6 +39,24 @@ __all__ = [
 ]
 
 
+MAX_DEPTH = 32  # tables and arrays inside one another: a spec needs six or so
+_TOO_DEEP = f"nested too deeply (more than {MAX_DEPTH} levels of tables or arrays)"
+
+
+def _depth(data: Any) -> int:
+    """How many tables and arrays sit inside one another in ``data`` (without recursion)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                break
+            stack += [(child, level + 1) for child in
+                      (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
 def parse_spec_text(text: str, source: str) -> dict[str, Any]:
     """TOML or JSON text → raw dict (JSON when the source ends in .json)."""
     try:
@@ -47,8 +66,12 @@ def parse_spec_text(text: str, source: str) -> dict[str, Any]:
             raw = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
         raise SpecError([f"{source}: syntax error: {err}"]) from None
+    except RecursionError:  # the parsers recurse once per level
+        raise SpecError([f"{source}: {_TOO_DEEP}"]) from None
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: the top level must be a table"])
+    if _depth(raw) > MAX_DEPTH:
+        raise SpecError([f"{source}: {_TOO_DEEP}"])
     return raw
 
 
@@ -59,12 +82,17 @@ def parse_override_value(text: str) -> Any:
     quoted string but does not parse is a mistake, reported as a ``ValueError``.
     """
     try:
-        return tomllib.loads(f"v = {text}")["v"]
+        value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         if text and text[0] in "[{\"'":
             raise ValueError("not a TOML value (inside a list or table, quote strings: "
                              "[\"a\", \"b\"])") from None
         return text
+    except RecursionError:
+        raise ValueError(_TOO_DEEP) from None
+    if _depth(value) > MAX_DEPTH:
+        raise ValueError(_TOO_DEEP)
+    return value
 
 
 def parse_override_key(text: str) -> list[str] | None:
@@ -97,9 +125,17 @@ def set_dotted(raw: dict[str, Any], dotted: str | list[str], value: Any) -> None
     node[parts[-1]] = value
 
 
+def _shown(item: str) -> str:
+    """A ``--set`` item as a message shows it: as typed, or JSON-quoted when it holds
+    characters that do not print (one line, always); one of over 1000 characters cut short."""
+    if len(item) > 1000:
+        item = item[:100] + "…"
+    return item if item.isprintable() else json.dumps(item)
+
+
 def _split_override(item: str) -> tuple[list[str], str]:
     """``key=value`` → (key parts, value text); the key may hold quoted parts with '='."""
-    shown = item if item.isprintable() else json.dumps(item)  # one line, always
+    shown = _shown(item)
     for cut in [i for i, c in enumerate(item) if c == "="]:
         parts = parse_override_key(item[:cut].strip())
         if parts is not None:
@@ -115,7 +151,7 @@ def override_origins(overrides: Iterable[str]) -> dict[str, str]:
             parts, _ = _split_override(item)
         except SpecError:
             continue
-        origins[".".join(parts)] = f"--set {item if item.isprintable() else json.dumps(item)}"
+        origins[".".join(parts)] = f"--set {_shown(item)}"
     return origins
 
 
@@ -123,7 +159,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
     """Merge ``dotted.key=value`` strings into a deep copy of the raw dict."""
     merged: dict[str, Any] = json.loads(json.dumps(raw))
     for item in overrides:
-        shown = item if item.isprintable() else json.dumps(item)
+        shown = _shown(item)
         parts, value = _split_override(item)
         try:
             set_dotted(merged, parts, parse_override_value(value))
@@ -131,6 +167,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
             raise SpecError([f"--set {shown}: {p}" for p in err.problems]) from None
         except ValueError as err:
             raise SpecError([f"--set {shown}: {err}"]) from None
+        if _depth(merged) > MAX_DEPTH:  # a deep dotted key
+            raise SpecError([f"--set {shown}: {_TOO_DEEP}"])
     return merged
 
 
@@ -182,7 +220,13 @@ def suggestion_among(path: str, parents: list[str]) -> str:
 
     head = 1 if parents[0] == "sweep" else 2
     prefix, key = ".".join(path.split(".")[:head]), ".".join(path.split(".")[head:])
-    close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.75)
+    *tables, leaf = key.split(".")
+    names = known_keys(tables) if tables else []
+    if names:  # the table exists: compare the last part with its keys only
+        close = [".".join([*tables, c])
+                 for c in difflib.get_close_matches(leaf, names, n=3, cutoff=0.75)]
+    else:
+        close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.75)
     return ("; did you mean " + " or ".join(f"{prefix}.{c}" for c in close) + "?") if close \
         else ""
 
@@ -284,7 +328,11 @@ def spec_to_toml(spec: Spec) -> str:
 
 
 def spec_hash(spec: Spec) -> str:
-    """Short content hash of the resolved spec: equal specs, equal hash."""
-    blob = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
+    """Short content hash of the resolved spec: equal specs, equal hash.
+
+    Taken over the masked spec (what ``spec.resolved.toml`` holds), so that the hash of a
+    spec with a password in a URL cannot be used to test guesses of the password offline.
+    """
+    blob = json.dumps(mask_values(spec_to_dict(spec)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

@@ -13,7 +13,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from .base import FIELD_MESSAGES, Section, flatten
 
-__all__ = ["OptimizeSpec", "SearchDim"]
+__all__ = ["OptimizeSpec", "SearchDim", "MAX_SEEDS"]
+
+MAX_SEEDS = 10_000  # seeds per trial: beyond this a typo, not a study (each is a member)
 
 
 class SearchDim(Section):
@@ -106,8 +108,10 @@ class OptimizeSpec(Section):
     @field_validator("seeds")
     @classmethod
     def _seed_list(cls, value: int | list[int]) -> int | list[int]:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be >= 1")
+        if isinstance(value, int) and not 1 <= value <= MAX_SEEDS:
+            raise ValueError(f"must be between 1 and {MAX_SEEDS}")
+        if isinstance(value, list) and len(value) > MAX_SEEDS:
+            raise ValueError(f"must hold at most {MAX_SEEDS} seeds (got {len(value)})")
         if isinstance(value, list) and (not value or len(set(value)) != len(value)
                                         or any(s < 0 for s in value)):
             raise ValueError("must be a non-empty list of distinct non-negative integers")

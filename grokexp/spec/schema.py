@@ -171,6 +171,7 @@ class TrainSpec(Section):
 
 DropoutSite = Literal["embedding", "hidden"]
 _DRC_RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+MAX_DRC_RATES = 1000  # each rate is drc_samples passes over the test set per DRC epoch
 
 
 def _all_sites() -> list[DropoutSite]:
@@ -240,6 +241,8 @@ class MetricsSpec(Section):
     def _rates_in_range(cls, value: list[float]) -> list[float]:
         if not value or not all(0.0 <= r < 1.0 for r in value):
             raise ValueError("needs rates in [0, 1)")
+        if len(value) > MAX_DRC_RATES:
+            raise ValueError(f"needs at most {MAX_DRC_RATES} rates (got {len(value)})")
         return value
 
     @field_validator("drc_epochs", "heatmap_epochs", "histogram_epochs")

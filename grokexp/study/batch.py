@@ -327,33 +327,40 @@ def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str
     runs: list[TrialRun] = []
     members: list[Member] = []
     splits = SplitProvenance()
-    for index, (trial, params) in enumerate(trials):
-        trial_members: list[Member] = []
-        for seed in trial_seeds(spec):
-            member_spec = point_spec(spec, params, source, seed)
-            trial_members.append(Member(len(members) + len(trial_members), member_spec,
-                                        {**params, "train.seed": seed}))
-        point = point_spec(spec, params, source)
-        run_params = {**flatten(spec_to_dict(point)), "optuna.trial": trial.number,
-                      "seeds": trial_seeds(spec)}
-        dataset = splits.of(point)  # the trial's seeds vary train.seed only: one split
-        tags = {"grokexp.role": "trial", "grokexp.study": study.study_name,
-                "optuna.trial": str(trial.number), "optuna.state": "RUNNING",
-                **splits.tags(dataset)}
-        if worker is not None:
-            trial.set_user_attr("worker", worker)
-            tags["grokexp.worker"] = worker
-        try:
-            run_id = tracker.start_run(f"trial-{trial.number}", redact_params(run_params), tags,
-                                       parent_id)
-        except GrokexpError as err:  # the store's one shape of failure; nothing trained yet
-            _give_back(runs, study, tracker, heartbeat)
-            _requeue(trials[index:], study, heartbeat)
-            raise StoreUnavailable(str(err)) from None
-        splits.log(tracker, run_id, dataset)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        runs.append(TrialRun(trial, params, run_id, trial_members))
-        members += trial_members
+    try:  # an interrupt (SIGINT, SIGTERM) while the runs are made: give back every trial
+        for index, (trial, params) in enumerate(trials):
+            trial_members: list[Member] = []
+            for seed in trial_seeds(spec):
+                member_spec = point_spec(spec, params, source, seed)
+                trial_members.append(Member(len(members) + len(trial_members), member_spec,
+                                            {**params, "train.seed": seed}))
+            point = point_spec(spec, params, source)
+            run_params = {**flatten(spec_to_dict(point)), "optuna.trial": trial.number,
+                          "seeds": trial_seeds(spec)}
+            dataset = splits.of(point)  # the trial's seeds vary train.seed only: one split
+            tags = {"grokexp.role": "trial", "grokexp.study": study.study_name,
+                    "optuna.trial": str(trial.number), "optuna.state": "RUNNING",
+                    **splits.tags(dataset)}
+            if worker is not None:
+                trial.set_user_attr("worker", worker)
+                tags["grokexp.worker"] = worker
+            try:
+                run_id = tracker.start_run(f"trial-{trial.number}", redact_params(run_params), tags,
+                                           parent_id)
+            except GrokexpError as err:  # the store's one shape of failure; nothing trained yet
+                _give_back(runs, study, tracker, heartbeat)
+                _requeue(trials[index:], study, heartbeat)
+                raise StoreUnavailable(str(err)) from None
+            splits.log(tracker, run_id, dataset)
+            trial.set_user_attr("mlflow_run_id", run_id)
+            runs.append(TrialRun(trial, params, run_id, trial_members))
+            members += trial_members
+    except StoreUnavailable:
+        raise
+    except BaseException:
+        _give_back(runs, study, tracker, heartbeat)
+        _requeue(trials[len(runs):], study, heartbeat)
+        raise
     hook = StudyHook(study, spec.optimize, runs, tracker, heartbeat, budget_epochs(spec),
                      on_told, on_write)
     try:

@@ -240,8 +240,11 @@ class StoreGuard:
         if self._said or getattr(self.tracker, "failure", None) is None:
             return
         self._said = True
+        lost = getattr(self.tracker, "lost", None)
+        kept = (f"what the store misses is lost: {lost}" if lost is not None
+                else f"what the store misses is kept in {self.folder}")
         self.echo(f"tracking store {self.uri}: {self.tracker.failure}; training goes on, "
-                  f"what the store misses is kept in {self.folder}")
+                  f"{kept}")
 
     def lost(self, problem: str) -> None:
         self.problem = problem

@@ -15,10 +15,13 @@ from typing import Any
 
 import torch
 
+from ..engine.init import parameter_layout
 from ..engine.train import LoopState, MemberHistory
 from ..errors import GrokexpError
+from ..spec.schema import Spec
 
-__all__ = ["Checkpoint", "CHECKPOINT_ARTIFACT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["Checkpoint", "CHECKPOINT_ARTIFACT", "DamagedState", "load_checkpoint",
+           "load_member_state", "save_checkpoint"]
 
 CHECKPOINT_ARTIFACT = "checkpoint/checkpoint.pt"
 FORMAT = 1
@@ -107,3 +110,40 @@ def load_checkpoint(path: Path) -> Checkpoint:
         return Checkpoint.from_dict(raw)
     except (KeyError, TypeError, ValueError) as err:
         raise GrokexpError(f"{path}: damaged checkpoint ({err})") from None
+
+
+class DamagedState(GrokexpError):
+    """A member's saved weights (``checkpoints/epoch_*.pt``, ``weights/final.pt``) that do not
+    load, or load as something other than its network's parameters: bad input (exit 2)."""
+
+    exit_code = 2
+
+
+def load_member_state(path: Path, spec: Spec, shown: str) -> dict[str, torch.Tensor]:
+    """One member's parameters as saved during training, checked against ``spec``'s network:
+    every parameter there, none other, each a floating tensor of its shape. ``shown`` names
+    the file in the one-line :class:`DamagedState` that refuses anything else."""
+    try:
+        raw = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as err:  # torch raises several types for a bad or hostile file
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise DamagedState(f"{shown}: not a saved network ({type(err).__name__}"
+                           f"{': ' + first if first else ''})") from None
+    if not isinstance(raw, dict):
+        raise DamagedState(f"{shown}: not a saved network (holds a {type(raw).__name__})")
+    shapes = {name: shape for name, shape, _, _ in parameter_layout(spec)}
+    unknown = sorted(str(k) for k in raw if k not in shapes)
+    if unknown:
+        raise DamagedState(f"{shown}: unknown parameter {unknown[0]!r} (the network has "
+                           f"{', '.join(shapes)})")
+    missing = [name for name in shapes if name not in raw]
+    if missing:
+        raise DamagedState(f"{shown}: parameter {missing[0]!r} missing")
+    for name, shape in shapes.items():
+        value = raw[name]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise DamagedState(f"{shown}: parameter {name!r} is not a floating-point tensor")
+        if tuple(value.shape) != shape:
+            raise DamagedState(f"{shown}: parameter {name!r} has shape {tuple(value.shape)}, "
+                               f"the spec's network {shape}")
+    return {name: raw[name] for name in shapes}

@@ -1,13 +1,14 @@
 """The real tracker: an MLflow store behind the :class:`~.tracking.Tracker` interface.
 
-Only this module (and recovery.py's replay) imports mlflow, lazily, so ``grokexp --help``
-stays fast. Runs are named by their MLflow run id; metrics are buffered and written with
-``log_batch`` because one sqlite write per metric costs milliseconds.
+Only this module (and the helpers of journal.py and recovery.py) imports mlflow, lazily, so
+``grokexp --help`` stays fast. Runs are named by their MLflow run id; metrics are buffered
+and written with ``log_batch`` because one sqlite write per metric costs milliseconds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,20 +16,35 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GrokexpError, NotFound, is_not_found
-from .recovery import DATASET_SOURCE_TYPE, Journal, dataset_input
+from .journal import DATASET_SOURCE_TYPE, Journal, dataset_input
 from .redact import redact_text
 from .tracker import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
 
 __all__ = ["MlflowTracker", "store_error", "tracker_for_run"]
 
 
+def _not_store_errors(record: logging.LogRecord) -> bool:
+    """MLflow logs every failed SQL statement with its traceback (dozens of lines on stderr
+    per write while a disk is full); the tracker retries, journals and reports it in one
+    line itself."""
+    return not str(record.msg).startswith("SQLAlchemy database error")
+
+
+def _quiet_store_errors() -> None:
+    store_log = logging.getLogger("mlflow.store.db.utils")
+    if _not_store_errors not in store_log.filters:
+        store_log.addFilter(_not_store_errors)
+
+
 class MlflowTracker:
     """A real MLflow store (embedded sqlite by default, or any tracking server).
 
     Every write is retried with backoff (``retry_delays``). When the store still fails, the
-    tracker goes offline: that write and all later ones go to a :class:`~.recovery.Journal`
+    tracker goes offline: that write and all later ones go to a :class:`~.journal.Journal`
     in a new folder under ``recovery_dir``, ``failure`` says why, and ``grokexp relog``
-    replays the folder once the store works again. Nothing computed is lost.
+    replays the folder once the store works again. Nothing computed is lost, unless the
+    folder cannot be written either (a full disk): then ``lost`` says why, and the writes
+    the store did not take either are named in ``dropped``.
     """
 
     def __init__(self, tracking_uri: str, experiment: str, flush_every_s: float = 5.0,
@@ -44,8 +60,11 @@ class MlflowTracker:
         self.recovery_dir = recovery_dir
         self.failure: str | None = None
         self.journal: Journal | None = None
+        self.lost: str | None = None  # why not even the recovery folder takes writes
+        self.dropped: list[str] = []  # the writes lost then
         # many workers may open a fresh store at once: one creates the schema, the rest wait
         self.client = open_client(tracking_uri)
+        _quiet_store_errors()
         try:
             self.experiment_id = self._experiment_id(experiment)
             self._tag_experiment()
@@ -87,7 +106,19 @@ class MlflowTracker:
 
     def _write(self, what: str, action: Callable[[], Any],
                offline: Callable[[Journal], None]) -> None:
-        """Run ``action`` with retries; once the store has failed, journal it instead."""
+        """Run ``action`` with retries; once the store has failed, journal it instead.
+
+        When the recovery folder cannot be written either (a full or read-only disk),
+        ``lost`` says why and from then on each write is tried once on the store (it may
+        work again: the checkpoint and the runs' ends get there if it does) and otherwise
+        dropped, named in ``dropped``; nothing raises, so the run can stop cleanly.
+        """
+        if self.lost is not None:
+            try:
+                action()
+            except Exception:  # the store still fails, and there is no folder to keep it
+                self.dropped.append(what)
+            return
         if self.failure is None:
             for delay in (*self.retry_delays, None):
                 try:
@@ -100,11 +131,27 @@ class MlflowTracker:
                                         f"{_one_line(err)}")
                     else:
                         time.sleep(delay)
-        if self.journal is None:
-            if self.recovery_dir is None:
-                raise store_error(self.tracking_uri, str(self.failure))
-            self.journal = Journal.create(self.recovery_dir, self.tracking_uri, self.failure)
-        offline(self.journal)
+        try:
+            if self.journal is None:
+                if self.recovery_dir is None:
+                    raise store_error(self.tracking_uri, str(self.failure))
+                self.journal = Journal.create(self.recovery_dir, self.tracking_uri,
+                                              self.failure)
+            offline(self.journal)
+        except OSError as err:
+            where = self.journal.folder if self.journal is not None else self.recovery_dir
+            self.lost = f"the recovery folder {where} cannot be written either: " + (
+                redact_text(f"{err.strerror or err}"))
+            self.dropped.append(what)
+
+    def _local_copy_failed(self, what: str, err: OSError) -> None:
+        """The local copy an artifact is written from could not be made (the temp dir's
+        disk is full): as for a store that failed and a folder that cannot be written."""
+        if self.failure is None:
+            self.failure = f"{what} failed: no local copy ({err.strerror or err})"
+        if self.lost is None:
+            self.lost = f"the temporary directory cannot be written: {err.strerror or err}"
+        self.dropped.append(what)
 
     def reconnect(self) -> tuple[Path, dict[str, int]] | None:
         """Back online after the store failed: raises while it still fails; else replays the
@@ -120,7 +167,7 @@ class MlflowTracker:
             folder = Path(self.journal.folder)
             counts, _ = relog(folder, self.tracking_uri)
             replayed, self.journal = (folder, counts), None
-        self.failure = None
+        self.failure = self.lost = None  # what was dropped meanwhile stays in ``dropped``
         return replayed
 
     def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
@@ -177,12 +224,15 @@ class MlflowTracker:
     def _log_artifact(self, run_id: str, artifact_file: str,
                       write: Callable[[Path], Any]) -> None:
         folder, name = safe_artifact_path(artifact_file)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / name
-            write(local)
-            self._write(f"logging {artifact_file}",
-                        lambda: self.client.log_artifact(run_id, str(local), folder),
-                        lambda j: j.artifact(run_id, local, folder))
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = Path(tmp) / name
+                write(local)
+                self._write(f"logging {artifact_file}",
+                            lambda: self.client.log_artifact(run_id, str(local), folder),
+                            lambda j: j.artifact(run_id, local, folder))
+        except OSError as err:
+            self._local_copy_failed(f"logging {artifact_file}", err)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self._log_artifact(run_id, artifact_file, lambda p: p.write_text(text, "utf-8"))
@@ -200,6 +250,12 @@ class MlflowTracker:
         write: one folder tree, one ``log_artifacts``."""
         if not files:
             return
+        try:
+            self._log_files(run_id, files)
+        except OSError as err:
+            self._local_copy_failed(f"logging {len(files)} artifacts", err)
+
+    def _log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             for artifact_file, content in files.items():

@@ -1,186 +1,277 @@
-"""The recovery folder: what a tracking store could not take, kept locally until it can.
+"""Replaying a recovery folder (journal.py writes it) into the store: ``grokexp relog``.
 
-When the store keeps failing mid-run, the tracker writes every further operation here, in
-order, as lines of ``journal.jsonl`` (metrics with their steps and timestamps, tags, data
-set inputs, run ends) and files under ``files/`` (figures, weights, the checkpoint).
-``grokexp relog FOLDER`` replays the journal into the store once it works again; metrics
-already in the store are skipped (and a data set input is logged once per run), so replaying
-twice does no harm. This module and mlflow_tracker.py are the only ones that talk to mlflow.
+The rules of a replay (:func:`relog`): the whole journal is checked before anything is
+written (each entry's shape, that the store holds its runs, the status rule of
+:func:`_check_statuses`); one replay of a folder at a time (a lock on its journal); a folder
+replayed to its end is marked ``RELOGGED`` and never replayed again (its runs may have been
+resumed since: a second replay would put the old checkpoint back and end them again). A
+replay cut short (the store failed again) may be repeated: metrics already in the store are
+skipped and a data set input is logged once per run. This module, journal.py and
+mlflow_tracker.py are the only ones that talk to mlflow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
+import os
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import GrokexpError
+from ..errors import GrokexpError, NotFound, SpecError, is_not_found
+from .journal import DATASET_SOURCE_TYPE, JOURNAL, Journal, dataset_input
 from .redact import redact_text
 
-__all__ = ["Journal", "relog", "dataset_input", "DATASET_SOURCE_TYPE"]
+__all__ = ["Journal", "relog", "relogged_at", "AlreadyRelogged", "dataset_input",
+           "DATASET_SOURCE_TYPE"]
 
-JOURNAL = "journal.jsonl"
-DATASET_SOURCE_TYPE = "code"  # MLflow's word for data made by code, not read from a file
-
-
-def dataset_input(entry: dict[str, Any], context: str) -> Any:
-    """An MLflow ``DatasetInput`` from a journal's dataset entry (the tracker's fields)."""
-    from mlflow.entities import Dataset, DatasetInput, InputTag
-    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
-
-    name, digest, source_type, source = (entry.get(key) for key in
-                                         ("name", "digest", "source_type", "source"))
-    if not (isinstance(name, str) and isinstance(digest, str)
-            and isinstance(source_type, str) and isinstance(source, str)):
-        raise GrokexpError(f"dataset entry without its name, digest or source: {entry!r}")
-    schema, profile = (None if entry.get(key) is None else str(entry[key])
-                       for key in ("schema", "profile"))
-    dataset = Dataset(name=name, digest=digest, source_type=source_type, source=source,
-                      schema=schema, profile=profile)
-    return DatasetInput(dataset, [InputTag(MLFLOW_DATASET_CONTEXT, str(context))])
+RELOGGED = "RELOGGED"  # written once a replay reached the journal's end
+_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
-class Journal:
-    """Append-only record of tracking operations in one recovery folder."""
+class AlreadyRelogged(GrokexpError):
+    """The folder was replayed to its end before: nothing is written again (exit 0)."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._files = 0
-
-    @classmethod
-    def create(cls, base: Path, tracking_uri: str, reason: str | None) -> Journal:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        folder = base / f"{stamp}-{uuid.uuid4().hex[:6]}"
-        folder.mkdir(parents=True)
-        (folder / "README.txt").write_text(
-            f"Tracking store {redact_text(tracking_uri)} failed: {reason}\n"
-            f"Re-log this folder once it works again:\n  grokexp relog {folder}\n",
-            encoding="utf-8")
-        return cls(folder)
-
-    def _append(self, entry: dict[str, Any]) -> None:
-        with (self.folder / JOURNAL).open("a", encoding="utf-8") as out:
-            out.write(json.dumps(entry) + "\n")
-            out.flush()
-
-    def metrics(self, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
-        self._append({"op": "metrics", "run_id": run_id, "rows": [list(r) for r in rows]})
-
-    def tags(self, run_id: str, tags: dict[str, str]) -> None:
-        self._append({"op": "tags", "run_id": run_id, "tags": tags})
-
-    def artifact(self, run_id: str, local: Path, artifact_dir: str | None) -> None:
-        self._files += 1
-        rel = Path("files") / f"{self._files:05d}" / local.name
-        (self.folder / rel).parent.mkdir(parents=True)
-        shutil.copyfile(local, self.folder / rel)
-        self._append({"op": "artifact", "run_id": run_id, "file": rel.as_posix(),
-                      "artifact_dir": artifact_dir})
-
-    def dataset(self, run_id: str, entry: dict[str, Any], context: str) -> None:
-        self._append({"op": "dataset", "run_id": run_id, "dataset": entry, "context": context})
-
-    def end(self, run_id: str, status: str) -> None:
-        self._append({"op": "end", "run_id": run_id, "status": status})
-
-    def reopen(self, run_id: str) -> None:
-        self._append({"op": "reopen", "run_id": run_id})
+    exit_code = 0
 
 
-def _entries(folder: Path) -> list[dict[str, Any]]:
+def relogged_at(folder: Path) -> str | None:
+    """When the folder was replayed to its end (its ``RELOGGED`` marker), or None."""
+    marker = folder / RELOGGED
+    if not marker.is_file():
+        return None
+    return marker.read_text(encoding="utf-8", errors="replace").strip() or "earlier"
+
+
+def _entries(folder: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, entry) for each line of the journal, each entry checked for its shape."""
     path = folder / JOURNAL
     if not path.is_file():
-        raise GrokexpError(f"{folder}: not a grokexp recovery folder (no {JOURNAL})")
+        raise SpecError([f"{folder}: not a grokexp recovery folder (no {JOURNAL})"])
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     entries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(path.read_text(encoding="utf-8").splitlines()):
+        except (json.JSONDecodeError, RecursionError):
+            if number == len(lines):
                 break  # a last line cut short by a crash: everything before it is whole
-            raise GrokexpError(f"{path}:{number}: not a JSON line") from None
-        if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str):
-            raise GrokexpError(f"{path}:{number}: not a journal entry")
-        entries.append(entry)
+            raise SpecError([f"{path}:{number}: not a JSON line"]) from None
+        problem = _entry_problem(folder, entry)
+        if problem:
+            raise SpecError([f"{path}:{number}: {problem}"])
+        entries.append((number, entry))
     return entries
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _entry_problem(folder: Path, entry: Any) -> str | None:
+    """What is wrong with one journal entry (the fields the tracker writes), or None."""
+    from .tracker import safe_artifact_path
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str) or not (
+            entry["run_id"]):
+        return "not a journal entry (an object with a run_id)"
+    op = entry.get("op")
+    if op == "metrics":
+        rows = entry.get("rows")
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == 4 and isinstance(r[0], str) and r[0]
+                and _is_number(r[1]) and _is_int(r[2]) and _is_int(r[3]) for r in rows):
+            return "metrics entry: rows must be [key, value, timestamp, step] lists"
+    elif op == "tags":
+        tags = entry.get("tags")
+        if not isinstance(tags, dict) or not all(
+                isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()):
+            return "tags entry: tags must map names to strings"
+    elif op == "artifact":
+        file, target = entry.get("file"), entry.get("artifact_dir")
+        if not isinstance(file, str) or not (target is None or isinstance(target, str)):
+            return "artifact entry: needs a file name and an artifact_dir (or null)"
+        try:
+            local = _inside(folder, file)
+            if target is not None:
+                safe_artifact_path(f"{target}/{local.name}")
+        except GrokexpError as err:
+            return f"artifact entry: {err}"
+    elif op == "dataset":
+        if not isinstance(entry.get("dataset"), dict):
+            return "dataset entry without its dataset"
+        try:
+            dataset_input(entry["dataset"], str(entry.get("context", "training")))
+        except GrokexpError as err:
+            return str(err)
+    elif op == "end":
+        if entry.get("status") not in _STATUSES:
+            return f"end entry: status must be one of {', '.join(_STATUSES)}"
+    elif op != "reopen":
+        return f"unknown journal operation {str(op)[:40]!r}"
+    return None
 
 
 def _inside(folder: Path, rel: str) -> Path:
     """A journal's file reference, refused if it points outside the recovery folder."""
     path = (folder / rel).resolve()
     if not path.is_relative_to(folder.resolve()) or not path.is_file():
-        raise GrokexpError(f"{folder}: journal names a file outside the folder: {rel!r}")
+        raise GrokexpError(f"journal names a file outside the folder: {rel[:200]!r}")
     return path
+
+
+def _check_statuses(path: Path, entries: list[tuple[int, dict[str, Any]]],
+                    status: dict[str, str]) -> set[str]:
+    """Refuse a journal that would take a run where grokexp itself never takes one.
+
+    The rule, from each run's status in the store: an ``end`` entry may end a run that is
+    RUNNING (as the store failed with it open, or reopened by an earlier ``reopen`` entry),
+    never turn an ended run into another status (a KILLED run never becomes FINISHED by
+    itself); a ``reopen`` entry may reopen a KILLED run only (a resume). A run whose status
+    in the store already is the one the journal's last ``end`` gives it was replayed before
+    (a replay cut short after it): its ``reopen`` and ``end`` entries are skipped. Returns
+    those runs.
+    """
+    final = {e["run_id"]: e["status"] for _, e in entries if e["op"] == "end"}
+    done = {run_id for run_id, last in final.items() if status[run_id] == last}
+    state = dict(status)
+    for number, entry in entries:
+        run_id, op = entry["run_id"], entry["op"]
+        if run_id in done or op not in ("end", "reopen"):
+            continue
+        now = state[run_id]
+        if op == "reopen" and now not in ("KILLED", "RUNNING"):
+            raise SpecError([f"{path}:{number}: reopens run {run_id}, which is {now}; "
+                             "grokexp reopens only a KILLED run (to resume it)"])
+        if op == "end" and now != "RUNNING":
+            raise SpecError([f"{path}:{number}: ends run {run_id} {entry['status']}, but it "
+                             f"is {now} already; nothing was written"])
+        state[run_id] = "RUNNING" if op == "reopen" else entry["status"]
+    return done
+
+
+@contextlib.contextmanager
+def _replay_lock(folder: Path) -> Iterator[None]:
+    """One replay of a folder at a time: an exclusive lock on its journal, not waited for."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    fd = os.open(folder / JOURNAL, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GrokexpError(f"{folder}: another grokexp relog is replaying this folder "
+                               "now; nothing was written") from None
+        except OSError:  # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)  # which also releases the lock
 
 
 def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
     """Replay a recovery folder into the store.
 
     Returns counts of what was written and the runs that received a checkpoint (those that
-    ``grokexp run --resume`` can continue).
+    ``grokexp run --resume`` can continue). Before anything is written: a malformed entry, a
+    run the store does not hold, or an entry that breaks the status rule of
+    :func:`_check_statuses` raises a :class:`~grokexp.errors.SpecError` naming the journal's
+    file and line (exit 2); another replay of the folder under way raises a
+    :class:`~grokexp.errors.GrokexpError` (exit 1); a folder replayed to its end already
+    raises :class:`AlreadyRelogged` (exit 0: nothing to do, and nothing is written).
     """
     from mlflow.entities import Metric, RunTag
 
     from .store import open_client
-    from .tracker import safe_artifact_path
 
-    entries = _entries(folder)
-    client = open_client(tracking_uri)
+    entries = _entries(folder)  # no journal: one line, before any lock or store
+    with _replay_lock(folder):
+        when = relogged_at(folder)
+        if when is not None:
+            raise AlreadyRelogged(f"{folder} was re-logged already ({when}); nothing written "
+                                  "(a second replay would roll its runs back)")
+        client = open_client(tracking_uri)
+        counts = _replay(folder, entries, client, tracking_uri, Metric, RunTag)
+        (folder / RELOGGED).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"), encoding="utf-8")
+    checkpoints = list(dict.fromkeys(e["run_id"] for _, e in entries if e["op"] == "artifact"
+                                     and e.get("artifact_dir") == "checkpoint"))
+    return counts, checkpoints
+
+
+def _store_failed(err: Exception, folder: Path, tracking_uri: str) -> GrokexpError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return GrokexpError(f"tracking store {redact_text(tracking_uri)}: {redact_text(first)}; "
+                        f"{folder} is kept, run grokexp relog again later")
+
+
+def _replay(folder: Path, entries: list[tuple[int, dict[str, Any]]], client: Any,
+            tracking_uri: str, Metric: Any, RunTag: Any) -> dict[str, int]:
+    path = folder / JOURNAL
+    status: dict[str, str] = {}
+    try:
+        for number, entry in entries:
+            run_id = entry["run_id"]
+            if run_id not in status:
+                try:
+                    status[run_id] = str(client.get_run(run_id).info.status)
+                except Exception as err:
+                    if is_not_found(err):
+                        raise NotFound(f"{path}:{number}: run {run_id} is not in "
+                                       f"{redact_text(tracking_uri)} (another store?); "
+                                       "nothing was written") from None
+                    raise
+    except GrokexpError:
+        raise
+    except Exception as err:  # the store is still failing
+        raise _store_failed(err, folder, tracking_uri) from None
+    replayed = _check_statuses(path, entries, status)
     counts = {"metrics": 0, "skipped": 0, "tags": 0, "artifacts": 0, "datasets": 0,
               "runs ended": 0}
     seen: dict[tuple[str, str], set[int]] = {}
-    checkpoints: list[str] = []
     try:
-        for entry in entries:
-            run_id, op = entry["run_id"], entry.get("op")
+        for _, entry in entries:
+            run_id, op = entry["run_id"], entry["op"]
             if op == "metrics":
                 fresh = []
                 for key, value, timestamp, step in entry["rows"]:
                     if (run_id, key) not in seen:
                         seen[run_id, key] = {m.step for m in
                                              client.get_metric_history(run_id, key)}
-                    if int(step) in seen[run_id, key]:
+                    if step in seen[run_id, key]:
                         counts["skipped"] += 1
                         continue
-                    seen[run_id, key].add(int(step))
-                    fresh.append(Metric(str(key), float(value), int(timestamp), int(step)))
+                    seen[run_id, key].add(step)
+                    fresh.append(Metric(key, float(value), timestamp, step))
                 for start in range(0, len(fresh), 1000):
                     client.log_batch(run_id, metrics=fresh[start:start + 1000])
                 counts["metrics"] += len(fresh)
             elif op == "tags":
-                client.log_batch(run_id, tags=[RunTag(str(k), str(v))
-                                               for k, v in entry["tags"].items()])
+                client.log_batch(run_id, tags=[RunTag(k, v) for k, v in entry["tags"].items()])
                 counts["tags"] += len(entry["tags"])
             elif op == "artifact":
-                local = _inside(folder, str(entry["file"]))
-                target = entry.get("artifact_dir")
-                if target is not None:
-                    safe_artifact_path(f"{target}/{local.name}")
-                client.log_artifact(run_id, str(local), target)
+                client.log_artifact(run_id, str(_inside(folder, entry["file"])),
+                                    entry.get("artifact_dir"))
                 counts["artifacts"] += 1
-                if target == "checkpoint" and run_id not in checkpoints:
-                    checkpoints.append(run_id)
             elif op == "dataset":
-                if not isinstance(entry.get("dataset"), dict):
-                    raise GrokexpError(f"{folder}: a dataset entry without its dataset")
                 client.log_inputs(run_id, [dataset_input(entry["dataset"],
                                                          str(entry.get("context", "training")))])
                 counts["datasets"] += 1
+            elif run_id in replayed:
+                continue  # its end was replayed before: the store has it
             elif op == "end":
-                client.set_terminated(run_id, status=str(entry["status"]))
+                client.set_terminated(run_id, status=entry["status"])
                 counts["runs ended"] += 1
-            elif op == "reopen":
+            else:  # reopen
                 client.update_run(run_id, status="RUNNING")
-            else:
-                raise GrokexpError(f"{folder}: unknown journal operation {op!r}")
-    except GrokexpError:
-        raise
-    except Exception as err:  # the store is still failing: say so, keep the folder
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise GrokexpError(f"tracking store {redact_text(tracking_uri)}: {redact_text(first)}"
-                           f"; {folder} is kept, run grokexp relog again later") from None
-    (folder / "RELOGGED").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"), encoding="utf-8")
-    return counts, checkpoints
+    except Exception as err:  # the store is failing again: say so, keep the folder
+        raise _store_failed(err, folder, tracking_uri) from None
+    return counts

@@ -1,23 +1,56 @@
-"""Finding the checkpoint of an interrupted run and checking it can go on.
+"""Finding the checkpoint of an interrupted run, checking it can go on, and claiming it.
 
 ``grokexp run --resume RUN_ID`` accepts the run the interruption message named, or any child
 of a sweep (its parent holds the checkpoint).
+
+One writer per run, the rule: a run that is RUNNING is not resumed (another grokexp trains
+it, or one was killed before it could end it: ``--force`` takes it over then). Two resumes
+started at once may both find it KILLED; each then claims the checkpoint with
+:func:`claim_resume`, which logs the param ``grokexp.resume.<checkpoint id>`` = a token of
+its own. MLflow never lets a param change its value (sqlite, PostgreSQL and a tracking
+server alike refuse it in one transaction), so exactly one token is ever stored: the
+process whose token it is trains, the other stops. Each checkpoint gets a new id (the tag
+``grokexp.checkpoint_id``), so every interruption can be resumed once.
 """
 
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import GrokexpError, NotFound, is_not_found
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint, load_checkpoint
 from .redact import redact_text
 
-__all__ = ["find_checkpoint"]
+__all__ = ["find_checkpoint", "claim_resume", "CHECKPOINT_ID_TAG", "RESUMED_BY_TAG"]
+
+CHECKPOINT_ID_TAG = "grokexp.checkpoint_id"
+RESUMED_BY_TAG = "grokexp.resumed_by"
+_CLAIM_PARAM = "grokexp.resume."
 
 
-def find_checkpoint(tracking_uri: str, run_id: str) -> tuple[Checkpoint, str]:
-    """The checkpoint logged on ``run_id`` (or its parent) and the experiment's name."""
+def _first_line(err: BaseException) -> str:
+    return redact_text((str(err).strip().splitlines() or [type(err).__name__])[0])
+
+
+def _check_status(run: Any, run_id: str, force: bool) -> None:
+    root, status = run.info.run_id, run.info.status
+    if status in ("FINISHED", "FAILED"):
+        raise GrokexpError(f"--resume {run_id}: run {root} is {status}; "
+                           "it was resumed to its end already")
+    if status == "RUNNING" and not force:
+        raise GrokexpError(f"--resume {run_id}: run {root} is RUNNING: another grokexp is "
+                           "training it (or was killed before it could end it: then add "
+                           "--force)")
+
+
+def find_checkpoint(tracking_uri: str, run_id: str,
+                    force: bool = False) -> tuple[Checkpoint, str]:
+    """The checkpoint logged on ``run_id`` (or its parent) and the experiment's name.
+
+    Refuses a run that is RUNNING unless ``force`` (see the module's rule).
+    """
     from .store import open_client
 
     client = open_client(tracking_uri)
@@ -26,24 +59,60 @@ def find_checkpoint(tracking_uri: str, run_id: str) -> tuple[Checkpoint, str]:
     except Exception as err:  # not found, or the store is down
         if is_not_found(err):
             raise NotFound(f"--resume {run_id}: no such run in the store") from None
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise GrokexpError(f"--resume {run_id}: {redact_text(first)}") from None
+        raise GrokexpError(f"--resume {run_id}: {_first_line(err)}") from None
     parent = run.data.tags.get("mlflow.parentRunId")
     if parent and "grokexp.checkpoint_epoch" not in run.data.tags:
         run = client.get_run(parent)
     if "grokexp.checkpoint_epoch" not in run.data.tags:
         raise GrokexpError(f"--resume {run_id}: this run has no checkpoint "
                            f"(status {run.info.status}); only interrupted runs can resume")
-    if run.info.status in ("FINISHED", "FAILED"):
-        raise GrokexpError(f"--resume {run_id}: run {run.info.run_id} is {run.info.status}; "
-                           "it was resumed to its end already")
+    _check_status(run, run_id, force)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = client.download_artifacts(run.info.run_id, CHECKPOINT_ARTIFACT, tmp)
         except Exception as err:
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise GrokexpError(f"--resume {run_id}: cannot read {CHECKPOINT_ARTIFACT}: "
-                               f"{redact_text(first)}") from None
+                               f"{_first_line(err)}") from None
         checkpoint = load_checkpoint(Path(local))
     experiment = client.get_experiment(run.info.experiment_id)
     return checkpoint, experiment.name
+
+
+def claim_resume(tracking_uri: str, run_id: str, root_run_id: str, token: str,
+                 force: bool = False) -> None:
+    """Claim the checkpoint on ``root_run_id`` for this process (``token``), or raise.
+
+    Called once nothing else can refuse the resume, just before training: the run's status
+    is checked again, the claim param logged and read back, then the run is set RUNNING with
+    the tag ``grokexp.resumed_by`` = ``token``. ``force`` takes over a RUNNING run or a
+    claim left by a process that died, with a claim of its own.
+    """
+    from mlflow.entities import Param
+
+    from .store import open_client
+
+    client = open_client(tracking_uri)
+    try:
+        run = client.get_run(root_run_id)
+        _check_status(run, run_id, force)
+        tags = run.data.tags
+        key = _CLAIM_PARAM + (tags.get(CHECKPOINT_ID_TAG)
+                              or f"epoch-{tags.get('grokexp.checkpoint_epoch', '')}")
+        if force:
+            key += f".{token}"
+        try:
+            client.log_batch(root_run_id, params=[Param(key, token)])
+        except Exception:  # refused because another token is there, or the store failed
+            if client.get_run(root_run_id).data.params.get(key) in (None, token):
+                raise
+        held = client.get_run(root_run_id).data.params.get(key)
+        if held != token:
+            raise GrokexpError(f"--resume {run_id}: run {root_run_id} was claimed by another "
+                               "grokexp run --resume at the same time; that one trains, this "
+                               "one stops (if that process is gone, add --force)")
+        client.set_tag(root_run_id, RESUMED_BY_TAG, token)
+        client.update_run(root_run_id, status="RUNNING")
+    except GrokexpError:
+        raise
+    except Exception as err:  # the store's own exception types vary by backend
+        raise GrokexpError(f"--resume {run_id}: {_first_line(err)}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import sqlite3
 import tempfile
@@ -84,12 +85,23 @@ def _sqlite_problem(uri: str, timeout_s: float) -> str | None:
     return None
 
 
+def _host_port(uri: str, scheme: str) -> tuple[str | None, int]:
+    """The host and port a URL names, read as its client reads it: SQLAlchemy's rule for a
+    database (the password runs to the first ``@``, and may hold ``/``), else the URL's."""
+    if scheme in ("http", "https"):
+        parts = urlsplit(uri)
+        return parts.hostname, parts.port or _DEFAULT_PORTS[scheme]
+    from sqlalchemy.engine import make_url
+
+    url = make_url(uri)
+    return url.host, url.port or _DEFAULT_PORTS[scheme]
+
+
 def _network_problem(uri: str, scheme: str, timeout_s: float) -> str | None:
     try:
-        parts = urlsplit(uri)
-        host, port = parts.hostname, parts.port or _DEFAULT_PORTS[scheme]
-    except ValueError as err:
-        return f"not a valid URL ({err})"
+        host, port = _host_port(uri, scheme)
+    except Exception:  # ValueError, SQLAlchemy's ArgumentError: their text may quote a password
+        return "not a valid URL (its host or port cannot be read)"
     if not host:
         return None  # e.g. a unix socket: let the driver decide
     try:
@@ -129,7 +141,8 @@ def open_client(uri: str, timeout_s: float = 120.0) -> Any:
     database, so one process builds the schema and the others wait for it, then find it
     made. Any database store (PostgreSQL, MySQL...) also retries, until ``timeout_s``, an
     open that failed the way a lost race fails. Raises a one-line :class:`GrokexpError` when
-    the lock stays held for ``timeout_s``; other failures propagate unchanged.
+    the lock stays held for ``timeout_s``, when the store's schema is from another MLflow
+    version, or when the store cannot be opened at all.
     """
     import logging
 
@@ -138,10 +151,49 @@ def open_client(uri: str, timeout_s: float = 120.0) -> Any:
     for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up chatter
         logging.getLogger(noisy).setLevel(logging.WARNING)
     scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme not in _DB_SCHEMES:
-        return MlflowClient(tracking_uri=uri)  # a server or a file store: no schema here
-    with _schema_lock(uri, timeout_s):
-        return _retry_schema_race(lambda: MlflowClient(tracking_uri=uri), timeout_s)
+    try:
+        if scheme not in _DB_SCHEMES:
+            return MlflowClient(tracking_uri=uri)  # a server or a file store: no schema here
+        with _schema_lock(uri, timeout_s):
+            return _retry_schema_race(lambda: MlflowClient(tracking_uri=uri), timeout_s)
+    except GrokexpError:
+        raise
+    except Exception as err:  # sqlalchemy's and MLflow's own types vary by backend
+        text = str(err).strip()
+        problem = _schema_problem(text) or (text.splitlines() or [type(err).__name__])[0]
+        raise GrokexpError(f"tracking store {redact_uri(uri)}: {redact_uri(problem)}") from None
+
+
+_FOUND_VERSION = re.compile(r"found version (?P<found>\S+?),? but expected (?P<head>\w+)")
+
+
+def _schema_problem(text: str) -> str | None:
+    """The one line for a database whose schema this MLflow does not have, else None."""
+    import mlflow
+
+    match = _FOUND_VERSION.search(text)
+    if _MIGRATING not in text.lower() or match is None:
+        return None
+    found, head = match["found"], match["head"]
+    if not _known_revision(found):
+        return (f"its schema (revision {found}) is from another MLflow version than this "
+                f"one ({mlflow.__version__}, revision {head}): open it with the MLflow that "
+                "made it, or use another store")
+    return (f"its schema (revision {found}) is from an older MLflow than this one "
+            f"({mlflow.__version__}, revision {head}): back it up, then run "
+            "'mlflow db upgrade <URI>'")
+
+
+def _known_revision(revision: str) -> bool:
+    """Whether this MLflow's migrations know ``revision`` (an older schema than its own)."""
+    try:
+        import mlflow.store.db_migrations as migrations
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory(os.path.dirname(migrations.__file__))
+        return script.get_revision(revision) is not None
+    except Exception:  # alembic's CommandError, or a revision id it cannot parse
+        return False
 
 
 @contextlib.contextmanager
@@ -191,7 +243,11 @@ def _retry_schema_race(open_store: Any, timeout_s: float) -> Any:
         except Exception as err:  # sqlalchemy's and MLflow's own types vary by backend
             text = str(err).lower()
             raced = any(mark in text for mark in _SCHEMA_RACE)
-            migrating = _MIGRATING in text and time.monotonic() < migrating_until
+            # another process may be setting up a fresh store's schema (a revision this
+            # MLflow knows); a revision it does not know is another version's, for good
+            found = _FOUND_VERSION.search(str(err))
+            migrating = (_MIGRATING in text and time.monotonic() < migrating_until
+                         and (found is None or _known_revision(found["found"])))
             if not (raced or migrating) or time.monotonic() + delay > deadline:
                 raise
         time.sleep(delay)

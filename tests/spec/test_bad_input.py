@@ -480,3 +480,125 @@ def test_huge_sweeps_are_refused_before_expansion():
         assert err.problems == ["s.toml: sweep: 160000 members, more than 100000"]
     else:
         raise AssertionError("expected a SpecError")
+
+
+# --- limits (issue 27): nesting, seeds, DRC rates, the memory check in every command ------
+
+DEEP = 10_000
+NESTED = [
+    ("x.toml", 'name = "d"\ndescription = ' + "[" * DEEP + "]" * DEEP + "\n", []),
+    ("x.json", '{"name": "d", "description": ' + "[" * DEEP + "]" * DEEP + "}", []),
+    ("x.json", '{"name": "d", "task": ' + '{"a": ' * DEEP + "1" + "}" * DEEP + "}", []),
+    ("x.toml", 'name = "d"\n[' + ".".join(["a"] * DEEP) + "]\n", []),
+    ("x.toml", 'name = "d"\n', ["description=" + "[" * DEEP + "]" * DEEP]),
+    ("x.toml", 'name = "d"\n', [".".join(["a"] * DEEP) + "=1"]),
+    ("x.toml", 'name = "d"\ndescription = ' + "[" * 40 + "]" * 40 + "\n", []),
+]
+
+
+@pytest.mark.parametrize(("file", "text", "sets"), NESTED,
+                         ids=["toml array", "json array", "json table", "toml table",
+                              "--set array", "--set key", "40 deep"])
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_deep_nesting_is_one_line_naming_its_source(tmp_path, tracking_uri, command, file,
+                                                    text, sets):
+    spec = tmp_path / file
+    spec.write_text(text)
+    args = [command, str(spec), *(["--tracking-uri", tracking_uri] if command == "run" else [])]
+    for item in sets:
+        args += ["--set", item]
+    with working_in(tmp_path / "cwd") as cwd:
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output[-2000:]
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 300, lines
+    source = "--set " if sets else f"{spec}: "
+    assert lines[0].startswith(source) and lines[0].endswith(
+        "nested too deeply (more than 32 levels of tables or arrays)"), lines[0]
+    assert files_under(cwd) == []
+
+
+def test_seeds_and_drc_rates_are_bounded():
+    opt = '[optimize.space]\n"train.lr" = {low = 1e-3, high = 1e-2}\n'
+    problems = {
+        "optimize.seeds=1000000000": "x.toml: optimize.seeds: must be between 1 and 10000",
+        f"optimize.seeds={list(range(10_001))}":
+            "x.toml: optimize.seeds: must hold at most 10000 seeds (got 10001)",
+        f"metrics.drc_rates={[0.5] * 1001}":
+            "x.toml: metrics.drc_rates: needs at most 1000 rates (got 1001)",
+    }
+    for item, expected in problems.items():
+        with pytest.raises(SpecError) as err:
+            load_spec('name = "b"\n' + opt, "x.toml", [item])
+        assert len(err.value.problems) == 1
+        line = err.value.problems[0]
+        assert line.startswith("--set ") and line.split(": ", 1)[1].startswith(
+            expected.split(": ", 1)[1]), line
+    assert load_spec('name = "b"\n' + opt, "x.toml", ["optimize.seeds=10000",
+                                                      f"metrics.drc_rates={[0.5] * 1000}"])
+
+
+HUGE = """
+name = "baseline"
+[task]
+modulus = 4093
+[model]
+embedding_dim = 16
+hidden = 32
+[train]
+epochs = 20
+[optimize]
+seeds = 1
+batch = 1
+[optimize.space]
+"train.lr" = {low = 1e-3, high = 1e-2}
+"""
+
+
+def test_optimize_and_reproduce_refuse_what_run_refuses_for_memory(tmp_path, tracking_uri):
+    """The spec run refuses for memory: optimize (one trial of one seed) and reproduce (a
+    paper spec of that name, --quick: one seed) print the same line, exit 2, create nothing."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "baseline.toml").write_text(HUGE)
+    store = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    before = files_under(store)
+    lines = {}
+    for command, args in {
+        "run": ["run", str(specs / "baseline.toml"), "--set", "optimize.seeds=1"],
+        "optimize": ["optimize", str(specs / "baseline.toml")],
+        "reproduce": ["reproduce", "--quick", "--only", "baseline", "--specs-dir", str(specs),
+                      "--out", "gallery"],
+    }.items():
+        with working_in(tmp_path / command) as cwd:
+            result = CliRunner().invoke(main, [*args, "--tracking-uri", tracking_uri])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.output
+        lines[command] = result.stderr
+        assert files_under(cwd) == [], command  # no gallery, optuna.log, recovery folder
+    assert re.fullmatch(r"error: population of 1 member\(s\) \(task\.modulus=4093, .*\) needs "
+                        r"~[\d.]+ GiB, limit [\d.]+ GiB \(80% of available memory\); .*\n",
+                        lines["run"]), lines["run"]
+    assert lines["optimize"] == lines["run"] == lines["reproduce"]
+    assert files_under(store) == before
+
+
+def test_optimize_checks_the_largest_point_of_its_space(write_spec, tracking_uri, tmp_path):
+    """A space that reaches a too-large network, and a batch × seeds population too large for
+    the limit, are refused before any study is created."""
+    small = HUGE.replace("modulus = 4093", "modulus = 11")
+    wide = write_spec(small + '"task.modulus" = {low = 11, high = 4093}\n', "w.toml")
+    with working_in(tmp_path / "a") as cwd:
+        result = CliRunner().invoke(main, ["optimize", wide, "--tracking-uri", tracking_uri])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: population of 1 member(s) (task.modulus=4093, "), \
+        result.stderr
+    assert files_under(cwd) == []
+    many = write_spec(small, "m.toml")
+    with working_in(tmp_path / "b") as cwd:
+        result = CliRunner().invoke(main, ["optimize", many, "--tracking-uri", tracking_uri,
+                                           "--batch", "100000", "--set", "optimize.seeds=64"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: population of 6400000 member(s)"), result.stderr
+    assert files_under(cwd) == []
