@@ -116,7 +116,7 @@ def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, t
         assert result.exit_code == 0, result.output
         assert figure in result.output, (target, result.output)
     missing = CliRunner().invoke(main, ["figures", "0" * 32, "--tracking-uri", tracking_uri])
-    assert missing.exit_code == 1 and "no run" in missing.output
+    assert missing.exit_code == 2 and "no run" in missing.output  # bad input
 
 
 def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
