@@ -76,15 +76,14 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
     from ..engine.sweep import group_by_shape
-    from ..spec.io import spec_to_toml
-    from ..tracking.redact import redact_text
+    from ..spec.io import masked_spec_toml
 
     spec, members = read_spec(spec_file, overrides)
     for line in diagnostic_warnings(spec_file, members):
         click.echo(line, err=True)
     groups = len(group_by_shape(members))
     click.echo(f"# {spec_file}: valid; {len(members)} member(s) in {groups} population(s)")
-    click.echo(redact_text(spec_to_toml(spec)), nl=False)
+    click.echo(masked_spec_toml(spec), nl=False)
 
 
 @main.command()
@@ -248,6 +247,10 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
               study_name: str | None, tracking_uri: str | None, out_dir: str,
               overrides: tuple[str, ...], quiet: bool, recovery_dir: str,
               memory_gib: float | None) -> None:
+    from ..spec.masking import learn_secret
+
+    if storage is not None:
+        learn_secret(storage)  # a driver's message may quote a piece of its password
     spec, _ = read_spec(spec_file, overrides)
     from ..study.optimize import StudyOptions, check_study_spec, run_study
 

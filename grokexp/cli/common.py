@@ -45,7 +45,11 @@ def resolve_tracking_uri(option: str | None, spec_uri: str | None = None) -> str
     """``--tracking-uri`` beats MLFLOW_TRACKING_URI beats the spec beats the default."""
     from ..tracking.tracker import DEFAULT_TRACKING_URI
 
-    return option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
+    from ..spec.masking import learn_secret
+
+    uri = option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
+    learn_secret(uri)  # so that a driver's message quoting a piece of it is masked too
+    return uri
 
 
 def store_label(uri: str) -> str:

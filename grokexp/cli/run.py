@@ -216,7 +216,10 @@ def summary_table(members: Any) -> list[str]:
     leaves = [k.rsplit(".", 1)[-1] for k in keys]
     headers = [leaf if leaves.count(leaf) == 1 else key
                for key, leaf in zip(keys, leaves, strict=True)]
-    cells = [["-" if k not in m.varied else str(m.varied[k]) for k in keys] for m in members]
+    from ..tracking.redact import redact_text
+
+    cells = [["-" if k not in m.varied else redact_text(str(m.varied[k])) for k in keys]
+             for m in members]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
     varied = "".join(f" {h:>{w}}" for h, w in zip(headers, widths, strict=True))
     lines = [f"{'member':>6}{varied} {'train grok':>10} {'test grok':>9} {'delay':>6} "

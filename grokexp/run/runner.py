@@ -41,11 +41,12 @@ from ..figures.render import MAX_WORKERS as MAX_FIGURE_WORKERS
 from ..figures.render import FigurePool
 from ..figures.run import AccuracyCurves, accuracy_figures, overlay_figures
 from ..spec.base import flatten
-from ..spec.io import spec_hash, spec_to_dict, spec_to_toml
+from ..spec.io import masked_spec_toml, spec_hash, spec_to_dict
+from ..spec.masking import mask_values
 from ..spec.schema import Spec
 from ..tracking.checkpoint import CHECKPOINT_ARTIFACT, Checkpoint
 from ..tracking.figure_log import FigureLog
-from ..tracking.redact import redact_params, redact_text
+from ..tracking.redact import redact_params
 from ..tracking.resume import CHECKPOINT_ID_TAG
 from ..tracking.tracker import Tracker
 
@@ -78,7 +79,7 @@ class ExperimentResult:
     def to_json(self) -> dict[str, Any]:
         return {"experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
                 "run_ids": [m.run_id for m in self.members],
-                "members": [asdict(m) for m in self.members]}
+                "members": [mask_values(asdict(m)) for m in self.members]}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -199,7 +200,7 @@ def _start_runs(spec: Spec, members: Sequence[Member], tracker: Tracker,
         parent_id = tracker.start_run(
             spec.name, redact_params(flatten(spec_to_dict(spec))),
             _run_tags(spec, {**tags, "grokexp.role": "sweep"}))
-        tracker.log_text(parent_id, redact_text(spec_to_toml(spec)), "spec.resolved.toml")
+        tracker.log_text(parent_id, masked_spec_toml(spec), "spec.resolved.toml")
     run_ids: dict[int, str] = {}
     splits = SplitProvenance()
     for member in members:
@@ -212,7 +213,7 @@ def _start_runs(spec: Spec, members: Sequence[Member], tracker: Tracker,
         run_ids[member.index] = tracker.start_run(name, redact_params(params), member_tags,
                                                   parent_id)
         splits.log(tracker, run_ids[member.index], dataset)
-        tracker.log_text(run_ids[member.index], redact_text(spec_to_toml(member.spec)),
+        tracker.log_text(run_ids[member.index], masked_spec_toml(member.spec),
                          "spec.resolved.toml")
     return parent_id, run_ids
 
@@ -268,7 +269,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
             except Interrupted as stop:
                 group_ids = {m.index for m in group}
                 checkpoint = Checkpoint(
-                    spec_toml=redact_text(spec_to_toml(spec)), spec_hash=spec_hash(spec),
+                    spec_toml=masked_spec_toml(spec), spec_hash=spec_hash(spec),
                     parent_run_id=parent_id, run_ids=run_ids, group=position,
                     state=stop.state,
                     done=[h for m, h in histories if m.index not in group_ids])
@@ -312,7 +313,7 @@ def _members_table(result: ExperimentResult) -> str:
     lines = ["| member | varied | train grok | test grok | delay | status |",
              "|---|---|---|---|---|---|"]
     for m in result.members:
-        varied = ", ".join(f"{k}={v}" for k, v in m.varied.items())
+        varied = ", ".join(f"{k}={v}" for k, v in mask_values(m.varied).items())
         lines.append(f"| {m.index} | {varied} | {m.train_grok_epoch} | {m.test_grok_epoch} | "
                      f"{m.grokking_delay} | {m.status} |")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecError
 from .base import FIELD_MESSAGES
-from .masking import mask_values
+from .masking import mask_url, mask_values
 from .schema import Spec
 
 if sys.version_info >= (3, 11):
@@ -35,6 +35,7 @@ __all__ = [
     "load_spec",
     "spec_to_dict",
     "spec_to_toml",
+    "masked_spec_toml",
     "spec_hash",
 ]
 
@@ -128,8 +129,8 @@ def set_dotted(raw: dict[str, Any], dotted: str | list[str], value: Any) -> None
 def _shown(item: str) -> str:
     """A ``--set`` item as a message shows it: as typed, or JSON-quoted when it holds
     characters that do not print (one line, always); one of over 1000 characters cut short."""
-    if len(item) > 1000:
-        item = item[:100] + "…"
+    if len(item) > 1000:  # masked first: a cut could fall between a password and its '@'
+        item = mask_url(item)[:100] + "…"
     return item if item.isprintable() else json.dumps(item)
 
 
@@ -322,9 +323,18 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
 
 
 def spec_to_toml(spec: Spec) -> str:
+    """The resolved spec as TOML, as ``grokexp run`` reads it back (secrets kept)."""
     import tomli_w
 
     return tomli_w.dumps(spec_to_dict(spec))
+
+
+def masked_spec_toml(spec: Spec) -> str:
+    """The resolved spec as TOML with every password masked value by value: what is logged,
+    printed and checkpointed."""
+    import tomli_w
+
+    return tomli_w.dumps(mask_values(spec_to_dict(spec)))
 
 
 def spec_hash(spec: Spec) -> str:

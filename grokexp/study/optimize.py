@@ -31,10 +31,10 @@ from ..engine.seeding import derived_seed
 from ..engine.train import Hook
 from ..errors import SpecError
 from ..spec.base import flatten
-from ..spec.io import spec_to_dict, spec_to_toml
+from ..spec.io import masked_spec_toml, spec_to_dict, spec_to_toml
 from ..spec.optimize import OptimizeSpec
 from ..spec.schema import Spec
-from ..tracking.redact import redact_params, redact_text
+from ..tracking.redact import redact_params, redact_text, redact_uri
 from ..tracking.tracker import Tracker
 from .batch import StoreUnavailable, budget_epochs, check_space, run_batch, suggest
 from .report import best_rows, best_spec, completed, format_table, ranked, study_figures
@@ -185,7 +185,7 @@ def _parent_run(study: optuna.Study, created: bool, spec: Spec, opts: StudyOptio
             "optuna.sampler": spec.optimize.sampler if spec.optimize else ""}
     run_id = tracker.start_run(f"study-{opts.study_name}",
                                redact_params(flatten(spec_to_dict(spec))), tags)
-    tracker.log_text(run_id, redact_text(spec_to_toml(spec)), "spec.resolved.toml")
+    tracker.log_text(run_id, masked_spec_toml(spec), "spec.resolved.toml")
     if created or _PARENT_ATTR not in study.user_attrs:
         study.set_user_attr(_PARENT_ATTR, run_id)
     return run_id
@@ -233,7 +233,7 @@ class StoreGuard:
 
     @property
     def uri(self) -> str:
-        return redact_text(str(getattr(self.tracker, "tracking_uri", "")))
+        return redact_uri(str(getattr(self.tracker, "tracking_uri", "")))
 
     def check(self) -> None:
         """After tracking writes: say once that the store failed and where writes go now."""
@@ -398,11 +398,12 @@ def _finish(study: optuna.Study, spec: Spec, opts: StudyOptions, tracker: Tracke
     if result.best:
         best = ranked(study)[0]  # never a censored trial while one generalised
         result.best_censored = bool(best.user_attrs.get("censored"))
-        text = spec_to_toml(best_spec(spec, best, opts.study_name, opts.source))
+        chosen = best_spec(spec, best, opts.study_name, opts.source)
+        text = spec_to_toml(chosen)
         opts.out_dir.mkdir(parents=True, exist_ok=True)
         result.best_toml = opts.out_dir / "best.toml"
         result.best_toml.write_text(text, encoding="utf-8")
-        tracker.log_text(parent, redact_text(text), "best.toml")
+        tracker.log_text(parent, masked_spec_toml(chosen), "best.toml")
         if result.best_censored:  # the penalty is no measurement: no best_value for it
             result.summary = (f"no trial generalised within the budget of "
                               f"{budget_epochs(spec)} epochs: all {result.complete} complete "

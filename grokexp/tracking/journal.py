@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GrokexpError
-from .redact import redact_text
+from .redact import redact_uri
 
 __all__ = ["Journal", "JOURNAL", "dataset_input", "DATASET_SOURCE_TYPE"]
 
@@ -57,7 +57,7 @@ class Journal:
         folder.mkdir(parents=True)
         try:
             (folder / "README.txt").write_text(
-                f"Tracking store {redact_text(tracking_uri)} failed: {reason}\n"
+                f"Tracking store {redact_uri(tracking_uri)} failed: {reason}\n"
                 f"Re-log this folder once it works again:\n  grokexp relog {folder}\n",
                 encoding="utf-8")
         except OSError:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import GrokexpError, NotFound, is_not_found
 from .journal import DATASET_SOURCE_TYPE, Journal, dataset_input
-from .redact import redact_text
+from .redact import redact_text, redact_uri
 from .tracker import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
 
 __all__ = ["MlflowTracker", "store_error", "tracker_for_run"]
@@ -316,7 +316,7 @@ class MlflowTracker:
 
 def store_error(tracking_uri: str, detail: str) -> GrokexpError:
     """The one shape of a store failure: the URI without its password, then what went wrong."""
-    return GrokexpError(f"tracking store {redact_text(tracking_uri)}: {detail}")
+    return GrokexpError(f"tracking store {redact_uri(tracking_uri)}: {detail}")
 
 
 def _one_line(err: BaseException) -> str:
@@ -334,6 +334,6 @@ def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
         experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
     except Exception as err:  # the store's own exception types vary by backend
         if is_not_found(err):
-            raise NotFound(f"no run {run_id} in {redact_text(tracking_uri)}") from None
+            raise NotFound(f"no run {run_id} in {redact_uri(tracking_uri)}") from None
         raise store_error(tracking_uri, f"no run {run_id} ({_one_line(err)})") from None
     return MlflowTracker(tracking_uri, experiment.name)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import GrokexpError, NotFound, SpecError, is_not_found
 from .journal import DATASET_SOURCE_TYPE, JOURNAL, Journal, dataset_input
-from .redact import redact_text
+from .redact import redact_text, redact_uri
 
 __all__ = ["Journal", "relog", "relogged_at", "AlreadyRelogged", "dataset_input",
            "DATASET_SOURCE_TYPE"]
@@ -209,7 +209,7 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
 
 def _store_failed(err: Exception, folder: Path, tracking_uri: str) -> GrokexpError:
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return GrokexpError(f"tracking store {redact_text(tracking_uri)}: {redact_text(first)}; "
+    return GrokexpError(f"tracking store {redact_uri(tracking_uri)}: {redact_text(first)}; "
                         f"{folder} is kept, run grokexp relog again later")
 
 
@@ -226,7 +226,7 @@ def _replay(folder: Path, entries: list[tuple[int, dict[str, Any]]], client: Any
                 except Exception as err:
                     if is_not_found(err):
                         raise NotFound(f"{path}:{number}: run {run_id} is not in "
-                                       f"{redact_text(tracking_uri)} (another store?); "
+                                       f"{redact_uri(tracking_uri)} (another store?); "
                                        "nothing was written") from None
                     raise
     except GrokexpError:

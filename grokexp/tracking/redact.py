@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..spec.masking import MASK, mask_secrets
+from ..spec.masking import MASK, mask_secrets, mask_url, mask_values
 
 __all__ = ["MASK", "redact_uri", "redact_text", "redact_params"]
 
@@ -26,9 +26,10 @@ def redact_text(text: str) -> str:
 
 def redact_uri(uri: str) -> str:
     """One storage or tracking URL with its password (if any) masked."""
-    return mask_secrets(uri)
+    return mask_url(uri)
 
 
 def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A flat param mapping with every string value passed through :func:`redact_text`."""
-    return {k: redact_text(v) if isinstance(v, str) else v for k, v in params.items()}
+    """A flat param mapping with every string masked, inside lists and tables too (a sweep's
+    value lists, a search space's choices)."""
+    return {k: mask_values(v) for k, v in params.items()}

@@ -104,6 +104,9 @@ def _network_problem(uri: str, scheme: str, timeout_s: float) -> str | None:
         return "not a valid URL (its host or port cannot be read)"
     if not host:
         return None  # e.g. a unix socket: let the driver decide
+    if "@" in host:  # the client reads the password to the first '@': the rest is no host
+        return ("the host cannot be read: the password holds '@', which the URL must write "
+                "as %40")
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
             return None

@@ -286,6 +286,67 @@ def test_passwords_in_a_spec_of_every_form_never_reach_mlflow(write_spec, tracki
     assert run.data.params["tracking.tracking_uri"] == redact_uri(first)
 
 
+def test_masking_leaves_ordinary_text_alone():
+    """A port and an e-mail address later on the line are not a password."""
+    for text in ["MLflow at http://mlflow.lab:5000, contact alice@lab.org",
+                 "see https://host:8443/docs and mail a@b.c", "git@github.com:org/repo",
+                 "Baseline.\nTracking: http://mlflow.lab:5000\nOwner: alice@lab.org"]:
+        assert redact_text(text) == text
+    assert redact_text("http://alice:pw@host, contact bob@lab.org") == (
+        "http://alice:***@host, contact bob@lab.org")
+
+
+def test_a_description_with_a_url_and_an_address_is_logged_whole(write_spec, tracking_uri,
+                                                                   tmp_path):
+    """Spec values are masked one by one before they become TOML: the logged spec reads back
+    as the same spec, with the same hash."""
+    from conftest import TINY
+
+    from grokexp.spec.io import spec_hash
+
+    description = "Baseline.\nTracking: http://mlflow.lab:5000\nOwner: alice@lab.org"
+    spec = write_spec(TINY.replace('name = "tiny"', f'name = "tiny"\ndescription = '
+                                   f'{json.dumps(description)}'))
+    result = CliRunner().invoke(main, ["run", spec, "--tracking-uri", tracking_uri, "--json"])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = json.loads(result.stdout)["run_ids"][0]
+    logged = Path(client.download_artifacts(run_id, "spec.resolved.toml", str(tmp_path)))
+    back = load_spec(logged.read_text(), "logged")
+    assert back.description == description
+    assert spec_hash(back) == client.get_run(run_id).data.tags["grokexp.spec_hash"]
+
+
+def test_passwords_in_swept_values_are_masked_everywhere(write_spec, tracking_uri, tmp_path):
+    """A sweep's value lists are params (JSON lists), table cells and members.md rows."""
+    from conftest import TINY
+
+    secret_url = "postgresql://u:hunter2secret@h1/db"
+    spec = write_spec(TINY + f"[sweep]\ndescription = [{json.dumps(secret_url)}, \"plain\"]\n")
+    result = CliRunner().invoke(main, ["run", spec, "--tracking-uri", tracking_uri])
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(tracking_uri=tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("grokexp.role") == "sweep")
+    members = Path(client.download_artifacts(parent.info.run_id, "members.md", str(tmp_path)))
+    channels = {"stdout": result.stdout, "stderr": result.stderr,
+                "members.md": members.read_text(),
+                **{f"params of {r.info.run_id}": json.dumps(r.data.params) for r in runs}}
+    for where, text in channels.items():
+        assert "hunter2secret" not in text, where
+    assert "postgresql://u:***@h1/db" in result.stdout
+    assert redact_params({"sweep.x": [secret_url, 1]}) == {
+        "sweep.x": ["postgresql://u:***@h1/db", 1]}
+
+
+def test_a_long_set_item_is_masked_before_it_is_cut(write_spec):
+    item = ("tracking.tracking_uri=[postgresql://service_account_01:Sup3rS3cretPassw0rdXYZ123"
+            "@db.lab/x" + ",x" * 600)
+    result = CliRunner().invoke(main, ["validate", write_spec(), "--set", item])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "Sup3r" not in result.output and "service_account_01:***" in result.output
+
+
 # --- against a real MLflow server: MLflow's own "View run ... at: <URI>" line ------------
 
 @pytest.fixture(scope="module")
