@@ -43,9 +43,8 @@ def diagnostic_warnings(source: str, members: Sequence[Any]) -> list[str]:
 
 def resolve_tracking_uri(option: str | None, spec_uri: str | None = None) -> str:
     """``--tracking-uri`` beats MLFLOW_TRACKING_URI beats the spec beats the default."""
-    from ..tracking.tracker import DEFAULT_TRACKING_URI
-
     from ..spec.masking import learn_secret
+    from ..tracking.tracker import DEFAULT_TRACKING_URI
 
     uri = option or os.environ.get("MLFLOW_TRACKING_URI") or spec_uri or DEFAULT_TRACKING_URI
     learn_secret(uri)  # so that a driver's message quoting a piece of it is masked too
