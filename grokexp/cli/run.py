@@ -58,6 +58,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     from .common import diagnostic_warnings, git_commit, read_spec, resolve_tracking_uri
 
     checkpoint, experiment = None, None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per error
     if force and resume is None:
         raise SpecError(["--force goes with --resume RUN_ID"])
     if resume is not None:
@@ -103,7 +104,8 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     if checkpoint is not None and resume is not None:  # one writer per run
         from ..tracking.resume import claim_resume
 
-        claim_resume(uri, resume, checkpoint.root_run_id, uuid.uuid4().hex, force)
+        claim_resume(uri, resume, checkpoint.root_run_id, uuid.uuid4().hex, force,
+                     expected_epoch=checkpoint.epoch)
     tags = {"grokexp.spec_file": spec_file or f"resumed:{resume}"}
     commit = git_commit()
     if commit:

@@ -74,18 +74,25 @@ def find_checkpoint(tracking_uri: str, run_id: str,
             raise GrokexpError(f"--resume {run_id}: cannot read {CHECKPOINT_ARTIFACT}: "
                                f"{_first_line(err)}") from None
         checkpoint = load_checkpoint(Path(local))
+    tagged = run.data.tags["grokexp.checkpoint_epoch"]
+    if str(checkpoint.epoch) != tagged:  # the newer one was never written (a full disk)
+        raise GrokexpError(f"--resume {run_id}: run {run.info.run_id} says it stopped after "
+                           f"epoch {tagged} but its {CHECKPOINT_ARTIFACT} is from epoch "
+                           f"{checkpoint.epoch}: resuming would repeat logged epochs")
     experiment = client.get_experiment(run.info.experiment_id)
     return checkpoint, experiment.name
 
 
 def claim_resume(tracking_uri: str, run_id: str, root_run_id: str, token: str,
-                 force: bool = False) -> None:
+                 force: bool = False, expected_epoch: int | None = None) -> None:
     """Claim the checkpoint on ``root_run_id`` for this process (``token``), or raise.
 
     Called once nothing else can refuse the resume, just before training: the run's status
     is checked again, the claim param logged and read back, then the run is set RUNNING with
     the tag ``grokexp.resumed_by`` = ``token``. ``force`` takes over a RUNNING run or a
-    claim left by a process that died, with a claim of its own.
+    claim left by a process that died, with a claim of its own. ``expected_epoch`` is the
+    epoch of the checkpoint this process read: if the run's checkpoint has changed since
+    (another resume trained on and was interrupted), the claim is refused.
     """
     from mlflow.entities import Param
 
@@ -96,6 +103,11 @@ def claim_resume(tracking_uri: str, run_id: str, root_run_id: str, token: str,
         run = client.get_run(root_run_id)
         _check_status(run, run_id, force)
         tags = run.data.tags
+        if expected_epoch is not None and tags.get("grokexp.checkpoint_epoch") != str(
+                expected_epoch):
+            raise GrokexpError(f"--resume {run_id}: run {root_run_id}'s checkpoint changed "
+                               "since it was read (another resume trained on): run the "
+                               "command again to go on from the new one")
         key = _CLAIM_PARAM + (tags.get(CHECKPOINT_ID_TAG)
                               or f"epoch-{tags.get('grokexp.checkpoint_epoch', '')}")
         if force:

@@ -10,9 +10,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import read_until, stop_group
 from mlflow.tracking import MlflowClient
 
+from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
 from grokexp.errors import GrokexpError, RunInterrupted
 from grokexp.run.runner import run_experiment
@@ -113,3 +115,34 @@ def test_two_claims_of_one_checkpoint_leave_one_winner(tracking_uri):
     claim_resume(tracking_uri, root, root, "c" * 32, force=True)
     run = client.get_run(root)
     assert run.data.tags["grokexp.resumed_by"] == "c" * 32 and run.info.status == "RUNNING"
+
+
+def test_a_claim_of_a_checkpoint_that_changed_since_it_was_read_is_refused(tracking_uri):
+    """Process B read checkpoint C1; A resumed, was interrupted again and wrote C2: B must
+    not win a claim on C2 and train from C1."""
+    from grokexp.tracking.resume import claim_resume
+
+    root = _interrupted(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    read_epoch = int(client.get_run(root).data.tags["grokexp.checkpoint_epoch"])
+    client.set_tag(root, "grokexp.checkpoint_epoch", str(read_epoch + 10))  # A's newer one
+    client.set_tag(root, "grokexp.checkpoint_id", "another-checkpoint")
+    with pytest.raises(GrokexpError, match="checkpoint changed since it was read"):
+        claim_resume(tracking_uri, root, root, "b" * 32, expected_epoch=read_epoch)
+    assert client.get_run(root).info.status == "KILLED"
+    claim_resume(tracking_uri, root, root, "b" * 32, expected_epoch=read_epoch + 10)
+
+
+def test_a_checkpoint_older_than_the_run_says_is_not_resumed(tracking_uri):
+    """A tag naming an epoch whose checkpoint was never written (a full disk) would make a
+    resume repeat logged epochs: one line, nothing trained."""
+    root = _interrupted(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    epoch = int(client.get_run(root).data.tags["grokexp.checkpoint_epoch"])
+    client.set_tag(root, "grokexp.checkpoint_epoch", str(epoch + 5))
+    result = CliRunner().invoke(main, ["run", "--resume", root, "--tracking-uri", tracking_uri])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: --resume {root}: run {root} says it stopped after epoch {epoch + 5} but its "
+        f"checkpoint/checkpoint.pt is from epoch {epoch}: resuming would repeat logged epochs"]
+    assert client.get_run(root).info.status == "KILLED"
