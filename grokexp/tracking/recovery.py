@@ -2,11 +2,13 @@
 
 The rules of a replay (:func:`relog`): the whole journal is checked before anything is
 written (each entry's shape, that the store holds its runs, the status rule of
-:func:`_check_statuses`); one replay of a folder at a time (a lock on its journal); a folder
-replayed to its end is marked ``RELOGGED`` and never replayed again (its runs may have been
-resumed since: a second replay would put the old checkpoint back and end them again). A
-replay cut short (the store failed again) may be repeated: metrics already in the store are
-skipped and a data set input is logged once per run. This module, journal.py and
+:func:`_check_statuses`); one replay of a folder at a time (a lock on its journal); the
+``RELOGGED`` marker records the journal line a replay reached, and no line is ever replayed
+twice (the runs may have been resumed since: a second replay would put an old checkpoint
+back and end them again). A replay cut short (the store failed again) records how far it
+got, and the next one goes on from there; lines a live process appended after a replay
+(an optimize worker whose store is still away) are replayed by the next one. Metrics already
+in the store are skipped and a data set input is logged once per run. This module, journal.py and
 mlflow_tracker.py are the only ones that talk to mlflow.
 """
 
@@ -27,7 +29,7 @@ from .redact import redact_text, redact_uri
 __all__ = ["Journal", "relog", "relogged_at", "AlreadyRelogged", "dataset_input",
            "DATASET_SOURCE_TYPE"]
 
-RELOGGED = "RELOGGED"  # written once a replay reached the journal's end
+RELOGGED = "RELOGGED"  # when, and up to which journal line, the folder was replayed
 _STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
@@ -38,11 +40,32 @@ class AlreadyRelogged(GrokexpError):
 
 
 def relogged_at(folder: Path) -> str | None:
-    """When the folder was replayed to its end (its ``RELOGGED`` marker), or None."""
+    """When the folder was last replayed (its ``RELOGGED`` marker), or None."""
     marker = folder / RELOGGED
     if not marker.is_file():
         return None
-    return marker.read_text(encoding="utf-8", errors="replace").strip() or "earlier"
+    lines = marker.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    return (lines[0] if lines else "") or "earlier"
+
+
+def replayed_to(folder: Path) -> int:
+    """The last journal line a replay wrote to the store (0: none); a marker without a line
+    (older grokexp) stands for the whole journal."""
+    marker = folder / RELOGGED
+    if not marker.is_file():
+        return 0
+    for line in marker.read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+        key, _, value = line.partition(" ")
+        if key == "lines" and value.strip().isdigit():
+            return int(value)
+    return 2**62
+
+
+def _mark(folder: Path, line: int) -> None:
+    """Record that journal lines up to ``line`` are in the store (written whole, then moved)."""
+    tmp = folder / f".{RELOGGED}.tmp"
+    tmp.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n") + f"lines {line}\n", encoding="utf-8")
+    os.replace(tmp, folder / RELOGGED)
 
 
 def _entries(folder: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -195,13 +218,19 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
 
     entries = _entries(folder)  # no journal: one line, before any lock or store
     with _replay_lock(folder):
+        done = replayed_to(folder)
+        pending = [(number, entry) for number, entry in entries if number > done]
         when = relogged_at(folder)
-        if when is not None:
+        if when is not None and not pending:
             raise AlreadyRelogged(f"{folder} was re-logged already ({when}); nothing written "
                                   "(a second replay would roll its runs back)")
         client = open_client(tracking_uri)
-        counts = _replay(folder, entries, client, tracking_uri, Metric, RunTag)
-        (folder / RELOGGED).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"), encoding="utf-8")
+        reached: list[int] = []
+        try:
+            counts = _replay(folder, pending, client, tracking_uri, Metric, RunTag, reached)
+        finally:
+            if reached:
+                _mark(folder, reached[-1])
     checkpoints = list(dict.fromkeys(e["run_id"] for _, e in entries if e["op"] == "artifact"
                                      and e.get("artifact_dir") == "checkpoint"))
     return counts, checkpoints
@@ -214,7 +243,8 @@ def _store_failed(err: Exception, folder: Path, tracking_uri: str) -> GrokexpErr
 
 
 def _replay(folder: Path, entries: list[tuple[int, dict[str, Any]]], client: Any,
-            tracking_uri: str, Metric: Any, RunTag: Any) -> dict[str, int]:
+            tracking_uri: str, Metric: Any, RunTag: Any, reached: list[int]) -> dict[str, int]:
+    """Write ``entries`` to the store in order; ``reached`` gets each line once written."""
     path = folder / JOURNAL
     status: dict[str, str] = {}
     try:
@@ -237,8 +267,12 @@ def _replay(folder: Path, entries: list[tuple[int, dict[str, Any]]], client: Any
     counts = {"metrics": 0, "skipped": 0, "tags": 0, "artifacts": 0, "datasets": 0,
               "runs ended": 0}
     seen: dict[tuple[str, str], set[int]] = {}
+    previous = None
     try:
-        for _, entry in entries:
+        for number, entry in entries:
+            if previous is not None:  # the entry before this one is in the store
+                reached.append(previous)
+            previous = number
             run_id, op = entry["run_id"], entry["op"]
             if op == "metrics":
                 fresh = []
@@ -272,6 +306,8 @@ def _replay(folder: Path, entries: list[tuple[int, dict[str, Any]]], client: Any
                 counts["runs ended"] += 1
             else:  # reopen
                 client.update_run(run_id, status="RUNNING")
+        if previous is not None:
+            reached.append(previous)
     except Exception as err:  # the store is failing again: say so, keep the folder
         raise _store_failed(err, folder, tracking_uri) from None
     return counts

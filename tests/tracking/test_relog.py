@@ -148,3 +148,55 @@ def test_a_journal_of_another_store_is_refused_before_writing(tracking_uri, tmp_
     assert len(result.output.strip().splitlines()) == 1 and "is not in" in result.output
     assert client.get_metric_history(run_id, "test_acc") == []
     assert os.listdir(journal.folder).count("RELOGGED") == 0
+
+
+def test_lines_appended_after_a_replay_are_replayed_and_no_line_twice(tracking_uri, tmp_path):
+    """A live process (an optimize worker whose store is away) may go on writing to a folder
+    a user already re-logged: the next replay writes the new lines, and only those."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = _open_run(client)
+    journal = Journal.create(tmp_path / "rec", tracking_uri, "the store went away")
+    journal.metrics(run_id, [("test_acc", 0.5, 1000, 10)])
+    journal.tags(run_id, {"phase": "first"})
+    assert _relog(journal.folder, tracking_uri).exit_code == 0
+    client.set_tag(run_id, "phase", "moved on")  # written to the store since
+    journal.metrics(run_id, [("test_acc", 0.7, 2000, 20)])  # the live process goes on
+    journal.end(run_id, "KILLED")
+    second = _relog(journal.folder, tracking_uri)
+    assert second.exit_code == 0, second.output
+    run = client.get_run(run_id)
+    assert run.data.tags["phase"] == "moved on"  # the first replay's tag not written again
+    assert [m.step for m in client.get_metric_history(run_id, "test_acc")] == [10, 20]
+    assert run.info.status == "KILLED"
+    third = _relog(journal.folder, tracking_uri)
+    assert third.exit_code == 0 and "re-logged already" in third.output
+
+
+def test_a_replay_cut_short_goes_on_from_where_it_got(tracking_uri, tmp_path):
+    """The store fails mid-replay (here its artifact folder: a file stands where the
+    checkpoint's folder goes): the next replay starts after the last line written, so a tag
+    it wrote and the store changed since is not put back."""
+    from urllib.parse import urlsplit
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    run_id = _open_run(client)
+    journal = Journal.create(tmp_path / "rec", tracking_uri, "the store went away")
+    journal.tags(run_id, {"grokexp.checkpoint_epoch": "10"})
+    journal.metrics(run_id, [("test_acc", 0.5, 1000, 10)])
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(b"the checkpoint of epoch 10")
+    journal.artifact(run_id, checkpoint, "checkpoint")
+    artifacts = Path(urlsplit(client.get_run(run_id).info.artifact_uri).path)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    blocker = artifacts / "checkpoint"
+    blocker.write_text("not a folder")
+    first = _relog(journal.folder, tracking_uri)
+    assert first.exit_code == 1, first.output
+    assert (journal.folder / "RELOGGED").read_text().splitlines()[1] == "lines 2"
+    client.set_tag(run_id, "grokexp.checkpoint_epoch", "20")  # resumed since
+    blocker.unlink()  # the store works again
+    second = _relog(journal.folder, tracking_uri)
+    assert second.exit_code == 0, second.output
+    assert client.get_run(run_id).data.tags["grokexp.checkpoint_epoch"] == "20"
+    assert [m.step for m in client.get_metric_history(run_id, "test_acc")] == [10]
+    assert (artifacts / "checkpoint" / "checkpoint.pt").read_bytes() == checkpoint.read_bytes()
