@@ -304,7 +304,7 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
 
 
 @main.command()
-@click.argument("targets", nargs=-1, metavar="[SPEC_FILE | RUN_ID ...]")
+@click.argument("targets", nargs=-1, metavar="[SPEC_FILE]")
 @click.option("--runs", "run_ids", multiple=True, metavar="RUN_ID",
               help="Forecast runs already in the store (a sweep's parent or member runs): "
                    "--runs A B C, or --runs A --runs B. Without it, SPEC_FILE is trained "

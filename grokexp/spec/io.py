@@ -222,6 +222,12 @@ def suggestion_among(path: str, parents: list[str]) -> str:
     head = 1 if parents[0] == "sweep" else 2
     prefix, key = ".".join(path.split(".")[:head]), ".".join(path.split(".")[head:])
     *tables, leaf = key.split(".")
+    if parents[0] == "optimize" and ".".join(tables) in all_keys():  # inside a dimension
+        from .optimize import SearchDim
+
+        close = difflib.get_close_matches(leaf, list(SearchDim.model_fields), n=3, cutoff=0.6)
+        return ("; did you mean " + " or ".join(f"{prefix}.{'.'.join(tables)}.{c}"
+                                                for c in close) + "?") if close else ""
     names = known_keys(tables) if tables else []
     if names:  # the table exists: compare the last part with its keys only
         close = [".".join([*tables, c])

@@ -351,9 +351,10 @@ def run_batch(study: optuna.Study, trials: Sequence[tuple[optuna.Trial, dict[str
                 _give_back(runs, study, tracker, heartbeat)
                 _requeue(trials[index:], study, heartbeat)
                 raise StoreUnavailable(str(err)) from None
+            # held at once: an interrupt from here on ends this run with the others
+            runs.append(TrialRun(trial, params, run_id, trial_members))
             splits.log(tracker, run_id, dataset)
             trial.set_user_attr("mlflow_run_id", run_id)
-            runs.append(TrialRun(trial, params, run_id, trial_members))
             members += trial_members
     except StoreUnavailable:
         raise

@@ -367,6 +367,9 @@ CASES = [  # (file name, its text, --set items, the exact lines on stderr)
     ("x.toml", 'name = "s"\n', ['sweep."train.weigth_decay"=[1, 2]'],
      ['--set sweep."train.weigth_decay"=[1, 2]: sweep.train.weigth_decay: unknown key; '
       "did you mean sweep.train.weight_decay?"]),
+    ("x.toml", 'name = "s"\n[optimize.space]\n"train.lr" = {low = 0.1, high = 1, lgo = true}\n',
+     [], ["{spec}: optimize.space.train.lr.lgo: unknown key; did you mean optimize.space."
+          "train.lr.low or optimize.space.train.lr.log?"]),
     # numbers are numbers: no boolean or quoted number slips through as one
     ("x.toml", 'name = "s"\n', ["train.lr=true"],
      ["--set train.lr=true: train.lr: must be a number (got true)"]),
