@@ -3,6 +3,7 @@ one rule for tests whose service could not be set up."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -31,6 +32,38 @@ batch_size = 16
 [metrics]
 every = 5
 """
+
+
+# Two seeds of a tiny model, 40 epochs: what the fault tests interrupt, break and resume.
+TWO_SEEDS = """
+name = "faulty"
+[task]
+modulus = 11
+[model]
+embedding_dim = 12
+hidden = 16
+[train]
+epochs = 40
+lr = 1e-2
+batch_size = 16
+[metrics]
+every = 5
+[sweep]
+seeds = [0, 1]
+"""
+
+
+@contextlib.contextmanager
+def working_in(folder: Path):
+    """Run with ``folder`` (made here, if new) as the working directory: where a command
+    would put its default store or recovery folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(before)
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ creates nothing, and the store is shown where it is on disk."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import working_in
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
@@ -57,13 +57,9 @@ def test_the_store_is_shown_as_an_absolute_path(write_spec, tmp_path, migrated_s
     work = tmp_path / "elsewhere"
     (work / "mlruns").mkdir(parents=True)
     (work / "mlruns" / "mlflow.db").write_bytes(migrated_store.read_bytes())
-    before = os.getcwd()
-    os.chdir(work)
-    try:
+    with working_in(work):
         result = cli("run", write_spec(SWEEP.replace("seeds = [0, 1]", "seeds = [0]")),
                      "--quiet")
-    finally:
-        os.chdir(before)
     assert result.exit_code == 0, result.output
     db = work / "mlruns" / "mlflow.db"
     assert f"in sqlite:///{db}" in result.stdout
@@ -101,13 +97,9 @@ def test_a_missing_run_is_bad_input(tracking_uri):
 
 
 def test_reading_a_store_that_does_not_exist_creates_nothing(tmp_path):
-    before = os.getcwd()
-    os.chdir(tmp_path)
-    try:
+    with working_in(tmp_path):
         results = [cli("figures", "0123456789abcdef"),
                    cli("forecast", "--runs", "0123456789abcdef")]
-    finally:
-        os.chdir(before)
     for result in results:
         assert result.exit_code == 2, result.output
         assert result.output.strip() == (f"error: no tracking store at "

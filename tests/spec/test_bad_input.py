@@ -10,10 +10,8 @@ written: no tracking store, no recovery folder, no file in the working directory
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -24,6 +22,7 @@ from typing import Any, Union, get_args, get_origin
 import pytest
 import tomli_w
 from click.testing import CliRunner
+from conftest import working_in
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -303,19 +302,6 @@ MEMORY_LINE = re.compile(r"error: population of \d+ member\(s\) \(task\.modulus=
 
 def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
-
-
-@contextlib.contextmanager
-def working_in(folder: Path):
-    """Run with ``folder`` (made here) as the working directory: where a run would put its
-    default store or recovery folder."""
-    folder.mkdir()
-    before = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield folder
-    finally:
-        os.chdir(before)
 
 
 @settings(max_examples=40, deadline=None)

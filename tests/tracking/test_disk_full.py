@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY, read_until, require_service, stop_group
+from conftest import TINY, TWO_SEEDS, read_until, require_service, stop_group
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
@@ -129,22 +129,7 @@ class BreakStore(Hook):
         self.saved = b""
 
 
-SPEC = """
-name = "full"
-[task]
-modulus = 11
-[model]
-embedding_dim = 12
-hidden = 16
-[train]
-epochs = 40
-lr = 1e-2
-batch_size = 16
-[metrics]
-every = 5
-[sweep]
-seeds = [0, 1]
-"""
+SPEC = TWO_SEEDS.replace('name = "faulty"', 'name = "full"')
 
 
 def test_a_full_recovery_disk_still_leaves_a_resumable_run(tracking_uri, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import free_port, read_until, require_service
+from conftest import TWO_SEEDS, free_port, read_until, require_service
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
@@ -159,22 +159,7 @@ class BreakStore(Hook):
             f.write(self.saved)
 
 
-SPEC = """
-name = "faulty"
-[task]
-modulus = 11
-[model]
-embedding_dim = 12
-hidden = 16
-[train]
-epochs = 40
-lr = 1e-2
-batch_size = 16
-[metrics]
-every = 5
-[sweep]
-seeds = [0, 1]
-"""
+SPEC = TWO_SEEDS
 
 
 def test_store_failing_mid_run_loses_nothing(tracking_uri, tmp_path):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import working_in
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
@@ -152,18 +152,6 @@ def _fragments(secret: str) -> list[str]:
 def assert_no_secret(text: str, secret: str, where: str) -> None:
     for piece in _fragments(secret):
         assert piece not in text, f"{piece!r} of the password in {where}:\n{text}"
-
-
-@contextlib.contextmanager
-def working_in(path: Path):
-    """Run with ``path`` (made here) as the working directory."""
-    path.mkdir(parents=True, exist_ok=True)
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield path
-    finally:
-        os.chdir(before)
 
 
 @pytest.mark.parametrize(("form", "url", "secret"), SECRET_FORMS, ids=FORM_IDS)
