@@ -16,6 +16,8 @@ from typing import NoReturn
 
 import pytest
 
+from grokexp.engine.train import EvalContext, Hook
+
 REQUIRE_SERVICES = "GROKEXP_REQUIRE_SERVICES"  # .ci/run sets it to 1
 
 TINY = """
@@ -51,6 +53,26 @@ every = 5
 [sweep]
 seeds = [0, 1]
 """
+
+
+class BreakStore(Hook):
+    """At one evaluation, overwrite the sqlite header in place: every later write fails
+    (``repair`` puts it back)."""
+
+    def __init__(self, db: Path, epoch: int):
+        self.db, self.epoch, self.saved = db, epoch, b""
+
+    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
+        if ctx.epoch == self.epoch:
+            with self.db.open("r+b") as f:
+                self.saved = f.read(100)
+                f.seek(0)
+                f.write(b"\0" * 100)
+
+    def repair(self) -> None:
+        with self.db.open("r+b") as f:
+            f.write(self.saved)
+        self.saved = b""
 
 
 @contextlib.contextmanager

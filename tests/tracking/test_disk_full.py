@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY, TWO_SEEDS, read_until, require_service, stop_group
+from conftest import TINY, TWO_SEEDS, BreakStore, read_until, require_service, stop_group
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
-from grokexp.engine.train import EvalContext, Hook
 from grokexp.errors import RunInterrupted
 from grokexp.run.runner import run_experiment
 from grokexp.spec.io import load_spec
@@ -108,25 +107,6 @@ def test_disk_filling_mid_run_is_one_line_and_leaves_nothing_half_written(small_
     experiment = client.get_experiment_by_name("tiny")
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1 and runs[0].data.params["train.epochs"] == "100000"
-
-
-class BreakStore(Hook):
-    """At one evaluation, overwrite the sqlite header in place: every later write fails."""
-
-    def __init__(self, db: Path, epoch: int):
-        self.db, self.epoch, self.saved = db, epoch, b""
-
-    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
-        if ctx.epoch == self.epoch:
-            with self.db.open("r+b") as f:
-                self.saved = f.read(100)
-                f.seek(0)
-                f.write(b"\0" * 100)
-
-    def repair(self) -> None:
-        with self.db.open("r+b") as f:
-            f.write(self.saved)
-        self.saved = b""
 
 
 SPEC = TWO_SEEDS.replace('name = "faulty"', 'name = "full"')

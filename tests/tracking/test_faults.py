@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import TWO_SEEDS, free_port, read_until, require_service
+from conftest import TWO_SEEDS, BreakStore, free_port, read_until, require_service
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
 from grokexp.engine.sweep import expand_members
-from grokexp.engine.train import EvalContext, Hook
 from grokexp.errors import RunInterrupted
 from grokexp.run.runner import run_experiment, train_group
 from grokexp.spec.io import load_spec
@@ -139,24 +138,6 @@ def read_only_dir(tmp_path):
 def test_read_only_directory_is_refused_before_training(write_spec, read_only_dir, tmp_path):
     _run_fails_fast(write_spec, f"sqlite:///{read_only_dir}/mlflow.db", "is not writable",
                     tmp_path)
-
-
-class BreakStore(Hook):
-    """At one evaluation, overwrite the sqlite header in place: every later write fails."""
-
-    def __init__(self, db: Path, epoch: int):
-        self.db, self.epoch, self.saved = db, epoch, b""
-
-    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
-        if ctx.epoch == self.epoch:
-            with self.db.open("r+b") as f:
-                self.saved = f.read(100)
-                f.seek(0)
-                f.write(b"\0" * 100)
-
-    def repair(self) -> None:
-        with self.db.open("r+b") as f:
-            f.write(self.saved)
 
 
 SPEC = TWO_SEEDS
