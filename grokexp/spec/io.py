@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ..errors import SpecError
 from .base import FIELD_MESSAGES
+from .keys import suggestion
 from .masking import mask_url, mask_values
 from .schema import Spec
 
@@ -188,7 +189,7 @@ def _error_message(error: Any) -> str:
     else:
         msg = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        msg += suggestion(_error_path(error))
+        msg += suggestion(Spec, _error_path(error))
     return msg
 
 
@@ -199,70 +200,6 @@ def _got(error: Any) -> str:
     if isinstance(got, (dict, list)):
         return ""
     return f" (got {json.dumps(got) if isinstance(got, (str, bool)) else got})"
-
-
-def suggestion(path: str) -> str:
-    """``; did you mean …?`` naming the known keys nearest an unknown dotted key, or ''."""
-    import difflib
-
-    *parents, leaf = path.split(".")
-    names = known_keys(parents)
-    close = difflib.get_close_matches(leaf, names, n=3, cutoff=0.75)
-    if not close and parents and parents[0] in ("sweep", "optimize"):
-        return suggestion_among(path, parents)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(".".join([*parents, c]) for c in close) + "?"
-
-
-def suggestion_among(path: str, parents: list[str]) -> str:
-    """For a key under ``[sweep]`` or ``[optimize.space]``: the nearest dotted spec keys."""
-    import difflib
-
-    head = 1 if parents[0] == "sweep" else 2
-    prefix, key = ".".join(path.split(".")[:head]), ".".join(path.split(".")[head:])
-    *tables, leaf = key.split(".")
-    if parents[0] == "optimize" and ".".join(tables) in all_keys():  # inside a dimension
-        from .optimize import SearchDim
-
-        close = difflib.get_close_matches(leaf, list(SearchDim.model_fields), n=3, cutoff=0.6)
-        return ("; did you mean " + " or ".join(f"{prefix}.{'.'.join(tables)}.{c}"
-                                                for c in close) + "?") if close else ""
-    names = known_keys(tables) if tables else []
-    if names:  # the table exists: compare the last part with its keys only
-        close = [".".join([*tables, c])
-                 for c in difflib.get_close_matches(leaf, names, n=3, cutoff=0.75)]
-    else:
-        close = difflib.get_close_matches(key, all_keys(), n=3, cutoff=0.75)
-    return ("; did you mean " + " or ".join(f"{prefix}.{c}" for c in close) + "?") if close \
-        else ""
-
-
-def known_keys(parents: list[str]) -> list[str]:
-    """The field names of the table at ``parents`` (dotted parts) of the spec."""
-    model: Any = Spec
-    for part in parents:
-        fields = getattr(model, "model_fields", None)
-        if fields is None or part not in fields:
-            return []
-        model = _table_model(fields[part].annotation)
-    return list(getattr(model, "model_fields", {}) or {})
-
-
-def all_keys(model: Any = Spec, prefix: str = "") -> list[str]:
-    """Every dotted key that names a field of the spec (what a sweep may vary)."""
-    out: list[str] = []
-    for name, field in model.model_fields.items():
-        sub = _table_model(field.annotation)
-        out += all_keys(sub, f"{prefix}{name}.") if sub is not None else [f"{prefix}{name}"]
-    return out
-
-
-def _table_model(annotation: Any) -> Any:
-    from pydantic import BaseModel
-
-    return next((a for a in getattr(annotation, "__args__", (annotation,))
-                 if isinstance(a, type) and issubclass(a, BaseModel)), None)
 
 
 def _source_of(path: str, source: str, origins: Mapping[str, str]) -> str:
@@ -305,7 +242,7 @@ def validate_spec(raw: Mapping[str, Any], source: str,
     problems = spec.semantic_problems()
     if problems:
         raise SpecError([f"{_source_of(path, source, origins)}: {path}: {msg}"
-                         + (suggestion(path) if msg == "unknown key" else "")
+                         + (suggestion(Spec, path) if msg == "unknown key" else "")
                          for path, msg in problems])
     return spec
 

@@ -12,10 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Section, flatten
 from .init import LAYERS, InitSpec
+from .keys import known_path
 from .optimize import OptimizeSpec
 
 __all__ = [
@@ -362,13 +363,4 @@ def _is_prime(n: int) -> bool:
 
 def _known_path(dotted: str) -> bool:
     """Whether a dotted key names a field of the spec (sweep and optimize keys must)."""
-    model: Any = Spec
-    for part in dotted.split("."):
-        fields = getattr(model, "model_fields", None)
-        if fields is None or part not in fields:
-            return False
-        annotation = fields[part].annotation
-        model = next((a for a in getattr(annotation, "__args__", (annotation,))
-                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return True
-
+    return known_path(Spec, dotted)
