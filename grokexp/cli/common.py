@@ -55,31 +55,35 @@ def store_label(uri: str) -> str:
     """The store as a user can find it: a relative SQLite path made absolute (the default
     store lives under the working directory), the password masked."""
     from ..tracking.redact import redact_uri
+    from ..tracking.tracker import sqlite_path
 
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        path, sep, query = uri.removeprefix("sqlite:///").partition("?")
-        uri = f"sqlite:///{Path(path).absolute()}{sep}{query}"
+    db = sqlite_path(uri)
+    if db is not None and not db.is_absolute():
+        _, sep, query = uri.partition("?")
+        uri = f"sqlite:///{db.absolute()}{sep}{query}"
     return redact_uri(uri)
 
 
 def store_location(uri: str) -> str | None:
     """Where a SQLite store keeps its database and artifacts on disk, or None."""
-    if not uri.startswith("sqlite:///"):
+    from ..tracking.tracker import sqlite_path
+
+    db = sqlite_path(uri)
+    if db is None:
         return None
-    db = Path(uri.removeprefix("sqlite:///").partition("?")[0]).absolute()
-    return f"database {db}, artifacts under {db.parent / 'artifacts'}"
+    return f"database {db.absolute()}, artifacts under {db.absolute().parent / 'artifacts'}"
 
 
 def require_store(uri: str) -> None:
     """For commands that read runs: a SQLite store that does not exist is bad input (exit 2),
     not a new empty store; grokexp run from another folder starts its own ``mlruns/``."""
     from ..errors import NotFound
+    from ..tracking.tracker import sqlite_path
 
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///").partition("?")[0])
-        if not db.exists():
-            raise NotFound(f"no tracking store at {db.absolute()}: run grokexp from the folder "
-                           "that holds mlruns/, or give --tracking-uri")
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise NotFound(f"no tracking store at {db.absolute()}: run grokexp from the folder "
+                       "that holds mlruns/, or give --tracking-uri")
 
 
 def git_commit() -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -50,8 +49,9 @@ def check_servable(uri: str) -> None:
     itself would die with a traceback that quotes the URI."""
     from ..tracking.redact import redact_uri
     from ..tracking.store import check_store
+    from ..tracking.tracker import store_scheme
 
-    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else "file"
+    scheme = store_scheme(uri) if "://" in uri else "file"
     if scheme in ("http", "https"):
         raise SpecError([f"--tracking-uri {redact_uri(uri)}: an MLflow server already; open it "
                          "in a browser (grokexp ui serves a database or a folder)"])
@@ -65,13 +65,13 @@ def check_servable(uri: str) -> None:
 def do_ui(tracking_uri: str | None, host: str, port: int, experiment: str | None,
           workers: int = 1, allowed_hosts: str | None = None) -> None:
     from ..tracking.redact import redact_uri
-    from ..tracking.tracker import artifact_root_for
+    from ..tracking.tracker import artifact_root_for, sqlite_path
 
     uri = resolve_tracking_uri(tracking_uri)
     shown_uri = store_label(uri)
     check_servable(uri)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (db := sqlite_path(uri)) is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     try:
         links = experiment_links(uri, host, port, experiment)
     except Exception as err:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GrokexpError
 from ..tracking.redact import redact_uri
+from ..tracking.tracker import sqlite_path
 
 if TYPE_CHECKING:
     import optuna
@@ -61,9 +62,8 @@ def resolve_storage(option: str | None, tracking_uri: str) -> StorageTarget:
     """``--storage`` → target. Default: ``optuna.log`` beside an embedded MLflow store,
     else ``mlruns/optuna.log``. ``postgresql://`` gets the psycopg 3 driver."""
     if option is None:
-        root = Path("mlruns")
-        if tracking_uri.startswith("sqlite:///"):
-            root = Path(tracking_uri.removeprefix("sqlite:///")).parent
+        db = sqlite_path(tracking_uri)
+        root = Path("mlruns") if db is None else db.parent
         return StorageTarget("journal", str(root / DEFAULT_JOURNAL))
     if "://" in option:
         scheme = option.split("://", 1)[0]

@@ -18,7 +18,13 @@ from typing import Any
 from ..errors import GrokexpError, NotFound, is_not_found
 from .journal import DATASET_SOURCE_TYPE, Journal, dataset_input
 from .redact import redact_text, redact_uri
-from .tracker import EXPERIMENT_KIND_TAG, artifact_root_for, flat_params, safe_artifact_path
+from .tracker import (
+    EXPERIMENT_KIND_TAG,
+    artifact_root_for,
+    flat_params,
+    safe_artifact_path,
+    sqlite_path,
+)
 
 __all__ = ["MlflowTracker", "store_error", "tracker_for_run"]
 
@@ -52,9 +58,8 @@ class MlflowTracker:
                  recovery_dir: Path | None = None):
         from .store import open_client
 
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True,
-                                                                      exist_ok=True)
+        if (db := sqlite_path(tracking_uri)) is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri
         self.retry_delays = tuple(retry_delays)
         self.recovery_dir = recovery_dir

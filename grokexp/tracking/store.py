@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from ..errors import GrokexpError
 from .redact import redact_uri
+from .tracker import sqlite_path, store_scheme
 
 __all__ = ["check_store", "open_client", "schema_lock_path"]
 
@@ -31,7 +32,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432
 def check_store(uri: str, timeout_s: float = 2.0) -> None:
     """Raise a one-line :class:`GrokexpError` when the store at ``uri`` cannot take a run."""
     shown = redact_uri(uri)
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    scheme = store_scheme(uri)
     if scheme == "sqlite":
         problem = _sqlite_problem(uri, timeout_s)
     elif scheme in _DEFAULT_PORTS:
@@ -55,9 +56,9 @@ def _writable_dir(folder: Path) -> str | None:
 
 
 def _sqlite_problem(uri: str, timeout_s: float) -> str | None:
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_path(uri)
+    if db is None:
         return "expected sqlite:///PATH"
-    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
     problem = _writable_dir(db.parent) or _writable_dir(db.parent / "artifacts")
     if problem or not db.exists():
         return problem
@@ -127,10 +128,8 @@ _DB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql")
 
 def schema_lock_path(uri: str) -> Path | None:
     """The lock file beside a sqlite store's database, or None for other stores."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    db = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    if not db.name or str(db) == ":memory:":
+    db = sqlite_path(uri)
+    if db is None or not db.name or str(db) == ":memory:":
         return None
     return db.parent / f".{db.name}.lock"
 
@@ -153,7 +152,7 @@ def open_client(uri: str, timeout_s: float = 120.0) -> Any:
 
     for noisy in ("mlflow.store.db.utils", "alembic"):  # schema set-up chatter
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+    scheme = store_scheme(uri)
     try:
         if scheme not in _DB_SCHEMES:
             return MlflowClient(tracking_uri=uri)  # a server or a file store: no schema here

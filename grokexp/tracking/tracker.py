@@ -20,6 +20,8 @@ __all__ = [
     "Tracker",
     "NullTracker",
     "DEFAULT_TRACKING_URI",
+    "store_scheme",
+    "sqlite_path",
     "EXPERIMENT_KIND_TAG",
     "artifact_root_for",
     "flat_params",
@@ -78,12 +80,23 @@ def safe_artifact_path(artifact_file: str) -> tuple[str | None, str]:
     return (folder or None), parts[-1]
 
 
+def store_scheme(uri: str) -> str:
+    """A store URI's scheme without its driver: ``postgresql+psycopg://…`` → postgresql."""
+    return uri.split(":", 1)[0].split("+", 1)[0].lower()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///PATH[?query]`` store (as written: relative to the
+    working directory unless absolute), or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
+
+
 def artifact_root_for(tracking_uri: str) -> str | None:
     """Artifacts of an embedded sqlite store live beside it (``<dir>/artifacts``)."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        return (db.parent / "artifacts").resolve().as_uri()
-    return None
+    db = sqlite_path(tracking_uri)
+    return None if db is None else (db.parent / "artifacts").resolve().as_uri()
 
 
 class NullTracker:
