@@ -80,8 +80,8 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
             texts[name] = path.read_text(encoding="utf-8")
         except OSError as err:
             raise SpecError([f"{path}: cannot read: {err}"]) from None
-    for name, text in texts.items():  # every spec valid and within memory, before anything
-        spec, members = paper_members(name, text, quick)
+    prepared = {name: paper_members(name, text, quick) for name, text in texts.items()}
+    for spec, members in prepared.values():  # every spec valid and within memory, first
         check_memory(members, *memory_limit(memory_gib, resolve_device(spec.train.device)))
     uri = resolve_tracking_uri(tracking_uri)
     out = Path(out_dir)
@@ -101,7 +101,7 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
             outcome = found
         else:
             hook = ProgressHook(sys.stderr, sys.stderr.isatty(), 1)
-            outcome = run_spec(name, texts[name], uri, quick, tags, [hook])
+            outcome = run_spec(name, *prepared[name], uri, quick, tags, [hook])
             click.echo(f"reproduce: {name}: {len(outcome.run_ids)} member(s) in "
                        f"{outcome.seconds:.0f} s", err=True)
         collect_figures(MlflowTracker(uri, name).client, outcome, out)

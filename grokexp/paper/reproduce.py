@@ -64,11 +64,11 @@ def paper_members(name: str, text: str, quick: bool) -> tuple[Spec, list[Member]
     return spec, expand_members(spec, f"{name}.toml")
 
 
-def run_spec(name: str, text: str, uri: str, quick: bool, tags: Mapping[str, str],
-             hooks: Sequence[Hook] = ()) -> SpecOutcome:
-    """Train one paper spec into the store and read its members back."""
+def run_spec(name: str, spec: Spec, members: Sequence[Member], uri: str, quick: bool,
+             tags: Mapping[str, str], hooks: Sequence[Hook] = ()) -> SpecOutcome:
+    """Train one paper spec (as :func:`paper_members` reads it) into the store and read its
+    members back."""
     start = time.perf_counter()
-    spec, members = paper_members(name, text, quick)
     tracker = MlflowTracker(uri, spec.experiment_name)
     result = run_experiment(spec, members, tracker, hooks, tags={
         **tags, "grokexp.reproduce": "quick" if quick else "full"})
