@@ -2,7 +2,7 @@
 
 A storage URL such as ``postgresql://user:secret@db:5432/optuna`` keeps its shape but loses
 its password: ``postgresql://user:***@db:5432/optuna``. Use :func:`redact_uri` on one URL,
-:func:`redact_text` on free text (error messages, TOML) that may hold URLs, and
+:func:`redact_text` on free text (error messages) that may hold URLs, and
 :func:`redact_params` on a flat param mapping. The rule itself (spec/masking.py) sits with the
 spec, whose hash is taken over the masked spec. Query parameters named like secrets
 (``password=``, ``token=``, ``secret=``, ``key=``) are masked too.
@@ -19,8 +19,8 @@ __all__ = ["MASK", "redact_uri", "redact_text", "redact_params"]
 
 
 def redact_text(text: str) -> str:
-    """Every ``scheme://user:password@`` and secret query value in ``text`` masked (the
-    password up to the last ``@`` of its line: it may hold ``/``, quotes or spaces)."""
+    """Every ``scheme://user:password@`` and secret query value in ``text`` masked, by the
+    free-text rule of :func:`~grokexp.spec.masking.mask_secrets`."""
     return mask_secrets(text)
 
 
