@@ -211,6 +211,8 @@ def _print_summary(result: Any, uri: str) -> None:
 def summary_table(members: Any) -> list[str]:
     """One row per member: the values its sweep varied (one column per key, as members.md
     has them), its grok epochs and final accuracies, status and run id."""
+    from ..tracking.redact import redact_text
+
     def show(v: Any) -> str:
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
 
@@ -218,8 +220,6 @@ def summary_table(members: Any) -> list[str]:
     leaves = [k.rsplit(".", 1)[-1] for k in keys]
     headers = [leaf if leaves.count(leaf) == 1 else key
                for key, leaf in zip(keys, leaves, strict=True)]
-    from ..tracking.redact import redact_text
-
     cells = [["-" if k not in m.varied else redact_text(str(m.varied[k])) for k in keys]
              for m in members]
     widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
