@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel of torch is installed first so that the open range in pyproject
 # does not pull a CUDA build; override TORCH_SPEC to choose another build.
 TORCH_SPEC ?= torch==2.13.0
-SPEC ?= specs/baseline.toml
+SPEC ?= specs/quickstart.toml
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test docs lint typecheck bench clean
