@@ -47,9 +47,11 @@ TOP: dict[str, tuple[str, ...]] = {
     "grokexp": (),  # __init__.py: the version
     "grokexp.__main__": ("grokexp.cli",),  # python -m grokexp
     "grokexp.errors": (),  # the errors every stage raises
+    "grokexp.series": (),  # one member's metric series: the loop fills it, every stage reads it
     "grokexp.redact": ("grokexp.tracking.redact",),  # the path README documented, for users
 }
-SHARED = ("grokexp", "grokexp.errors")  # every stage may import these (and nothing else of TOP)
+# Every stage may import these (and nothing else of TOP).
+SHARED = ("grokexp", "grokexp.errors", "grokexp.series")
 
 ORDER = {name: i for i, (name, _, _) in enumerate(STAGES)}
 NEVER = {name: set(never) for name, _, never in STAGES}

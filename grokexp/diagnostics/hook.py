@@ -21,7 +21,7 @@ import torch
 
 from ..engine.model import embedded
 from ..engine.sweep import Member
-from ..engine.train import EvalContext, History, Hook, MemberHistory, TrainData
+from ..engine.train import EvalContext, History, Hook, MemberSeries, TrainData
 from ..figures.render import FigurePool
 from ..figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
 from ..spec.schema import MetricsSpec, Spec
@@ -75,7 +75,7 @@ class DiagnosticsHook(Hook):
         self.figure_log = figure_log or FigureLog(tracker or NullTracker(),
                                                   FigurePool() if background_probes
                                                   else FigurePool(workers=0))
-        self._ended: list[tuple[Member, MemberHistory]] = []  # left, probes in flight
+        self._ended: list[tuple[Member, MemberSeries]] = []  # left, probes in flight
         self._previous = -1
 
     def _record(self, member: Member) -> RunRecord:
@@ -174,7 +174,7 @@ class DiagnosticsHook(Hook):
                                        ctx.population.member_state(pos),
                                        f"checkpoints/epoch_{ctx.epoch:06d}.pt")
 
-    def on_member_end(self, member: Member, history: MemberHistory,
+    def on_member_end(self, member: Member, history: MemberSeries,
                       state: dict[str, torch.Tensor]) -> None:
         """The member's figures wait for its probes still in flight, not the training: they
         are drawn once those are in (at a later evaluation, or when the population ends)."""
@@ -193,7 +193,7 @@ class DiagnosticsHook(Hook):
                 self._finish_member(member, history)
         self._ended = waiting
 
-    def _finish_member(self, member: Member, history: MemberHistory) -> None:
+    def _finish_member(self, member: Member, history: MemberSeries) -> None:
         record = self._record(member)
         for name, values in history.metrics.items():
             if len(values) == len(history.epochs) and name not in record.series:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..series import MemberSeries
 from .accuracy import accuracy_and_loss
 from .data import PairTable, Splits
 from .init import layer_of
@@ -25,37 +26,8 @@ from .seeding import generator_for
 from .sweep import Member
 from .workers import ShardedTrainer
 
-__all__ = ["History", "MemberHistory", "EvalContext", "Hook", "train", "TrainData",
+__all__ = ["History", "MemberSeries", "EvalContext", "Hook", "train", "TrainData",
            "LoopState", "Interrupted"]
-
-
-@dataclass
-class MemberHistory:
-    """One member's metric history and what became of it."""
-
-    index: int
-    epochs: list[int] = field(default_factory=list)
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-    train_grok_epoch: int | None = None
-    test_grok_epoch: int | None = None
-    status: str = "RUNNING"  # FINISHED, FAILED, PRUNED
-    reason: str = ""
-    last_epoch: int = 0
-
-    @property
-    def grokking_delay(self) -> int | None:
-        if self.train_grok_epoch is None or self.test_grok_epoch is None:
-            return None
-        return self.test_grok_epoch - self.train_grok_epoch
-
-    def final(self, name: str) -> float | None:
-        values = self.metrics.get(name)
-        return values[-1] if values else None
-
-    def record(self, epoch: int, values: dict[str, float]) -> None:
-        self.epochs.append(epoch)
-        for name, value in values.items():
-            self.metrics.setdefault(name, []).append(value)
 
 
 @dataclass
@@ -72,7 +44,7 @@ class LoopState:
     optimizer: dict[str, Any]
     order_states: list[torch.Tensor]
     dropout_states: list[torch.Tensor]
-    histories: list[MemberHistory]
+    histories: list[MemberSeries]
 
 
 class Interrupted(Exception):  # a control-flow signal, not an error
@@ -85,9 +57,9 @@ class Interrupted(Exception):  # a control-flow signal, not an error
 
 @dataclass
 class History:
-    members: list[MemberHistory]
+    members: list[MemberSeries]
 
-    def by_index(self, index: int) -> MemberHistory:
+    def by_index(self, index: int) -> MemberSeries:
         return next(m for m in self.members if m.index == index)
 
 
@@ -105,7 +77,7 @@ class EvalContext:
     population: Population
     members: list[Member]
     data: TrainData
-    histories: list[MemberHistory]
+    histories: list[MemberSeries]
     stop_requests: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def request_stop(self, member_index: int, status: str = "PRUNED", reason: str = "") -> None:
@@ -123,7 +95,7 @@ class Hook:
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         """Called after every evaluation with all metrics (member position → value)."""
 
-    def on_member_end(self, member: Member, history: MemberHistory,
+    def on_member_end(self, member: Member, history: MemberSeries,
                       state: dict[str, torch.Tensor]) -> None:
         """A member has left the population; ``state`` is its final parameters (CPU)."""
 
@@ -191,8 +163,8 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
     table = PairTable(data.table.modulus, data.table.left.to(device),
                       data.table.right.to(device), data.table.labels.to(device))
     data = TrainData(table, data.splits.to(device))
-    histories = [MemberHistory(m.index) for m in active]
-    finished: list[MemberHistory] = []
+    histories = [MemberSeries(m.index) for m in active]
+    finished: list[MemberSeries] = []
     optimizer = _optimizer(population, active)
     order_gens = [generator_for(m.spec.train.seed, "order") for m in active]
     dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in active]

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .margins import fixed_figure  # noqa: E402
 
 if TYPE_CHECKING:
-    from ..engine.train import MemberHistory
+    from ..engine.train import MemberSeries
 
 __all__ = ["AccuracyCurves", "accuracy_figure", "accuracy_overlay", "accuracy_figures",
            "overlay_figures"]
@@ -32,7 +32,7 @@ class AccuracyCurves:
     test_grok_epoch: int | None = None
 
     @classmethod
-    def of(cls, history: MemberHistory) -> AccuracyCurves:
+    def of(cls, history: MemberSeries) -> AccuracyCurves:
         return cls(list(history.epochs), list(history.metrics.get("train_acc", [])),
                    list(history.metrics.get("test_acc", [])), history.train_grok_epoch,
                    history.test_grok_epoch)

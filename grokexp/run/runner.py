@@ -32,7 +32,7 @@ from ..engine.train import (
     Hook,
     Interrupted,
     LoopState,
-    MemberHistory,
+    MemberSeries,
     TrainData,
     train,
 )
@@ -93,7 +93,7 @@ _MLFLOW_STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED"
                   "KILLED": "KILLED"}
 
 
-def summary_metrics(history: MemberHistory) -> dict[str, float]:
+def summary_metrics(history: MemberSeries) -> dict[str, float]:
     """Grok epochs and delay, only those that were reached: no fake numbers."""
     out: dict[str, float] = {}
     for name in ("train_grok_epoch", "test_grok_epoch", "grokking_delay"):
@@ -107,7 +107,7 @@ class TrackingHook(Hook):
     """Logs each evaluation and each finished member (summary, weights, figure)."""
 
     def __init__(self, tracker: Tracker, run_ids: dict[int, str],
-                 on_finished: Callable[[Member, MemberHistory], None] | None,
+                 on_finished: Callable[[Member, MemberSeries], None] | None,
                  figure_log: FigureLog):
         """``figure_log`` draws the accuracy figure off the training thread."""
         self.tracker, self.run_ids, self.on_finished = tracker, run_ids, on_finished
@@ -118,7 +118,7 @@ class TrackingHook(Hook):
             self.tracker.log_metrics(self.run_ids[member.index], ctx.epoch,
                                      {name: vals[pos] for name, vals in values.items()})
 
-    def on_member_end(self, member: Member, history: MemberHistory,
+    def on_member_end(self, member: Member, history: MemberSeries,
                       state: dict[str, torch.Tensor]) -> None:
         run_id = self.run_ids[member.index]
         self.tracker.log_metrics(run_id, history.last_epoch, summary_metrics(history))
@@ -135,7 +135,7 @@ class TrackingHook(Hook):
             self.on_finished(member, history)
 
 
-def _member_result(member: Member, run_id: str, history: MemberHistory) -> MemberResult:
+def _member_result(member: Member, run_id: str, history: MemberSeries) -> MemberResult:
     return MemberResult(
         index=member.index, run_id=run_id, varied=member.varied,
         train_grok_epoch=history.train_grok_epoch, test_grok_epoch=history.test_grok_epoch,
@@ -233,7 +233,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
     by_index = {m.index: m for m in members}
     if resume is None:
         parent_id, run_ids = _start_runs(spec, members, tracker, tags)
-        done: list[MemberHistory] = []
+        done: list[MemberSeries] = []
     else:
         parent_id, run_ids, done = resume.parent_run_id, dict(resume.run_ids), resume.done
         finished_before = {h.index for h in [*done, *resume.state.histories]
@@ -242,9 +242,9 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
             if run_id is not None and run_id not in {run_ids[i] for i in finished_before}:
                 tracker.reopen_run(run_id)
     result = ExperimentResult(tracker.experiment_id, parent_id)
-    histories: list[tuple[Member, MemberHistory]] = []
+    histories: list[tuple[Member, MemberSeries]] = []
 
-    def finished(member: Member, history: MemberHistory) -> None:
+    def finished(member: Member, history: MemberSeries) -> None:
         histories.append((member, history))
         result.members.append(_member_result(member, run_ids[member.index], history))
 

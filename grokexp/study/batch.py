@@ -23,7 +23,7 @@ import torch
 from ..diagnostics.metrics.embedding import codiagonal_structure, cosine_matrix
 from ..engine.model import embedded
 from ..engine.sweep import Member, group_by_shape
-from ..engine.train import EvalContext, Hook, MemberHistory
+from ..engine.train import EvalContext, Hook, MemberSeries
 from ..errors import GrokexpError, SpecError
 from ..forecast.onset import RISE, rise_epoch
 from ..forecast.predict import (
@@ -113,7 +113,7 @@ class TrialRun:
     params: dict[str, Any]
     run_id: str
     members: list[Member]
-    histories: dict[int, MemberHistory] = field(default_factory=dict)
+    histories: dict[int, MemberSeries] = field(default_factory=dict)
     last_test_acc: dict[int, float] = field(default_factory=dict)
     outcome: str = ""
     # the forecast pruner: consecutive evaluations at which its rule fired, from which epoch
@@ -194,7 +194,7 @@ class StudyHook(Hook):
             self._calibrated_at = epoch
         return self._calibration_values
 
-    def _seed_forecast(self, h: MemberHistory, epoch: int, level: float, gap: float) -> float:
+    def _seed_forecast(self, h: MemberSeries, epoch: int, level: float, gap: float) -> float:
         """One seed's forecast test grok epoch: measured once it has one; else its rise
         (measured, or the indicator extrapolated to ``level``) plus the gap."""
         if h.test_grok_epoch is not None:
@@ -241,14 +241,14 @@ class StudyHook(Hook):
         run.trial.set_user_attr("forecast_first_epoch", run.struck_at)
         return f"pruned by the forecast: {reason} ({run.strikes} evaluations in a row)"
 
-    def on_member_end(self, member: Member, history: MemberHistory,
+    def on_member_end(self, member: Member, history: MemberSeries,
                       state: dict[str, torch.Tensor]) -> None:
         run = self.by_member[member.index]
         run.histories[member.index] = history
         if len(run.histories) == len(run.members):
             self._tell(run)
 
-    def _record_level(self, run: TrialRun, histories: list[MemberHistory]) -> None:
+    def _record_level(self, run: TrialRun, histories: list[MemberSeries]) -> None:
         """A completed trial's level of the indicator at the test rise and its gap from the
         rise to the test grok epoch (medians over the seeds that generalised): what later
         forecasts aim for."""
@@ -299,7 +299,7 @@ class StudyHook(Hook):
         self.on_told(run)
 
 
-def _level_reached(history: MemberHistory) -> tuple[float, float] | None:
+def _level_reached(history: MemberSeries) -> tuple[float, float] | None:
     """The pruner's indicator at the member's test rise and the epochs from that rise to its
     test grok epoch, or None if it did not reach the threshold."""
     values, acc = history.metrics.get(PRUNE_INDICATOR), history.metrics.get("test_acc")

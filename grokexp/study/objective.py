@@ -16,7 +16,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..engine.train import MemberHistory
+from ..engine.train import MemberSeries
 
 __all__ = ["TrialOutcome", "seed_score", "trial_outcome", "censor_value"]
 
@@ -26,7 +26,7 @@ def censor_value(epochs: int, censor_penalty: float) -> float:
     return float(censor_penalty * epochs)
 
 
-def seed_score(history: MemberHistory, objective: str) -> float | None:
+def seed_score(history: MemberSeries, objective: str) -> float | None:
     """The seed's grokking delay (or test grok epoch); None when censored."""
     if history.status == "FAILED":
         return None
@@ -49,7 +49,7 @@ class TrialOutcome:
                 "seed_scores": self.seed_scores, "spread": self.spread}
 
 
-def trial_outcome(histories: Sequence[MemberHistory], objective: str, epochs: int,
+def trial_outcome(histories: Sequence[MemberSeries], objective: str, epochs: int,
                   censor_penalty: float) -> TrialOutcome:
     """Upper median over seeds of their scores, censored seeds scored with the penalty.
 

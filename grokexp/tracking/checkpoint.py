@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from ..engine.init import parameter_layout
-from ..engine.train import LoopState, MemberHistory
+from ..engine.train import LoopState, MemberSeries
 from ..errors import GrokexpError
 from ..spec.schema import Spec
 
@@ -37,7 +37,7 @@ class Checkpoint:
     run_ids: dict[int, str]
     group: int  # position of the interrupted population in group_by_shape(members)
     state: LoopState
-    done: list[MemberHistory] = field(default_factory=list)  # members of earlier populations
+    done: list[MemberSeries] = field(default_factory=list)  # members of earlier populations
 
     @property
     def epoch(self) -> int:
@@ -77,20 +77,21 @@ class Checkpoint:
                    done=[_history_from_dict(h) for h in raw["done"]])
 
 
-def _history_to_dict(h: MemberHistory) -> dict[str, Any]:
+def _history_to_dict(h: MemberSeries) -> dict[str, Any]:
     return {"index": h.index, "epochs": list(h.epochs),
             "metrics": {k: list(v) for k, v in h.metrics.items()},
             "train_grok_epoch": h.train_grok_epoch, "test_grok_epoch": h.test_grok_epoch,
             "status": h.status, "reason": h.reason, "last_epoch": h.last_epoch}
 
 
-def _history_from_dict(raw: dict[str, Any]) -> MemberHistory:
-    return MemberHistory(index=int(raw["index"]), epochs=[int(e) for e in raw["epochs"]],
-                         metrics={str(k): [float(x) for x in v]
-                                  for k, v in raw["metrics"].items()},
-                         train_grok_epoch=raw["train_grok_epoch"],
-                         test_grok_epoch=raw["test_grok_epoch"], status=str(raw["status"]),
-                         reason=str(raw["reason"]), last_epoch=int(raw["last_epoch"]))
+def _history_from_dict(raw: dict[str, Any]) -> MemberSeries:
+    epochs = [int(e) for e in raw["epochs"]]
+    return MemberSeries(index=int(raw["index"]), epochs=epochs,
+                        columns={str(k): (list(epochs), [float(x) for x in v])
+                                 for k, v in raw["metrics"].items()},
+                        train_grok_epoch=raw["train_grok_epoch"],
+                        test_grok_epoch=raw["test_grok_epoch"], status=str(raw["status"]),
+                        reason=str(raw["reason"]), last_epoch=int(raw["last_epoch"]))
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:

@@ -16,7 +16,7 @@ from reference import plain_training
 
 from grokexp.engine.optim import PopulationAdamW
 from grokexp.engine.sweep import PER_MEMBER, Member, expand_members, group_by_shape, shape_key
-from grokexp.engine.train import MemberHistory
+from grokexp.engine.train import MemberSeries
 from grokexp.run.runner import train_group
 from grokexp.spec.io import validate_spec
 from grokexp.spec.schema import Spec
@@ -43,7 +43,7 @@ def plain_history(spec: Spec) -> dict[str, list[float]]:
     return plain_training(spec)[0]
 
 
-def same_history(a: MemberHistory, b: MemberHistory) -> None:
+def same_history(a: MemberSeries, b: MemberSeries) -> None:
     """Bitwise on the CPU: the engine's own contract for a member alone and in a population."""
     assert a.epochs == b.epochs
     assert (a.train_grok_epoch, a.test_grok_epoch) == (b.train_grok_epoch, b.test_grok_epoch)
@@ -51,7 +51,7 @@ def same_history(a: MemberHistory, b: MemberHistory) -> None:
         assert a.metrics[name] == b.metrics[name], name
 
 
-def largest_gap(history: MemberHistory, reference: dict[str, list[float]], name: str) -> float:
+def largest_gap(history: MemberSeries, reference: dict[str, list[float]], name: str) -> float:
     assert history.epochs == reference["epochs"]
     return max(abs(x - y) for x, y in zip(history.metrics[name], reference[name], strict=True))
 

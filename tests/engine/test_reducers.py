@@ -28,7 +28,7 @@ from grokexp.cli import main
 from grokexp.engine import optim
 from grokexp.engine.init import init_member
 from grokexp.engine.sweep import Member, group_by_shape
-from grokexp.engine.train import Interrupted, MemberHistory
+from grokexp.engine.train import Interrupted, MemberSeries
 from grokexp.run.runner import train_group
 from grokexp.spec.io import validate_spec
 from grokexp.spec.schema import Spec
@@ -160,12 +160,12 @@ def plain_history(spec: Spec) -> tuple[dict[str, list[float]], dict[str, torch.T
     return out, weights
 
 
-def largest_gap(history: MemberHistory, reference: dict[str, list[float]], name: str) -> float:
+def largest_gap(history: MemberSeries, reference: dict[str, list[float]], name: str) -> float:
     assert history.epochs == reference["epochs"]
     return max(abs(x - y) for x, y in zip(history.metrics[name], reference[name], strict=True))
 
 
-def same_history(a: MemberHistory, b: MemberHistory) -> None:
+def same_history(a: MemberSeries, b: MemberSeries) -> None:
     assert a.epochs == b.epochs
     assert (a.train_grok_epoch, a.test_grok_epoch) == (b.train_grok_epoch, b.test_grok_epoch)
     for name in METRICS:

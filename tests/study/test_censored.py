@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optimize_helpers import OPT_TINY, load, optimize
 
-from grokexp.engine.train import MemberHistory
+from grokexp.engine.train import MemberSeries
 from grokexp.spec.io import load_spec
 from grokexp.study.batch import budget_epochs
 from grokexp.study.objective import censor_value, trial_outcome
@@ -121,10 +121,10 @@ def test_mixed_study_ranks_the_generalised_trial_first(write_spec, tracking_uri,
     assert parent.data.metrics["best_value"] == grokked.value
 
 
-def seed(kind: str, epochs: int) -> MemberHistory:
+def seed(kind: str, epochs: int) -> MemberSeries:
     """One seed's history: 'fast' and 'slow' generalise (slow at the last epoch), 'never'
     does not, 'failed' generalised and then diverged."""
-    h = MemberHistory(0, status="FINISHED", last_epoch=epochs)
+    h = MemberSeries(0, status="FINISHED", last_epoch=epochs)
     if kind == "fast":
         h.train_grok_epoch, h.test_grok_epoch = 1, 0  # a negative delay is a real one
     elif kind == "slow":

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from optimize_helpers import OPT_TINY, optimize
 from optuna.trial import TrialState
 
-from grokexp.engine.train import MemberHistory
+from grokexp.engine.train import MemberSeries
 from grokexp.forecast.predict import PRUNE_INDICATOR, PRUNE_PATIENCE
 from grokexp.spec.optimize import OptimizeSpec
 from grokexp.study.batch import StudyHook, TrialRun
@@ -69,11 +69,12 @@ def test_frozen_embeddings_are_pruned_and_a_grokking_trial_is_kept(write_spec, t
     assert len({m.value for m in structure}) == 1  # frozen: the structure never moves
 
 
-def _seed(epochs: np.ndarray, slope: float, memorised: int | None) -> MemberHistory:
+def _seed(epochs: np.ndarray, slope: float, memorised: int | None) -> MemberSeries:
     """A seed whose structure rises at ``slope`` per epoch from 0; test accuracy 0.1."""
-    return MemberHistory(0, epochs.tolist(), {PRUNE_INDICATOR: (slope * epochs).tolist(),
-                                              "test_acc": [0.1] * len(epochs)},
-                         train_grok_epoch=memorised)
+    seed = MemberSeries(0, train_grok_epoch=memorised)
+    for epoch in epochs.tolist():
+        seed.record(epoch, {PRUNE_INDICATOR: slope * epoch, "test_acc": 0.1})
+    return seed
 
 
 def _hook_and_slow_trial(tmp_path):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from grokexp.engine.train import MemberHistory
+from grokexp.engine.train import MemberSeries
 from grokexp.errors import SpecError
 from grokexp.spec.io import load_spec
 from grokexp.study.objective import censor_value, trial_outcome
 
 
-def seed(train: int | None, test: int | None, status: str = "FINISHED") -> MemberHistory:
-    return MemberHistory(0, train_grok_epoch=train, test_grok_epoch=test, status=status)
+def seed(train: int | None, test: int | None, status: str = "FINISHED") -> MemberSeries:
+    return MemberSeries(0, train_grok_epoch=train, test_grok_epoch=test, status=status)
 
 
 def test_objective_is_the_upper_median_of_real_delays():
