@@ -9,6 +9,9 @@ as one at the top of a module.
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "grokexp"
@@ -48,10 +51,11 @@ TOP: dict[str, tuple[str, ...]] = {
     "grokexp.__main__": ("grokexp.cli",),  # python -m grokexp
     "grokexp.errors": (),  # the errors every stage raises
     "grokexp.series": (),  # one member's metric series: the loop fills it, every stage reads it
+    "grokexp.grokking": (),  # the grokking rules: grok epoch, rise, onset, censoring
     "grokexp.redact": ("grokexp.tracking.redact",),  # the path README documented, for users
 }
 # Every stage may import these (and nothing else of TOP).
-SHARED = ("grokexp", "grokexp.errors", "grokexp.series")
+SHARED = ("grokexp", "grokexp.errors", "grokexp.series", "grokexp.grokking")
 
 ORDER = {name: i for i, (name, _, _) in enumerate(STAGES)}
 NEVER = {name: set(never) for name, _, never in STAGES}
@@ -200,6 +204,84 @@ def layout_problems(package: Path) -> list[str]:
     for component in cycles(graph):
         problems.append("import cycle: " + " -> ".join([*component, component[0]]))
     return problems
+
+
+MAX_LINES = 300  # "when one grows past that, it is two ideas" (STYLE.md)
+ENVIRONMENT = ("environ", "getenv", "putenv", "unsetenv")  # os's doors to the environment
+# Private attributes of the libraries we build on: each use carries a comment saying
+# "private API" and why (the public call that is missing, or the measurement that kept it).
+PRIVATE = re.compile(r"\btorch\._|(?<!self)\._storage\b|\._trial_id\b|spawn\.get_preparation_data")
+
+
+def environment_readers(package: Path) -> list[str]:
+    """Modules outside cli/ that touch the environment (os.environ, os.getenv, ...)."""
+    found = []
+    for name, path in find_modules(package).items():
+        if stage_of(name) == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            word = (node.attr if isinstance(node, ast.Attribute)
+                    else node.id if isinstance(node, ast.Name) else None)
+            if isinstance(node, ast.ImportFrom) and node.module == "os":
+                word = next((a.name for a in node.names if a.name in ENVIRONMENT), None)
+            if word in ENVIRONMENT:
+                found.append(f"{path.relative_to(package.parent)}:{node.lineno}: reads the "
+                             f"environment ({word}); only cli/ does")
+    return found
+
+
+def code_by_line(text: str) -> dict[int, str]:
+    """Each line's code without its strings and comments, tokens joined without spaces."""
+    code: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER):
+            code[tok.start[0]] = code.get(tok.start[0], "") + tok.string
+    return code
+
+
+def unexplained_private_uses(package: Path) -> list[str]:
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for number, code in sorted(code_by_line(text).items()):
+            if PRIVATE.search(code):
+                nearby = " ".join(lines[max(0, number - 4):number]).lower()
+                if "private api" not in nearby:
+                    found.append(f"{path.relative_to(package.parent)}:{number}: "
+                                 f"{lines[number - 1].strip()}")
+    return found
+
+
+def test_every_module_holds_one_idea():
+    long = {str(p.relative_to(PACKAGE.parent)): n for p in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}, f"modules over {MAX_LINES} lines"
+
+
+def test_only_the_cli_reads_the_environment():
+    assert environment_readers(PACKAGE) == []
+
+
+def test_private_api_is_named_where_it_is_used():
+    assert unexplained_private_uses(PACKAGE) == []
+
+
+def test_the_environment_and_private_rules_catch_offenders(tmp_path):
+    pkg = tmp_path / "grokexp"
+    for rel, text in {
+        "engine/a.py": "import os\nx = os.environ.get('A')\n",
+        "engine/b.py": "from os import getenv\n",
+        "cli/c.py": "import os\nx = os.environ\n",
+        "study/d.py": "s = study._storage\n",
+        "study/e.py": "# private API: no public way (optuna#1)\ns = study._storage\n",
+    }.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(text)
+    readers = "\n".join(environment_readers(pkg))
+    assert "grokexp/engine/a.py:2" in readers and "grokexp/engine/b.py:1" in readers
+    assert "cli/c.py" not in readers
+    assert unexplained_private_uses(pkg) == ["grokexp/study/d.py:1: s = study._storage"]
 
 
 def test_the_package_follows_the_table():
