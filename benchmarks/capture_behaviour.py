@@ -52,13 +52,18 @@ n_trials = 2
 seeds = [0, 1]
 [optimize.space]
 "train.weight_decay" = { low = 0.1, high = 3.0, log = true }
+[[optimize.enqueue]]  # the sampler's seed is mixed with a per-worker id: enqueue both trials
+"train.weight_decay" = 1.0
+[[optimize.enqueue]]
+"train.weight_decay" = 2.0
 """
 BAD = {
-    "unknown_key": TINY.replace("hidden = 32", "hiden = 32"),
-    "bad_type": TINY.replace("lr = 1e-2", 'lr = "fast"'),
+    "unknown_key": TINY.replace("hidden = 64", "hiden = 64"),
+    "bad_type": TINY.replace("lr = 3e-3", 'lr = "fast"'),
     "bad_toml": TINY.replace("[train]", "[train"),
-    "negative": TINY.replace("epochs = 20", "epochs = -1"),
+    "negative": TINY.replace("epochs = 400", "epochs = -1"),
 }
+assert all(text != TINY for text in BAD.values())
 HEX = re.compile(r"\b[0-9a-f]{32}\b")
 
 
@@ -110,19 +115,22 @@ def artifact_digests(client, run_id: str, path: str | None = None) -> list[str]:
             out += artifact_digests(client, run_id, item.path)
             continue
         with tempfile.TemporaryDirectory() as scratch:
-            local = Path(client.download_artifacts(run_id, item.path, scratch))
-            digest = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
+            data = Path(client.download_artifacts(run_id, item.path, scratch)).read_bytes()
+        if item.path.endswith((".json", ".md", ".toml", ".csv")):  # run ids differ per run
+            data = re.sub(rb"\b[0-9a-f]{32}\b", b"<id>", data)
+        digest = hashlib.sha256(data).hexdigest()[:16]
         out.append(f"{item.path} {digest}")
     return out
 
 
 def normalise(text: str, work: Path, names: dict[str, str]) -> str:
+    text = re.sub(r"(?m)^epoch +\d+/\d+ \|.*\n", "", text)  # progress: printed on a clock
     text = text.replace(str(work.resolve()), "<work>").replace(str(work), "<work>")
     for rid in HEX.findall(text):
         names.setdefault(rid, f"<run{len(names)}>")
     text = HEX.sub(lambda m: names[m.group(0)], text)
     text = re.sub(r"\b\d+(\.\d+)? ?(s|ms|min)\b", "<time>", text)
-    text = re.sub(r"worker [0-9a-f]{12}\b", "worker <id>", text)
+    text = re.sub(r"worker[ =][0-9a-f]{12}\b", "worker <id>", text)
     text = re.sub(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?", "<date>", text)
     return re.sub(r"\b1[6-9]\d{11}\b", "<ms>", text)  # epoch milliseconds
 
