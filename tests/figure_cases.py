@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 
 from grokexp.figures import paper as fp
 from grokexp.figures import study as fs
-from grokexp.figures.run import AccuracyCurves, accuracy_figure, accuracy_overlay
+from grokexp.figures.run import accuracy_figure, accuracy_overlay
+from grokexp.series import MemberSeries
 
 NAMES = ["fig1", "fig2", "fig3", "fig4", "fig6", "fig7", "fig11", "fig5", "curves",
          "accuracy", "overlay", "history", "importance", "space"]
@@ -20,7 +21,9 @@ RISE = [min(1.0, e / 2000) for e in EPOCHS]
 def build_figures() -> dict[str, Figure]:
     rng = np.random.default_rng(0)
     wide = {e: rng.normal(scale=3.0, size=400) for e in (0, 150, 600, 1650, 2400)}  # 0.125
-    curves = AccuracyCurves(EPOCHS, [1.0] * len(EPOCHS), RISE, 200, 1900)
+    curves = MemberSeries(epochs=EPOCHS, columns={"train_acc": (EPOCHS, [1.0] * len(EPOCHS)),
+                                                  "test_acc": (EPOCHS, RISE)},
+                          train_grok_epoch=200, test_grok_epoch=1900)
     return {
         "fig1": fp.fig1_mc_dropout(EPOCHS, [1.0] * len(EPOCHS), RISE, EPOCHS[::10],
                                    [1e-5, 2e-4, 3e-5, 1e-6], 0.3),

@@ -6,7 +6,9 @@ Heavy imports (torch, mlflow) happen inside the commands that need them, so ``--
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import json
 import os
 import sys
@@ -17,7 +19,7 @@ import click
 
 from .. import __version__
 from ..errors import GrokexpError, SpecError
-from .common import diagnostic_warnings, read_spec, resolve_tracking_uri, store_label
+from .common import diagnostic_warnings, read_spec
 from .signals import interrupts_like_sigint
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,6 +65,10 @@ def main() -> None:
     # URI with its password, and a line that breaks `grokexp run --json`. grokexp prints its
     # own links (password masked).
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
+    # Python's last act is to collect every object still alive: after torch and mlflow that
+    # takes 1.5-2.5 s of CPU, for memory the process is giving back anyway
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
 
 
 @main.command()
@@ -123,9 +129,10 @@ def run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | N
 
 @clean_errors
 def _run(*args: Any) -> None:
-    from .run import do_run
+    from .run import collector_paused_for_imports, do_run
 
-    do_run(*args)
+    with collector_paused_for_imports():
+        do_run(*args)
 
 
 @main.command()
@@ -247,60 +254,10 @@ def _optimize(spec_file: str, n_trials: int | None, batch: int | None, storage: 
               study_name: str | None, tracking_uri: str | None, out_dir: str,
               overrides: tuple[str, ...], quiet: bool, recovery_dir: str,
               memory_gib: float | None) -> None:
-    from ..spec.masking import learn_secret
+    from .optimize import do_optimize
 
-    if storage is not None:
-        learn_secret(storage)  # a driver's message may quote a piece of its password
-    spec, _ = read_spec(spec_file, overrides)
-    from ..study.optimize import StudyOptions, check_study_spec, run_study
-
-    opt = check_study_spec(spec, spec_file)  # before any store or study is created
-    from ..run.runner import resolve_device
-    from ..study.memory import check_study_memory
-    from .run import memory_limit
-
-    check_study_memory(spec, spec_file, opt.batch if batch is None else batch,
-                       *memory_limit(memory_gib, resolve_device(spec.train.device)))
-    import optuna
-
-    from ..study.storage import resolve_storage
-    from ..tracking.mlflow_tracker import MlflowTracker
-    from .folders import usable_folder
-    from .progress import ProgressHook
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
-    options = StudyOptions(
-        source=spec_file, storage=resolve_storage(storage, uri),
-        study_name=study_name or spec.name,
-        n_trials=opt.n_trials if n_trials is None else n_trials,
-        batch=opt.batch if batch is None else batch,
-        out_dir=usable_folder(out_dir, "--out"))  # before anything is created or trained
-    from .run import recovery_base
-
-    # as for grokexp run: grokexp retries, then keeps a recovery folder (MLflow's own HTTP
-    # retries would only delay that by minutes)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    tracker = MlflowTracker(uri, spec.experiment_name,
-                            recovery_dir=recovery_base(recovery_dir))
-    hooks = [] if quiet else [ProgressHook(sys.stderr, sys.stderr.isatty(),
-                                           options.batch * _seed_count(spec))]
-    result = run_study(spec, options, tracker, echo=lambda line: click.echo(line, err=True),
-                       hooks=hooks)
-    click.echo(f"study {result.study_name}: {result.complete} complete trial(s), "
-               f"{len(result.trained_here)} trained by this worker; "
-               f"parent run {result.parent_run_id} in {store_label(uri)}")
-    click.echo(result.table, nl=False)
-    if result.summary:
-        click.echo(result.summary)
-    if result.best_toml is not None:
-        label = "censored trial's spec" if result.best_censored else "best spec"
-        click.echo(f"{label}: {result.best_toml}  (grokexp run {result.best_toml})")
-    for line in result.store_failure:  # the tracking store was still away at the end
-        click.echo(line, err=True)
-    if result.store_failure:
-        sys.exit(1)
+    do_optimize(spec_file, n_trials, batch, storage, study_name, tracking_uri, out_dir,
+                overrides, quiet, recovery_dir, memory_gib)
 
 
 @main.command()
@@ -326,32 +283,12 @@ def forecast(targets: tuple[str, ...], run_ids: tuple[str, ...], overrides: tupl
     _forecast(targets, run_ids, overrides, tracking_uri, as_json, quiet, memory_gib)
 
 
-def forecast_sources(targets: tuple[str, ...], run_ids: tuple[str, ...]
-                     ) -> tuple[str | None, tuple[str, ...]]:
-    """(SPEC_FILE, run ids) from ``forecast``'s words: after ``--runs`` every bare word is one
-    more run id (``--runs A B C``); without it, the one word is the spec file."""
-    if run_ids:
-        specs = [t for t in targets if t.endswith((".toml", ".json"))]
-        if specs:
-            raise SpecError([f"{specs[0]}: give a SPEC_FILE or --runs RUN_ID ..., not both"])
-        return None, (*run_ids, *targets)
-    if len(targets) > 1:
-        raise SpecError([f"{targets[1]}: one SPEC_FILE only; to forecast runs in the store "
-                         "use --runs RUN_ID RUN_ID ..."])
-    return (targets[0] if targets else None), ()
-
-
 @clean_errors
 def _forecast(targets: tuple[str, ...], run_ids: tuple[str, ...], *rest: Any) -> None:
-    from .forecast import do_forecast
+    from .forecast import do_forecast, forecast_sources
 
     spec_file, run_ids = forecast_sources(targets, run_ids)
     do_forecast(spec_file, run_ids, *rest)
-
-
-def _seed_count(spec: Any) -> int:
-    seeds = spec.optimize.seeds
-    return len(seeds) if isinstance(seeds, list) else int(seeds)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,7 +1,7 @@
 """What every command shares: reading a spec file, the tracking URI, the git commit.
 
-The commands (commands.py) and their bodies (run.py, paper.py, ui.py) all import these, so
-they live below all of them and import none of them.
+The commands (commands.py) and their bodies (run.py, paper.py, ui.py, optimize.py,
+forecast.py) all import these, so they live below all of them and import none of them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """What ``grokexp forecast`` does: train a spec (or take runs from the store), then the table.
 
-The shell's side of the forecast: it reads the members' histories from MLflow (MlflowClient),
-hands them as plain arrays to ``grokexp.forecast`` and logs the table and figures to a
-``forecast`` run of the same experiment.
+The shell's side of the forecast: it reads the members' series from the store (a
+:class:`~grokexp.tracking.reader.RunReader`), hands them to ``grokexp.forecast`` and logs the
+table and figures to a ``forecast`` run of the same experiment.
 """
 
 from __future__ import annotations
@@ -17,12 +17,28 @@ from typing import Any
 import click
 
 from ..errors import GrokexpError, RunInterrupted, SpecError
+from ..series import MemberSeries
 
-__all__ = ["do_forecast", "read_trajectories"]
+__all__ = ["do_forecast", "forecast_sources", "read_members"]
 
 FIGURE_INDICATORS = ("embedding_cos_structure", "embedding_fourier_share", "weight_norm",
                      "test_loss", "loss_oscillation", "mc_dropout_acc_var",
                      "embedding_bimodality", "zero_activation_frac", "train_loss")
+
+
+def forecast_sources(targets: tuple[str, ...], run_ids: tuple[str, ...]
+                     ) -> tuple[str | None, tuple[str, ...]]:
+    """(SPEC_FILE, run ids) from ``forecast``'s words: after ``--runs`` every bare word is one
+    more run id (``--runs A B C``); without it, the one word is the spec file."""
+    if run_ids:
+        specs = [t for t in targets if t.endswith((".toml", ".json"))]
+        if specs:
+            raise SpecError([f"{specs[0]}: give a SPEC_FILE or --runs RUN_ID ..., not both"])
+        return None, (*run_ids, *targets)
+    if len(targets) > 1:
+        raise SpecError([f"{targets[1]}: one SPEC_FILE only; to forecast runs in the store "
+                         "use --runs RUN_ID RUN_ID ..."])
+    return (targets[0] if targets else None), ()
 
 
 def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[str, ...],
@@ -44,7 +60,7 @@ def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[
 
         require_store(uri)
         _check_store(uri)
-    trajectories, experiment = read_trajectories(uri, run_ids)
+    trajectories, experiment = read_members(uri, run_ids)
     if len(trajectories) < 2:
         raise GrokexpError(f"--runs: {len(trajectories)} member run(s) found; a forecast "
                            "needs a population of at least 2")
@@ -96,56 +112,32 @@ def _train(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None,
     return uri, [m.run_id for m in result.members]
 
 
-def _member_runs(client: Any, run_id: str) -> list[Any]:
-    """The run itself, or its children when it is a sweep's parent."""
-    try:
-        run = client.get_run(run_id)
-    except Exception:  # MlflowException, or the backend's own
-        raise SpecError([f"--runs: {run_id}: no such run in the store"]) from None
-    children = client.search_runs([run.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{run_id}'",
-                                  max_results=50_000)
-    return sorted(children, key=lambda r: int(r.data.tags.get("grokexp.member", 0))) \
-        if children else [run]
+def read_members(uri: str, run_ids: Sequence[str]) -> tuple[list[MemberSeries], str]:
+    """Every member's series from the store (a sweep's parent stands for its members), and
+    the (first) experiment's name."""
+    from ..forecast.history import TARGET
+    from ..tracking.reader import RunReader
 
-
-def read_trajectories(uri: str, run_ids: Sequence[str]) -> tuple[list[Any], str]:
-    """Every member's metric histories from the store, and the (first) experiment's name."""
-    from ..forecast.history import TARGET, Trajectory
-    from ..tracking.store import open_client
-
-    client = open_client(uri)
-    trajectories, experiment = [], ""
+    reader = RunReader.open(uri)
+    members: list[MemberSeries] = []
+    experiment = ""
     seen: set[str] = set()
     for run_id in run_ids:
-        for run in _member_runs(client, run_id):
-            if run.info.run_id in seen:
+        try:
+            named = reader.run(run_id)
+        except GrokexpError:  # not there, or the store did not answer
+            raise SpecError([f"--runs: {run_id}: no such run in the store"]) from None
+        for run in reader.members(named):
+            if run.run_id in seen:
                 continue
-            seen.add(run.info.run_id)
+            seen.add(run.run_id)
             if not experiment:
-                experiment = client.get_experiment(run.info.experiment_id).name
-            params = run.data.params
-            if TARGET not in run.data.metrics or "train.epochs" not in params:
-                raise SpecError([f"--runs: {run.info.run_id}: not a grokexp member run "
+                experiment = reader.experiment_name(run)
+            if TARGET not in run.metrics or "train.epochs" not in run.params:
+                raise SpecError([f"--runs: {run.run_id}: not a grokexp member run "
                                  f"(no {TARGET} history or train.epochs param)"])
-            points = {key: {int(m.step): float(m.value)
-                            for m in client.get_metric_history(run.info.run_id, key)}
-                      for key in run.data.metrics}
-            varied = {k.removeprefix("varied."): v for k, v in params.items()
-                      if k.startswith("varied.")}
-            trajectories.append(Trajectory.from_points(
-                run.info.run_name or run.info.run_id, points, int(params["train.epochs"]),
-                float(params.get("metrics.grok_threshold", 0.95)), run_id=run.info.run_id,
-                varied=varied, lr=_number(params.get("train.lr")),
-                weight_decay=_number(params.get("train.weight_decay"))))
-    return trajectories, experiment
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return None if text is None else float(text)
-    except ValueError:
-        return None
+            members.append(reader.series(run))
+    return members, experiment
 
 
 def _log(uri: str, experiment: str, run_ids: Sequence[str], trajectories: Sequence[Any],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -22,28 +21,30 @@ __all__ = ["do_figures", "do_reproduce"]
 
 def do_figures(run_id: str, tracking_uri: str | None) -> None:
     from ..paper.recompute import redraw
-    from ..tracking.mlflow_tracker import tracker_for_run
+    from ..tracking.mlflow_tracker import MlflowTracker
+    from ..tracking.reader import RunReader
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     uri = resolve_tracking_uri(tracking_uri)
     require_store(uri)
-    tracker = tracker_for_run(uri, run_id)
-    drawn = redraw(tracker.client, run_id)
+    reader = RunReader.open(uri)
+    run = reader.run(run_id)
+    tracker = MlflowTracker(uri, reader.experiment_name(run))  # the figures go to the run
+    drawn = redraw(reader, run)
     for path, figure in drawn.items():
         tracker.log_figure(run_id, figure, path)
         click.echo(f"{run_id}: {path}")
-    if drawn and (where := artifact_location(tracker, run_id)) is not None:
+    if drawn and (where := artifact_location(run.artifact_uri)) is not None:
         click.echo(f"on disk under {where}")
     if not drawn:
         click.echo(f"{run_id}: nothing to draw (no diagnostics were recorded)")
 
 
-def artifact_location(tracker: Any, run_id: str) -> str | None:
+def artifact_location(artifact_uri: str) -> str | None:
     """The folder on this machine that holds a run's artifacts, when the store is local."""
     from urllib.parse import unquote, urlsplit
 
-    uri = tracker.client.get_run(run_id).info.artifact_uri or ""
-    parts = urlsplit(uri)
+    parts = urlsplit(artifact_uri)
     if parts.scheme in ("", "file"):
         return str(Path(unquote(parts.path)).absolute())
     return None
@@ -92,8 +93,10 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
         require_store(uri)
     for name in names:
         click.echo(f"reproduce: {name}", err=True)
+        # (opening the tracker makes the spec's experiment if it is not there, even on --reuse)
+        reader = MlflowTracker(uri, name).reader()
         if reuse:
-            found = outcome_from_store(MlflowTracker(uri, name).client, name, quick)
+            found = outcome_from_store(reader, name, quick)
             if found is None:
                 click.echo(f"reproduce: {name}: no runs in {store_label(uri)}, skipped",
                            err=True)
@@ -104,7 +107,7 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
             outcome = run_spec(name, *prepared[name], uri, quick, tags, [hook])
             click.echo(f"reproduce: {name}: {len(outcome.run_ids)} member(s) in "
                        f"{outcome.seconds:.0f} s", err=True)
-        collect_figures(MlflowTracker(uri, name).client, outcome, out)
+        collect_figures(reader, outcome, out)
         outcomes.append(outcome)
     claims = evaluate_claims({o.name: o.members for o in outcomes})
     (out / "index.html").write_text(gallery_html(outcomes, claims, quick), encoding="utf-8")

@@ -1,20 +1,22 @@
 """The paper's diagnostics inside the training loop, as a hook.
 
-At every evaluation the hook hands its measurements to the probe queue (``probes.py``),
-which copies that epoch's weights for each: the per-evaluation diagnostics of all members
-at once, MC dropout on its cadence and the DRC at chosen epochs. They run in the probe
-process while training goes on
-and are recorded and logged at their own epoch when done. At chosen epochs the hook keeps
-cosine matrices and embedding values, and at log-spaced epochs it saves checkpoints. When a
-member ends, its per-run figures are drawn by the figure pool's processes (once its probes
-still in flight are in) and logged with its tables; the training never waits for them.
+At every evaluation the hook hands its measurements to the probe queue (``probe_queue.py``),
+which copies that epoch's weights for each: the per-evaluation diagnostics of all members at
+once, MC dropout on its cadence and the DRC at chosen epochs (what each measures:
+``probes.py``). They run in the probe process while training goes on; when done, their values
+go into the member's snapshots and to ``report`` at their own epoch (the runner's door to the
+tracker, the one every measured value takes). At chosen epochs the hook keeps cosine matrices
+and embedding values. When a member ends, its per-run figures are drawn by the figure pool's
+processes (once its probes still in flight are in) and logged with its tables; the training
+never waits for them.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,78 +25,66 @@ from ..engine.model import embedded
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, History, Hook, MemberSeries, TrainData
 from ..figures.render import FigurePool
-from ..figures.sets import RunRecord, drc_csv, run_figures, sweep_figures
-from ..spec.schema import MetricsSpec, Spec
+from ..figures.sets import drc_csv, run_figures
+from ..series import MemberSnapshots
 from ..tracking.figure_log import FigureLog
 from ..tracking.tracker import NullTracker, Tracker
 from .metrics.embedding import cosine_matrix
-from .probes import (
-    MAX_IN_FLIGHT,
-    Probe,
-    ProbeQueue,
-    cadence_metrics,
-    cadence_probe,
-    drc_key,
-    drc_probe,
-    mc_probe,
-)
+from .probe_queue import MAX_IN_FLIGHT, Probe, ProbeQueue
+from .probes import cadence_metrics, cadence_probe, drc_key, drc_probe, mc_probe
+from .schedule import EvaluationClock, due
 
-__all__ = ["DiagnosticsHook", "cadence_metrics", "checkpoint_targets", "due",
-           "log_sweep_figures", "PROBE_GROUPS"]
+__all__ = ["DiagnosticsHook", "cadence_metrics", "Report", "PROBE_GROUPS"]
 
 PROBE_GROUPS = 4  # dropout probes per population and epoch, at most (see _member_groups)
-
-
-def checkpoint_targets(epochs: int, every: int, count: int) -> list[int]:
-    """0 and ``count - 1`` log-spaced epochs from ``every`` to ``epochs`` (deduplicated)."""
-    if count <= 0:
-        return []
-    if count == 1:
-        return [0]
-    spaced = np.geomspace(every, max(every, epochs), count - 1)
-    return sorted({0, *(int(round(e)) for e in spaced)})
-
-
-def due(targets: list[int], previous: int, epoch: int) -> list[int]:
-    """Targets reached at this evaluation: previous < target ≤ epoch (the first evaluation at
-    or after each target, so targets need not be multiples of ``every``)."""
-    return [t for t in targets if previous < t <= epoch]
+# (member index, epoch, values): where measured values go (the runner: TrackingHook.log)
+Report = Callable[[int, int, Mapping[str, float]], None]
 
 
 class DiagnosticsHook(Hook):
-    """Computes the diagnostics and, with a tracker, logs checkpoints, tables and figures."""
+    """Measures the diagnostics; ``records`` holds what it measured of each member (by index).
+
+    ``report`` receives every probe's values (to log them); ``tracker`` and ``run_ids`` say
+    where each member's tables and figures go, drawn by ``figure_log`` (one is made, and
+    closed by :meth:`finish`, when not given).
+    """
 
     def __init__(self, tracker: Tracker | None = None,
                  run_ids: Mapping[int, str] | None = None, figures: bool = True,
-                 background_probes: bool = True, figure_log: FigureLog | None = None):
-        """``figure_log`` draws and logs the figures (one is made for ``tracker`` if not
-        given: its worker processes start with the first member's figures)."""
+                 background_probes: bool = True, figure_log: FigureLog | None = None,
+                 report: Report | None = None):
         self.tracker, self.run_ids, self.figures = tracker, dict(run_ids or {}), figures
-        self.records: dict[int, RunRecord] = {}
-        self.probes = ProbeQueue(background_probes)
-        self.figure_log = figure_log or FigureLog(tracker or NullTracker(),
-                                                  FigurePool() if background_probes
-                                                  else FigurePool(workers=0))
+        self.report = report
+        self.records: dict[int, MemberSnapshots] = {}
+        self._probes = ProbeQueue(background_probes)
+        self._own_figure_log = figure_log is None
+        self._figure_log = figure_log or FigureLog(tracker or NullTracker(),
+                                                   FigurePool() if background_probes
+                                                   else FigurePool(workers=0))
         self._ended: list[tuple[Member, MemberSeries]] = []  # left, probes in flight
-        self._previous = -1
+        self._clock = EvaluationClock()
 
-    def _record(self, member: Member) -> RunRecord:
+    def start(self) -> None:
+        """Start the probe process now, so that its start-up overlaps the caller's set-up."""
+        self._probes.start()
+
+    def _record(self, member: Member) -> MemberSnapshots:
         if member.index not in self.records:
             cfg = member.spec.metrics
-            self.records[member.index] = RunRecord(
-                label=member.label, drc_rates=cfg.drc_rates, mc_rate=cfg.mc_rate,
+            self.records[member.index] = MemberSnapshots(
+                MemberSeries(member.index, member.label, threshold=cfg.grok_threshold,
+                             budget=member.spec.train.epochs, varied=dict(member.varied)),
+                drc_rates=cfg.drc_rates, mc_rate=cfg.mc_rate,
                 embedding_activation=member.spec.model.embedding_activation)
         return self.records[member.index]
 
-    def metrics(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
+    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
+        """Hand this epoch's probes over, keep its chosen-epoch snapshots; take in the probes
+        done by now (at most ``MAX_IN_FLIGHT`` stay in flight)."""
         cfg = ctx.members[0].spec.metrics  # equal across a population (sweep.shape_key)
         epoch = ctx.epoch
-        if epoch == 0:
-            self._previous = -1  # a new population starts
-        elif self._previous < 0:
-            self._previous = epoch - cfg.every  # a resumed population: nothing is overdue
-        previous, self._previous = self._previous, epoch
-        self._apply(self.probes.finished(at_most=MAX_IN_FLIGHT - 1))
+        previous = self._clock.tick(epoch, cfg.every)
+        self._apply(self._probes.finished(at_most=MAX_IN_FLIGHT - 1))
         device = ctx.population.device
         arch, data = ctx.population.arch, ctx.data
         cadence = cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons
@@ -103,14 +93,14 @@ class DiagnosticsHook(Hook):
         # the queue copies each probe's weights at once (in place: measures at once)
         params = {n: t.detach() for n, t in ctx.population.params.items()}
         if cadence:
-            self.probes.submit(epoch, ctx.members, device,
-                               cadence_probe(params, arch, data, cfg))
+            self._probes.submit(epoch, ctx.members, device,
+                                cadence_probe(params, arch, data, cfg))
         for probe, wanted in ((mc_probe, mc), (drc_probe, drc)):
             for rows in self._member_groups(len(ctx.members), device) if wanted else []:
                 part = {n: t[rows] for n, t in params.items()}
                 keep = torch.arange(rows.start, rows.stop, device=device)
                 members = ctx.members[rows]
-                self.probes.submit(epoch, members, device, probe(
+                self._probes.submit(epoch, members, device, probe(
                     part, arch, TrainData(data.table, data.splits.select(keep)), cfg,
                     members, epoch))
         records = [self._record(m) for m in ctx.members]
@@ -123,20 +113,18 @@ class DiagnosticsHook(Hook):
             flat = emb.flatten(1).cpu().clone().numpy()  # (K, P·d), not a view of the weights
             for pos, record in enumerate(records):
                 record.embedding_values[epoch] = flat[pos]
-        self._checkpoint(ctx, cfg, previous)
-        return {}  # everything comes back from the probes, logged at its own epoch
 
     def _member_groups(self, k: int, device: torch.device) -> list[slice]:
         """The dropout probes of a population in up to four groups of its members when they
         run in the background: a member's values depend on its own generator alone, and a
         caller that waits for them (at the end of a short run) then measures the newest
         groups while the probe process measures the oldest, both cores busy to the end."""
-        parts = min(PROBE_GROUPS, k) if device.type == "cpu" and self.probes.background else 1
+        parts = min(PROBE_GROUPS, k) if device.type == "cpu" and self._probes.background else 1
         bounds = [round(i * k / parts) for i in range(parts + 1)]
         return [slice(lo, hi) for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
     def _apply(self, probes: list[Probe]) -> None:
-        """Finished probes into the members' records and runs, at the probes' own epochs."""
+        """Finished probes into the members' records and to ``report``, at their own epochs."""
         for probe in probes:
             values = {name: v.tolist() for name, v in probe.result().items()}
             for pos, member in enumerate(probe.members):
@@ -145,34 +133,18 @@ class DiagnosticsHook(Hook):
                 drc = {drc_key(rate) for rate in record.drc_rates}
                 for name, value in row.items():
                     if name not in drc:
-                        epochs, series = record.series.setdefault(name, ([], []))
-                        epochs.append(probe.epoch)
-                        series.append(value)
+                        record.series.add(name, probe.epoch, value)
                 if drc_key(record.drc_rates[0]) in row:
                     record.drc[probe.epoch] = [row[drc_key(r)] for r in record.drc_rates]
-                if self.tracker is not None and member.index in self.run_ids:
-                    self.tracker.log_metrics(self.run_ids[member.index], probe.epoch, row)
+                if self.report is not None:
+                    self.report(member.index, probe.epoch, row)
         self._finish_ended()
-        self.figure_log.log_done()
+        self._figure_log.log_done()
 
     def finish_probes(self) -> None:
-        """Wait for the probes in flight and log them; the members that have left go to
+        """Wait for the probes in flight and take them in; the members that have left go to
         the figure pool (the end of a population, or an interruption)."""
-        self._apply(self.probes.finished(wait=True))
-
-    def _checkpoint(self, ctx: EvalContext, cfg: MetricsSpec, previous: int) -> None:
-        if self.tracker is None or cfg.checkpoints == 0:
-            return
-        epochs = ctx.members[0].spec.train.epochs
-        targets = checkpoint_targets(epochs, cfg.every, cfg.checkpoints)
-        chosen = [*cfg.drc_epochs, *cfg.heatmap_epochs, *cfg.histogram_epochs]
-        if not due(targets, previous, ctx.epoch) and not due(chosen, previous, ctx.epoch):
-            return
-        for pos, member in enumerate(ctx.members):
-            if member.index in self.run_ids:
-                self.tracker.log_state(self.run_ids[member.index],
-                                       ctx.population.member_state(pos),
-                                       f"checkpoints/epoch_{ctx.epoch:06d}.pt")
+        self._apply(self._probes.finished(wait=True))
 
     def on_member_end(self, member: Member, history: MemberSeries,
                       state: dict[str, torch.Tensor]) -> None:
@@ -180,11 +152,11 @@ class DiagnosticsHook(Hook):
         are drawn once those are in (at a later evaluation, or when the population ends)."""
         self._record(member).final = {n: t.numpy() for n, t in state.items()}
         self._ended.append((member, history))
-        self._apply(self.probes.finished())
+        self._apply(self._probes.finished())
 
     def _finish_ended(self) -> None:
         """Members that have left and whose probes are all in: their tables and figures."""
-        busy = self.probes.members_in_flight()
+        busy = self._probes.members_in_flight()
         waiting = []
         for member, history in self._ended:
             if member.index in busy:
@@ -195,9 +167,7 @@ class DiagnosticsHook(Hook):
 
     def _finish_member(self, member: Member, history: MemberSeries) -> None:
         record = self._record(member)
-        for name, values in history.metrics.items():
-            if len(values) == len(history.epochs) and name not in record.series:
-                record.series[name] = (list(history.epochs), list(values))
+        record.series.merge(history)
         run_id = self.run_ids.get(member.index)
         if self.tracker is None or run_id is None:
             return  # nothing to log to: the record keeps the final weights for the caller
@@ -212,31 +182,31 @@ class DiagnosticsHook(Hook):
             tables["diagnostics/cosine.csv"] = buffer.getvalue()
         files = {path: text.encode("utf-8") for path, text in tables.items()}
         if self.figures:  # a copy: the record itself goes on without its final weights
-            parts = max(1, self.figure_log.pool.workers)  # a run's figures on every worker
+            parts = max(1, self._figure_log.pool.workers)  # a run's figures on every worker
             drawn = replace(record)
             for part in range(parts):
-                self.figure_log.submit(run_id, run_figures, drawn, part, parts,
-                                       extra=files if part == 0 else None)
+                self._figure_log.submit(run_id, run_figures, drawn, part, parts,
+                                        extra=files if part == 0 else None)
         else:
             self.tracker.log_files(run_id, files)
         record.final = {}  # the weights are in the run; keep the series for the sweep
+
+    def sweep_series(self, members: Sequence[Member]) -> list[tuple[dict[str, Any],
+                                                                      MemberSeries]]:
+        """(varied values, series) of each of these members measured here: what the parent
+        run's figures (Figs. 5, 9, 10) are drawn from."""
+        return [(m.varied, self.records[m.index].series) for m in members
+                if m.index in self.records]
 
     def on_train_end(self, history: History) -> None:
         self.finish_probes()
 
     def finish(self) -> None:
-        """The end of the command (or an interruption): every probe and figure logged."""
+        """The end of the command (or an interruption): every probe in and reported, the
+        probe process stopped (and the figures logged, when the figure log is the hook's)."""
         try:
             self.finish_probes()
         finally:
-            self.figure_log.finish()
-
-
-def log_sweep_figures(parent_id: str, spec: Spec, members: Sequence[Member],
-                      hook: DiagnosticsHook) -> None:
-    """The parent run's figures (Figs. 5, 9, 10) from the members' recorded series, drawn
-    by the hook's figure pool (``hook.finish`` logs them)."""
-    pairs = [(m.varied, hook.records[m.index]) for m in members if m.index in hook.records]
-    if pairs:
-        hook.figure_log.submit(parent_id, sweep_figures, pairs, spec.metrics.grok_threshold,
-                               spec.name)
+            self._probes.close()
+            if self._own_figure_log:
+                self._figure_log.finish()

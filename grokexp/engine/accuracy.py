@@ -1,13 +1,11 @@
-"""Accuracy, loss and grok epochs: the numbers every run reports."""
+"""Accuracy and loss: the numbers every run reports (grok epochs: grokexp.grokking)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from .grok import first_epoch_at_or_above
-
-__all__ = ["accuracy_and_loss", "first_epoch_at_or_above"]
+__all__ = ["accuracy_and_loss"]
 
 
 def accuracy_and_loss(logits: torch.Tensor, labels: torch.Tensor,

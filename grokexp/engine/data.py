@@ -17,8 +17,8 @@ import torch
 from ..spec.schema import TaskSpec
 from .seeding import generator_for
 
-__all__ = ["PairTable", "Splits", "SplitDataset", "SPLIT_DIGEST_TAG", "pair_table",
-           "make_splits", "split_digest", "split_dataset"]
+__all__ = ["PairTable", "Splits", "TrainData", "SplitDataset", "SPLIT_DIGEST_TAG",
+           "pair_table", "make_splits", "split_digest", "split_dataset"]
 
 SPLIT_DIGEST_TAG = "grokexp.split_digest"
 _DIGEST_CHARS = 12
@@ -38,9 +38,9 @@ class PairTable:
         return int(self.labels.shape[0])
 
 
-@dataclass(frozen=True)
+@dataclass
 class Splits:
-    """Per-member train/test index sets into the pair table."""
+    """Per-member train/test index sets into the pair table (``PerMember``)."""
 
     train_index: torch.Tensor  # (K, N_train) int64
     test_index: torch.Tensor  # (K, N_test) int64
@@ -50,13 +50,28 @@ class Splits:
     def members(self) -> int:
         return int(self.train_index.shape[0])
 
-    def select(self, keep: torch.Tensor) -> Splits:
-        """The splits of the members at positions ``keep`` (population shrinking)."""
-        return Splits(self.train_index[keep], self.test_index[keep], self.train_mask[keep])
+    def select(self, keep: torch.Tensor | Sequence[int]) -> Splits:
+        """The splits of the members at positions ``keep``, as new tensors."""
+        index = torch.as_tensor(keep, dtype=torch.long, device=self.train_index.device)
+        return Splits(self.train_index[index], self.test_index[index], self.train_mask[index])
+
+    def retire(self, keep: Sequence[int]) -> None:
+        """Keep only the members at positions ``keep``, in place (``PerMember``)."""
+        kept = self.select(keep)
+        self.train_index, self.test_index, self.train_mask = (
+            kept.train_index, kept.test_index, kept.train_mask)
 
     def to(self, device: torch.device) -> Splits:
         return Splits(self.train_index.to(device), self.test_index.to(device),
                       self.train_mask.to(device))
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What a population trains on: the pair table and each member's split."""
+
+    table: PairTable
+    splits: Splits
 
 
 def pair_table(task: TaskSpec) -> PairTable:

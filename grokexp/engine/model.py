@@ -12,7 +12,7 @@ by hand; these functions stay differentiable for probes and tests.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -155,9 +155,13 @@ class Population:
     def device(self) -> torch.device:
         return self.params["embedding"].device
 
-    def select(self, keep: torch.Tensor) -> None:
-        """Keep only the members at positions ``keep`` (the others have finished)."""
-        self.params = {n: t.detach()[keep].requires_grad_(True) for n, t in self.params.items()}
+    def retire(self, keep: Sequence[int]) -> None:
+        """Keep only the members at positions ``keep`` (``PerMember``). The tensors are
+        replaced in the same ``params`` dict, so whoever holds it (the optimiser) sees the
+        members that stay."""
+        index = torch.tensor(keep, dtype=torch.long, device=self.device)
+        for name, t in list(self.params.items()):
+            self.params[name] = t.detach()[index].requires_grad_(True)
 
     def member_state(self, position: int) -> dict[str, torch.Tensor]:
         """One member's parameters as a plain CPU state dict (for saving)."""

@@ -14,6 +14,8 @@ weights after it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from .reducers import Reducers
@@ -96,6 +98,13 @@ class PopulationAdamW:
         step = torch.tensor(float(self.step_count), device=self.lr.device)
         for index, ((lr, wd, beta1, beta2, eps), slices) in enumerate(self._groups()):
             params, grad, exp_avg, exp_avg_sq = lists[4 * index: 4 * index + 4]
+            # PyTorch's kernel called directly: the public ways to it give bitwise the same
+            # weights and moments but cost more per step (benchmarks/adamw_fused.py,
+            # docs/performance.md; one thread, K = 1 to 16: 1.9–2.7× the time with
+            # torch.optim.AdamW(fused=True), a param group per setting; 1.4–2.2× with the
+            # functional torch.optim.adamw.adamw(fused=True), which also wants a step tensor
+            # per slice). So a private API, until PyTorch has a public fused AdamW over
+            # tensor lists that takes the step as a number and does no regrouping.
             torch._fused_adamw_(params, grad, exp_avg, exp_avg_sq, [], [step] * len(slices),
                                 lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd,
                                 eps=eps, amsgrad=False, maximize=False)
@@ -134,12 +143,13 @@ class PopulationAdamW:
             setattr(target, name, {n: t[index] for n, t in getattr(self, name).items()})
         target._plan = target._lists = None
 
-    def select(self, keep: torch.Tensor, params: dict[str, torch.Tensor]) -> None:
-        """Follow Population.select: keep those members' moments and settings."""
-        self.params = params
-        self._index_into(self, keep)
+    def retire(self, keep: Sequence[int]) -> None:
+        """Keep only the members at positions ``keep``: their moments, settings and reducers
+        (``PerMember``). The weights are the population's: ``params`` is its dict, whose
+        tensors ``Population.retire`` replaces."""
+        self._index_into(self, torch.tensor(keep, dtype=torch.long, device=self.lr.device))
         if self.reducers is not None:
-            self.reducers.select(keep)
+            self.reducers.retire(keep)
 
     def shard(self, lo: int, hi: int) -> PopulationAdamW:
         """An optimiser over members lo..hi-1 that shares this one's parameters and moments."""
@@ -184,7 +194,7 @@ def _fused_available(like: torch.Tensor) -> bool:
     if not hasattr(torch, "_fused_adamw_"):
         return False
     probe = [torch.zeros(2, device=like.device, dtype=like.dtype)]
-    try:
+    try:  # the private API _fused_step calls, on two numbers
         torch._fused_adamw_(probe, [probe[0].clone()], [probe[0].clone()], [probe[0].clone()],
                             [], [torch.ones((), device=like.device)], lr=0.1, beta1=0.9,
                             beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False,

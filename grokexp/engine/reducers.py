@@ -53,7 +53,7 @@ class Reducers:
     """Per-member settings and state (EMA, MA ring and running sum, target norm) of K members.
 
     The state tensors have the members on their leading axis (the ring on its second), so a
-    shard is a view and ``select`` an index, as for the Adam moments.
+    shard is a view and ``retire`` an index, as for the Adam moments.
     """
 
     _STATE = ("ema", "ring", "window_sum")
@@ -175,9 +175,9 @@ class Reducers:
         self._index(part, slice(lo, hi))
         return part
 
-    def select(self, keep: torch.Tensor) -> None:
-        """Keep only these members (Population.select's order)."""
-        self._index(self, keep)
+    def retire(self, keep: Sequence[int]) -> None:
+        """Keep only the members at positions ``keep`` (``PerMember``)."""
+        self._index(self, torch.tensor(keep, dtype=torch.long, device=self.target_sq.device))
 
     def state_dict(self, cpu: bool = False) -> dict[str, object]:
         def own(t: torch.Tensor) -> torch.Tensor:

@@ -1,106 +1,37 @@
 """The training loop: every member of a population in lockstep, evaluated on a cadence.
 
-``train(population, members, data, hooks) -> History`` never imports mlflow and never reads
-files; whatever should happen at an evaluation (logging, progress, extra metrics, pruning)
-comes in through hooks. Members that finish (generalised and held, diverged, pruned) leave the
-population; the rest go on.
+``train(population, members, data, hooks) -> History`` runs a :class:`PopulationLoop`, which
+reads top to bottom: set up (or resume), then each epoch train every member, evaluate on the
+cadence, let the members that are done leave, stop when asked. It never imports mlflow and
+never reads files; whatever should happen at an evaluation (the grok and stop rules, logging,
+progress, extra metrics, pruning, checkpoints) comes in through hooks (``hooks.py``,
+``rules.py``). Members that leave (generalised and held, diverged, pruned) are retired from
+every per-member structure at once (``per_member.py``); the rest go on.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from ..series import MemberSeries
 from .accuracy import accuracy_and_loss
-from .data import PairTable, Splits
+from .data import PairTable, TrainData
+from .hooks import EvalContext, Hook
 from .init import layer_of
 from .model import DropoutMasks, Population, logits
 from .optim import PopulationAdamW
+from .per_member import MemberList, PerMember
 from .reducers import build_reducers
+from .rules import RULES
 from .seeding import generator_for
+from .state import History, Interrupted, LoopState
 from .sweep import Member
 from .workers import ShardedTrainer
 
 __all__ = ["History", "MemberSeries", "EvalContext", "Hook", "train", "TrainData",
-           "LoopState", "Interrupted"]
-
-
-@dataclass
-class LoopState:
-    """Everything the loop needs to go on exactly where it stopped, as CPU tensors.
-
-    ``epoch`` is the last completed epoch; ``active`` the member indices still training, in
-    population order; ``histories`` every member of the population, finished or not.
-    """
-
-    epoch: int
-    active: list[int]
-    params: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    order_states: list[torch.Tensor]
-    dropout_states: list[torch.Tensor]
-    histories: list[MemberSeries]
-
-
-class Interrupted(Exception):  # a control-flow signal, not an error
-    """The loop stopped between epochs because ``should_stop`` said so; carries its state."""
-
-    def __init__(self, state: LoopState):
-        super().__init__(f"stopped after epoch {state.epoch}")
-        self.state = state
-
-
-@dataclass
-class History:
-    members: list[MemberSeries]
-
-    def by_index(self, index: int) -> MemberSeries:
-        return next(m for m in self.members if m.index == index)
-
-
-@dataclass(frozen=True)
-class TrainData:
-    table: PairTable
-    splits: Splits
-
-
-@dataclass
-class EvalContext:
-    """What a hook sees at an evaluation. Position p is member ``members[p]``."""
-
-    epoch: int
-    population: Population
-    members: list[Member]
-    data: TrainData
-    histories: list[MemberSeries]
-    stop_requests: dict[int, tuple[str, str]] = field(default_factory=dict)
-
-    def request_stop(self, member_index: int, status: str = "PRUNED", reason: str = "") -> None:
-        """Ask the loop to retire a member after this evaluation (e.g. an Optuna prune)."""
-        self.stop_requests[member_index] = (status, reason)
-
-
-class Hook:
-    """Override what you need; every method is optional."""
-
-    def metrics(self, ctx: EvalContext) -> dict[str, torch.Tensor]:
-        """Extra per-member metrics, each a (K,) tensor, merged into the evaluation."""
-        return {}
-
-    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
-        """Called after every evaluation with all metrics (member position → value)."""
-
-    def on_member_end(self, member: Member, history: MemberSeries,
-                      state: dict[str, torch.Tensor]) -> None:
-        """A member has left the population; ``state`` is its final parameters (CPU)."""
-
-    def on_train_end(self, history: History) -> None:
-        """All members are done."""
+           "LoopState", "Interrupted", "PopulationLoop", "evaluate"]
 
 
 def _per_member(members: Sequence[Member], attr: str, device: torch.device) -> torch.Tensor:
@@ -109,6 +40,7 @@ def _per_member(members: Sequence[Member], attr: str, device: torch.device) -> t
 
 
 def _optimizer(population: Population, members: Sequence[Member]) -> PopulationAdamW:
+    """The members' AdamW over the population's own ``params`` dict."""
     device = population.device
     trainable = {
         name: torch.tensor([float(m.spec.init.trainable(layer_of(name))) for m in members],
@@ -146,6 +78,144 @@ def evaluate(population: Population, data: TrainData, lo: int = 0,
     return accuracy_and_loss(out, table.labels, data.splits.train_mask[lo:hi])
 
 
+class PopulationLoop:
+    """One population's training: the members still in it, and everything each one has."""
+
+    def __init__(self, population: Population, members: Sequence[Member], data: TrainData,
+                 hooks: Sequence[Hook] = (), resume: LoopState | None = None):
+        spec = members[0].spec  # equal in all that the loop reads (sweep.shape_key)
+        self.epochs, self.every = spec.train.epochs, spec.metrics.every
+        self.batch, self.dropout = spec.train.batch_size, spec.train.dropout
+        self.population = population
+        self.hooks: list[Hook] = [*(rule() for rule in RULES), *hooks]
+        device = population.device
+        table = data.table
+        self.data = TrainData(PairTable(table.modulus, table.left.to(device),
+                                        table.right.to(device), table.labels.to(device)),
+                              data.splits.to(device))
+        self.members = MemberList(members)
+        self.histories = MemberList(MemberSeries(m.index, threshold=m.spec.metrics.grok_threshold,
+                                                 budget=m.spec.train.epochs) for m in members)
+        self.order = MemberList(generator_for(m.spec.train.seed, "order") for m in members)
+        self.dropout_gens = MemberList(generator_for(m.spec.train.seed, "dropout")
+                                       for m in members)
+        self.finished: list[MemberSeries] = []
+        self.epoch = 0  # the last epoch trained
+        self.resumed = resume is not None
+        if resume is not None:
+            self._retire_finished(resume)
+        self.optimizer = _optimizer(population, self.members)
+        if resume is not None:
+            self._restore(resume)
+        self.trainer = ShardedTrainer(population, self.optimizer, self.batch)
+
+    def _cohort(self) -> list[PerMember]:
+        """What each member has besides its weights and moments."""
+        return [self.members, self.histories, self.order, self.dropout_gens, self.data.splits]
+
+    def _retire_finished(self, state: LoopState) -> None:
+        """Resume: the series saved, and the members that had left retired (the population's
+        weights and the optimiser's moments were saved without them)."""
+        saved = {h.index: h for h in state.histories}
+        self.histories[:] = [saved[m.index] for m in self.members]
+        self.finished = [h for h in state.histories if h.index not in state.active]
+        position = {m.index: p for p, m in enumerate(self.members)}
+        for part in self._cohort():
+            part.retire([position[i] for i in state.active])
+        self.epoch = state.epoch
+
+    def _restore(self, state: LoopState) -> None:
+        """Resume: the optimiser's moments and every generator where they stood."""
+        self.optimizer.load_state_dict(state.optimizer)
+        for gen, saved in zip([*self.order, *self.dropout_gens],
+                              [*state.order_states, *state.dropout_states], strict=True):
+            gen.set_state(saved)
+
+    def run(self, should_stop: Callable[[], bool] | None = None) -> History:
+        """Train every member for its epochs (or until it leaves); every member's series."""
+        try:
+            if not self.resumed:
+                self.evaluate(0)
+                self._stop_if_asked(should_stop)
+            while self.members and self.epoch < self.epochs:
+                self.epoch += 1
+                self.trainer.epoch(self._shuffled, self._masks)
+                if self.epoch % self.every == 0 or self.epoch == self.epochs:
+                    self.evaluate(self.epoch)
+                self._stop_if_asked(should_stop)
+        finally:
+            self.trainer.close()
+        history = History(sorted(self.finished, key=lambda h: h.index))
+        for hook in self.hooks:
+            hook.on_train_end(history)
+        return history
+
+    def evaluate(self, epoch: int) -> None:
+        """Measure every member, record it in its series, show the hooks; then the members
+        that are done (asked to stop, or at the last epoch) leave."""
+        ctx = EvalContext(epoch, self.population, list(self.members), self.data,
+                          list(self.histories))
+        parts = self.trainer.map(lambda lo, hi: evaluate(self.population, self.data, lo, hi))
+        values = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
+        for hook in self.hooks:
+            values.update(hook.metrics(ctx))
+        as_lists = {name: v.detach().float().cpu().tolist() for name, v in values.items()}
+        for pos, hist in enumerate(self.histories):
+            hist.record(epoch, {name: vals[pos] for name, vals in as_lists.items()})
+        for hook in self.hooks:
+            hook.on_evaluation(ctx, as_lists)
+        leaving = [p for p, m in enumerate(self.members)
+                   if epoch == self.epochs or m.index in ctx.stop_requests]
+        for pos in leaving:
+            member, hist = self.members[pos], self.histories[pos]
+            hist.status, hist.reason = ctx.stop_requests.get(member.index, ("FINISHED", ""))
+            state = self.population.member_state(pos)
+            for hook in self.hooks:
+                hook.on_member_end(member, hist, state)
+            self.finished.append(hist)
+        if leaving:
+            self.retire([p for p in range(len(self.members)) if p not in leaving])
+
+    def retire(self, keep: list[int]) -> None:
+        """Keep only the members at positions ``keep``: every per-member structure follows,
+        and the shards are cut anew. When none is left, the weights stay as they ended."""
+        weights: list[PerMember] = [self.population, self.optimizer] if keep else []
+        for part in [*weights, *self._cohort()]:
+            part.retire(keep)
+        if keep:
+            self.trainer.close()
+            self.trainer = ShardedTrainer(self.population, self.optimizer, self.batch)
+
+    def state(self) -> LoopState:
+        """Where the loop stands now, as CPU copies (what :class:`Interrupted` carries)."""
+        return LoopState(
+            epoch=self.epoch, active=[m.index for m in self.members],
+            params={n: t.detach().cpu().clone() for n, t in self.population.params.items()},
+            optimizer=self.optimizer.state_dict(cpu=True),
+            order_states=[g.get_state() for g in self.order],
+            dropout_states=[g.get_state() for g in self.dropout_gens],
+            histories=sorted([*self.finished, *self.histories], key=lambda h: h.index))
+
+    def _stop_if_asked(self, should_stop: Callable[[], bool] | None) -> None:
+        if should_stop is not None and self.members and should_stop():
+            raise Interrupted(self.state())
+
+    def _masks(self, lo: int, hi: int) -> DropoutMasks | None:
+        """Members lo..hi-1's dropout for this epoch, from their own generators."""
+        if self.dropout == 0:
+            return None
+        return _dropout_masks(self.dropout, self.dropout_gens[lo:hi], self.population.device)
+
+    def _shuffled(self, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Members lo..hi-1's training pairs in this epoch's order (each its own)."""
+        train_index = self.data.splits.train_index  # (K, N_train)
+        perms = torch.stack([torch.randperm(train_index.shape[1], generator=g)
+                             for g in self.order[lo:hi]])
+        rows = torch.gather(train_index[lo:hi], 1, perms.to(train_index.device))  # (k, N)
+        table = self.data.table
+        return table.left[rows], table.right[rows], table.labels[rows]
+
+
 def train(population: Population, members: Sequence[Member], data: TrainData,
           hooks: Sequence[Hook] = (), *, should_stop: Callable[[], bool] | None = None,
           resume: LoopState | None = None) -> History:
@@ -156,126 +226,4 @@ def train(population: Population, members: Sequence[Member], data: TrainData,
     (with the same members, data and a population built from ``state.params``) continues
     with bitwise the same results on the CPU.
     """
-    active = list(members)
-    spec = active[0].spec
-    epochs, batch, every = spec.train.epochs, spec.train.batch_size, spec.metrics.every
-    device = population.device
-    table = PairTable(data.table.modulus, data.table.left.to(device),
-                      data.table.right.to(device), data.table.labels.to(device))
-    data = TrainData(table, data.splits.to(device))
-    histories = [MemberSeries(m.index) for m in active]
-    finished: list[MemberSeries] = []
-    optimizer = _optimizer(population, active)
-    order_gens = [generator_for(m.spec.train.seed, "order") for m in active]
-    dropout_gens = [generator_for(m.spec.train.seed, "dropout") for m in active]
-    n_train = int(data.splits.train_index.shape[1])
-    start_epoch = 1
-    if resume is not None:
-        position = {m.index: p for p, m in enumerate(active)}
-        keep_pos = [position[i] for i in resume.active]
-        by_index = {h.index: h for h in resume.histories}
-        finished = [h for h in resume.histories if h.index not in resume.active]
-        active = [active[p] for p in keep_pos]
-        histories = [by_index[i] for i in resume.active]
-        data = TrainData(data.table, data.splits.select(torch.tensor(keep_pos, device=device)))
-        optimizer = _optimizer(population, active)
-        optimizer.load_state_dict(resume.optimizer)
-        order_gens = [order_gens[p] for p in keep_pos]
-        dropout_gens = [dropout_gens[p] for p in keep_pos]
-        for gen, state in zip([*order_gens, *dropout_gens],
-                              [*resume.order_states, *resume.dropout_states], strict=True):
-            gen.set_state(state)
-        start_epoch = resume.epoch + 1
-
-    def stop_here(epoch: int) -> None:
-        if should_stop is None or not active or not should_stop():
-            return
-        raise Interrupted(LoopState(
-            epoch=epoch, active=[m.index for m in active],
-            params={n: t.detach().cpu().clone() for n, t in population.params.items()},
-            optimizer=optimizer.state_dict(cpu=True),
-            order_states=[g.get_state() for g in order_gens],
-            dropout_states=[g.get_state() for g in dropout_gens],
-            histories=sorted([*finished, *histories], key=lambda h: h.index)))
-
-    trainer = ShardedTrainer(population, optimizer, batch)
-
-    def run_evaluation(epoch: int) -> None:
-        nonlocal active, histories, order_gens, dropout_gens, data, trainer
-        ctx = EvalContext(epoch, population, active, data, histories)
-        parts = trainer.map(lambda lo, hi: evaluate(population, data, lo, hi))
-        values = {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
-        for hook in hooks:
-            values.update(hook.metrics(ctx))
-        as_lists = {name: v.detach().float().cpu().tolist() for name, v in values.items()}
-        for pos, (member, hist) in enumerate(zip(active, histories, strict=True)):
-            row = {name: vals[pos] for name, vals in as_lists.items()}
-            hist.record(epoch, row)
-            hist.last_epoch = epoch
-            threshold = member.spec.metrics.grok_threshold
-            if hist.train_grok_epoch is None and row["train_acc"] >= threshold:
-                hist.train_grok_epoch = epoch
-            if hist.test_grok_epoch is None and row["test_acc"] >= threshold:
-                hist.test_grok_epoch = epoch
-            if not math.isfinite(row["train_loss"]):
-                ctx.request_stop(member.index, "FAILED", f"train loss became {row['train_loss']}")
-            hold = member.spec.train.stop_after_generalized
-            if (hold is not None and hist.test_grok_epoch is not None
-                    and epoch - hist.test_grok_epoch >= hold):
-                ctx.stop_requests.setdefault(member.index, ("FINISHED", "generalised"))
-        for hook in hooks:
-            hook.on_evaluation(ctx, as_lists)
-        ending = {m.index for m in active if m.index in ctx.stop_requests}
-        if epoch == epochs:
-            ending = {m.index for m in active}
-        if not ending:
-            return
-        for pos, (member, hist) in enumerate(zip(active, histories, strict=True)):
-            if member.index in ending:
-                hist.status, hist.reason = ctx.stop_requests.get(member.index, ("FINISHED", ""))
-                state = population.member_state(pos)
-                for hook in hooks:
-                    hook.on_member_end(member, hist, state)
-                finished.append(hist)
-        keep_pos = [p for p, m in enumerate(active) if m.index not in ending]
-        if keep_pos:
-            keep = torch.tensor(keep_pos, device=device)
-            population.select(keep)
-            optimizer.select(keep, population.params)
-            data = TrainData(data.table, data.splits.select(keep))
-            trainer.close()
-            trainer = ShardedTrainer(population, optimizer, batch)
-        active = [active[p] for p in keep_pos]
-        histories = [histories[p] for p in keep_pos]
-        order_gens = [order_gens[p] for p in keep_pos]
-        dropout_gens = [dropout_gens[p] for p in keep_pos]
-
-    def masks(lo: int, hi: int) -> DropoutMasks | None:
-        """Members lo..hi-1's dropout for this epoch, from their own generators."""
-        if spec.train.dropout == 0:
-            return None
-        return _dropout_masks(spec.train.dropout, dropout_gens[lo:hi], device)
-
-    def shuffled(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Members lo..hi-1's training pairs in this epoch's order (each its own)."""
-        perms = torch.stack([torch.randperm(n_train, generator=g) for g in order_gens[lo:hi]])
-        rows = torch.gather(data.splits.train_index[lo:hi], 1, perms.to(device))  # (k, N)
-        return table.left[rows], table.right[rows], table.labels[rows]
-
-    try:
-        if resume is None:
-            run_evaluation(0)
-            stop_here(0)
-        for epoch in range(start_epoch, epochs + 1):
-            if not active:
-                break
-            trainer.epoch(shuffled, masks)
-            if epoch % every == 0 or epoch == epochs:
-                run_evaluation(epoch)
-            stop_here(epoch)
-    finally:
-        trainer.close()
-    history = History(sorted(finished, key=lambda h: h.index))
-    for hook in hooks:
-        hook.on_train_end(history)
-    return history
+    return PopulationLoop(population, members, data, hooks, resume).run(should_stop)

@@ -11,13 +11,15 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..grokking import RISE_LEVEL  # noqa: E402
+
 __all__ = ["aligned_curves", "lead_chart", "forecast_scatter"]
 
 
 def aligned_curves(curves: Mapping[str, Sequence[tuple[str, np.ndarray, np.ndarray]]],
                    title: str = "") -> Figure:
     """One panel per indicator: each member's curve (0 = its first value, 1 = its last)
-    against epochs since its test rise (x = 0)."""
+    against epochs since its test rise (x = 0: test accuracy reaches ``RISE_LEVEL``)."""
     names = [n for n, c in curves.items() if c]
     cols = min(3, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
@@ -27,7 +29,8 @@ def aligned_curves(curves: Mapping[str, Sequence[tuple[str, np.ndarray, np.ndarr
         for _, x, y in curves[name]:
             ax.plot(x, y, linewidth=0.8, alpha=0.7)
         ax.axvline(0, color="black", linestyle=":", linewidth=1)
-        ax.set(title=name, xlabel="epochs since test acc ≥ 0.5", ylabel="share of change")
+        ax.set(title=name, xlabel=f"epochs since test acc ≥ {RISE_LEVEL:g}",
+               ylabel="share of change")
     for ax in axes[len(names):]:
         ax.set_axis_off()
     if title:
@@ -47,7 +50,8 @@ def lead_chart(leads: Mapping[str, Sequence[float]], title: str = "") -> Figure:
         ax.plot([np.median(values)] * 2, [i - 0.3, i + 0.3], color="black", linewidth=1.5)
     ax.axvline(0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set(xlabel="lead before test acc ≥ 0.5 (epochs; > 0: the onset comes first)", title=title)
+    ax.set(xlabel=f"lead before test acc ≥ {RISE_LEVEL:g} (epochs; > 0: the onset comes first)",
+           title=title)
     return fig
 
 

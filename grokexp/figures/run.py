@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..series import MemberSeries  # noqa: E402
 from .margins import fixed_figure  # noqa: E402
 
-if TYPE_CHECKING:
-    from ..engine.train import MemberSeries
-
-__all__ = ["AccuracyCurves", "accuracy_figure", "accuracy_overlay", "accuracy_figures",
+__all__ = ["ACCURACY_COLUMNS", "accuracy_figure", "accuracy_overlay", "accuracy_figures",
            "overlay_figures"]
 
+# What the accuracy figures draw of a member: send a figure worker ``series.only(*these)``.
+ACCURACY_COLUMNS = ("train_acc", "test_acc")
 
-@dataclass(frozen=True)
-class AccuracyCurves:
-    """What the accuracy figures draw of a member, as plain lists: it pickles without torch,
-    so a figure worker process can draw it."""
 
-    epochs: list[int]
-    train_acc: list[float]
-    test_acc: list[float]
-    train_grok_epoch: int | None = None
-    test_grok_epoch: int | None = None
-
-    @classmethod
-    def of(cls, history: MemberSeries) -> AccuracyCurves:
-        return cls(list(history.epochs), list(history.metrics.get("train_acc", [])),
-                   list(history.metrics.get("test_acc", [])), history.train_grok_epoch,
-                   history.test_grok_epoch)
+def _column(series: MemberSeries, name: str) -> tuple[list[int], list[float]]:
+    return series.epochs_of(name), series.values(name)
 
 
 def _mark(ax: Any, epoch: int | None, color: str, label: str) -> None:
@@ -43,12 +29,12 @@ def _mark(ax: Any, epoch: int | None, color: str, label: str) -> None:
         ax.axvline(epoch, color=color, linestyle=":", linewidth=1, label=f"{label} = {epoch}")
 
 
-def accuracy_figure(history: AccuracyCurves, threshold: float, title: str = "") -> Figure:
+def accuracy_figure(history: MemberSeries, threshold: float, title: str = "") -> Figure:
     """Train and test accuracy against epoch, with the two grok epochs marked."""
     fig = fixed_figure(7, 4)
     ax = fig.subplots()
-    ax.plot(history.epochs, history.train_acc, label="train", color="tab:blue")
-    ax.plot(history.epochs, history.test_acc, label="test", color="tab:orange")
+    ax.plot(*_column(history, "train_acc"), label="train", color="tab:blue")
+    ax.plot(*_column(history, "test_acc"), label="test", color="tab:orange")
     ax.axhline(threshold, color="grey", linewidth=0.8, linestyle="--")
     _mark(ax, history.train_grok_epoch, "tab:blue", "train grok epoch")
     _mark(ax, history.test_grok_epoch, "tab:orange", "test grok epoch")
@@ -57,7 +43,7 @@ def accuracy_figure(history: AccuracyCurves, threshold: float, title: str = "") 
     return fig
 
 
-def accuracy_overlay(histories: Sequence[AccuracyCurves], labels: Sequence[str],
+def accuracy_overlay(histories: Sequence[MemberSeries], labels: Sequence[str],
                      title: str = "") -> Figure:
     """Every member's train (solid) and test (dashed) accuracy on one axis, one colour each."""
     fig = fixed_figure(8, 4.5)
@@ -65,8 +51,8 @@ def accuracy_overlay(histories: Sequence[AccuracyCurves], labels: Sequence[str],
     colors = matplotlib.colormaps["viridis"]
     for n, (history, label) in enumerate(zip(histories, labels, strict=True)):
         color = colors(n / max(1, len(histories) - 1))
-        ax.plot(history.epochs, history.train_acc, color=color, label=label)
-        ax.plot(history.epochs, history.test_acc, color=color, linestyle="--")
+        ax.plot(*_column(history, "train_acc"), color=color, label=label)
+        ax.plot(*_column(history, "test_acc"), color=color, linestyle="--")
     ax.set(xlabel="epoch", ylabel="accuracy (train solid, test dashed)", ylim=(-0.02, 1.02),
            title=title)
     if len(histories) <= 16:
@@ -74,13 +60,13 @@ def accuracy_overlay(histories: Sequence[AccuracyCurves], labels: Sequence[str],
     return fig
 
 
-def accuracy_figures(curves: AccuracyCurves, threshold: float,
+def accuracy_figures(curves: MemberSeries, threshold: float,
                      title: str = "") -> dict[str, Figure]:
     """A member run's accuracy figure, keyed by its artifact path (a figure-worker job)."""
     return {"figures/accuracy.png": accuracy_figure(curves, threshold, title)}
 
 
-def overlay_figures(curves: Sequence[AccuracyCurves], labels: Sequence[str],
+def overlay_figures(curves: Sequence[MemberSeries], labels: Sequence[str],
                     title: str = "") -> dict[str, Figure]:
     """A sweep's parent-run overlay, keyed by its artifact path (a figure-worker job)."""
     return {"figures/accuracy_overlay.png": accuracy_overlay(curves, labels, title)}

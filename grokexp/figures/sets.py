@@ -1,75 +1,54 @@
 """Which paper figures a run or a sweep gets, assembled from what was measured.
 
-A ``RunRecord`` holds one member's measurements in plain form, whether they come from the
-training loop (the diagnostics hook) or are read back from a tracked run (``grokexp
-figures``); ``run_figures`` and ``sweep_figures`` turn records into named Figures.
+A member's :class:`~grokexp.series.MemberSnapshots` (its series and chosen-epoch data) comes
+from the training loop (the diagnostics hook) or is read back from a tracked run (``grokexp
+figures``); ``run_figures`` and ``sweep_figures`` turn them into named Figures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..engine.grok import first_epoch_at_or_above
+from ..grokking import grok_epoch, grokking_delay, rise_epoch
+from ..series import MemberSeries, MemberSnapshots
 from . import paper as fp
 
-__all__ = ["RunRecord", "run_figures", "sweep_figures", "rise_epoch", "RISE_LEVEL",
-           "drc_csv", "parse_drc_csv", "short_value"]
-
-Series = tuple[list[int], list[float]]
-RISE_LEVEL = 0.5  # "a substantial rise in test accuracy" (Fig. 5a): half the pairs right
+__all__ = ["run_figures", "sweep_figures", "seen_embedding", "drc_csv", "parse_drc_csv",
+           "short_value"]
 
 
-@dataclass
-class RunRecord:
-    """One member's measurements: metric series, chosen-epoch data and final weights."""
-
-    label: str = ""
-    series: dict[str, Series] = field(default_factory=dict)
-    drc_rates: list[float] = field(default_factory=list)
-    drc: dict[int, list[float]] = field(default_factory=dict)
-    cosine: dict[int, np.ndarray] = field(default_factory=dict)
-    embedding_values: dict[int, np.ndarray] = field(default_factory=dict)
-    final: dict[str, Any] = field(default_factory=dict)
-    mc_rate: float = 0.3
-    embedding_activation: str = "none"  # the embedding's figures show it after this
-
-    def seen_embedding(self, values: np.ndarray) -> np.ndarray:
-        """Embedding values as the next layer sees them (after the embedding activation)."""
-        return np.maximum(values, 0) if self.embedding_activation == "relu" else values
-
-    def values(self, name: str) -> list[float]:
-        return self.series.get(name, ([], []))[1]
-
-    def epochs(self, name: str) -> list[int]:
-        return self.series.get(name, ([], []))[0]
+def seen_embedding(record: MemberSnapshots, values: np.ndarray) -> np.ndarray:
+    """Embedding values as the next layer sees them (after the embedding activation)."""
+    return np.maximum(values, 0) if record.embedding_activation == "relu" else values
 
 
-def _aligned(record: RunRecord, names: Sequence[str]) -> tuple[list[int], list[list[float]]]:
-    """Epochs where every named series has a value, and those values in that order."""
-    maps = [dict(zip(*record.series[n], strict=True)) for n in names if n in record.series]
+def _aligned(series: MemberSeries, names: Sequence[str]
+             ) -> tuple[list[int], list[list[float]]]:
+    """Epochs where every named column has a value, and those values in that order."""
+    maps = [series.points(n) for n in names if n in series.columns]
     if len(maps) < len(names):
         return [], [[] for _ in names]
     epochs = sorted(set.intersection(*(set(m) for m in maps)))
     return epochs, [[m[e] for e in epochs] for m in maps]
 
 
-def _layer_prefixes(record: RunRecord) -> list[str]:
-    return [name[: -len("_std")] for name in record.series
+def _layer_prefixes(series: MemberSeries) -> list[str]:
+    return [name[: -len("_std")] for name in series.columns
             if name.endswith("_std") and "bias" not in name]
 
 
-def run_figures(record: RunRecord, part: int = 0, parts: int = 1) -> dict[str, Figure]:
+def run_figures(record: MemberSnapshots, part: int = 0, parts: int = 1) -> dict[str, Figure]:
     """The per-run figures the record has data for, keyed by artifact path; with ``parts``,
     only every ``parts``-th of them from ``part`` on (so that workers can share a run's)."""
     made: list[tuple[str, Callable[[], Figure]]] = []
-    epochs, (train, test) = _aligned(record, ["train_acc", "test_acc"])
-    if epochs and "mc_dropout_acc_var" in record.series:
-        mc_epochs, mc_var = record.series["mc_dropout_acc_var"]
+    series = record.series
+    epochs, (train, test) = _aligned(series, ["train_acc", "test_acc"])
+    if epochs and "mc_dropout_acc_var" in series.columns:
+        mc_epochs, mc_var = series.columns["mc_dropout_acc_var"]
         made.append(("figures/fig1_mc_dropout.png", lambda: fp.fig1_mc_dropout(
             epochs, train, test, mc_epochs, mc_var, record.mc_rate)))
     if record.drc:
@@ -78,15 +57,15 @@ def run_figures(record: RunRecord, part: int = 0, parts: int = 1) -> dict[str, F
     if record.cosine:
         made.append(("figures/fig3_cosine.png", lambda: fp.fig3_cosine(record.cosine)))
     if record.final:
-        layers = {"embedding": record.seen_embedding(np.asarray(record.final["embedding"]))}
+        layers = {"embedding": seen_embedding(record, np.asarray(record.final["embedding"]))}
         layers.update({k.replace(".", "_").replace("_0_", "_"): v for k, v in
                        record.final.items() if k.endswith("weight")})
         made.append(("figures/fig4_histograms.png", lambda: fp.fig4_final_histograms(
             {k: np.asarray(v, dtype=float) for k, v in layers.items()})))
-    prefixes = _layer_prefixes(record)
+    prefixes = _layer_prefixes(series)
     if prefixes:
         names = [f"{p}_{s}" for p in prefixes for s in ("mean", "std")]
-        stat_epochs, values = _aligned(record, names)
+        stat_epochs, values = _aligned(series, names)
         stats = {p: (values[2 * i], values[2 * i + 1]) for i, p in enumerate(prefixes)}
         made.append(("figures/fig6_mean_std.png",
                      lambda: fp.fig6_mean_std(stat_epochs, stats)))
@@ -94,17 +73,11 @@ def run_figures(record: RunRecord, part: int = 0, parts: int = 1) -> dict[str, F
         made.append(("figures/fig7_embedding_histograms.png",
                      lambda: fp.fig7_embedding_histograms(record.embedding_values)))
     _, (zero, dead, train11, test11) = _aligned(
-        record, ["zero_activation_frac", "inactive_neurons_pct", "train_acc", "test_acc"])
+        series, ["zero_activation_frac", "inactive_neurons_pct", "train_acc", "test_acc"])
     if zero:
         made.append(("figures/fig11_inactive.png", lambda: fp.fig11_inactive(
             [100 * z for z in zero], train11, test11, dead)))
     return {path: draw() for path, draw in made[part::parts]}
-
-
-def rise_epoch(record: RunRecord, level: float = RISE_LEVEL) -> int | None:
-    """First evaluated epoch whose test accuracy reaches ``level`` (Fig. 5a), or None."""
-    epochs, values = record.series.get("test_acc", ([], []))
-    return first_epoch_at_or_above(epochs, values, level)
 
 
 def _recipe(table: Mapping[str, Any]) -> str:
@@ -144,28 +117,26 @@ def _group_label(varied: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={short_value(v)}" for k, v in shown.items()) or "all members"
 
 
-def sweep_figures(members: Sequence[tuple[Mapping[str, Any], RunRecord]],
+def sweep_figures(members: Sequence[tuple[Mapping[str, Any], MemberSeries]],
                   threshold: float, title: str) -> dict[str, Figure]:
     """Figures of a sweep's parent run: curves by varied value (Figs. 9, 10), and Fig. 5
-    when the init scale α is what varies."""
+    when the init scale α is what varies (its grok epochs at ``threshold``, the sweep's)."""
     out: dict[str, Figure] = {}
     groups: dict[str, list[tuple[list[int], list[float], list[float]]]] = {}
-    for varied, record in members:
-        epochs, (train, test) = _aligned(record, ["train_acc", "test_acc"])
+    for varied, series in members:
+        epochs, (train, test) = _aligned(series, ["train_acc", "test_acc"])
         groups.setdefault(_group_label(varied), []).append((epochs, train, test))
     out["figures/curves_by_group.png"] = fp.curves_by_group(
         groups, f"{title}: train (solid) and test (dashed) accuracy by member")
     scaled = [(v, r) for v, r in members if "init.scale" in v]
     if scaled:
         alphas = [float(v["init.scale"]) for v, _ in scaled]
-        delays = []
-        for _, record in scaled:
-            train_grok = first_epoch_at_or_above(*record.series["train_acc"], threshold)
-            test_grok = first_epoch_at_or_above(*record.series["test_acc"], threshold)
-            delays.append(None if train_grok is None or test_grok is None
-                          else test_grok - train_grok)
+        delays = [grokking_delay(grok_epoch(*s.columns["train_acc"], threshold),
+                                 grok_epoch(*s.columns["test_acc"], threshold))
+                  for _, s in scaled]
         out["figures/fig5_scale.png"] = fp.fig5_scale(
-            alphas, [rise_epoch(r) for _, r in scaled], delays)
+            alphas, [rise_epoch(*s.columns.get("test_acc", ([], []))) for _, s in scaled],
+            delays)
     return out
 
 

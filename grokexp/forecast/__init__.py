@@ -1,4 +1,4 @@
 """Forecast: which logged signal warns of grokking, how early; a forecast of the grok epoch.
 
-Imports: numpy and errors only (pure functions of histories); never torch, mlflow or optuna.
+Imports: numpy, series, grokking, errors (pure functions of series); never torch, mlflow, optuna.
 """

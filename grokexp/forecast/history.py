@@ -1,20 +1,25 @@
-"""A member's history as the forecast sees it, and the indicators derived from it.
+"""A member's series as the forecast reads it, and the indicators derived from it.
 
-A :class:`Trajectory` is plain data (epochs, one array per logged metric, the budget and the
-threshold), built by whoever read the run: the CLI from MLflow, the tests by hand.
+The forecast reads :class:`~grokexp.series.MemberSeries` (built by whoever read the run: the
+CLI from MLflow with :func:`member_from_points`, the tests by hand). Its numbers are numpy
+arrays on the target's evaluated epochs, made from the series when needed (:func:`grid`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .onset import rise_epoch
+from ..grokking import SMOOTH, censored, grok_epochs, rise_epoch, smooth
+from ..series import MemberSeries
+from .predict import EARLY_SHARE
 
-__all__ = ["Trajectory", "indicator_series", "OSCILLATION_WINDOW", "TARGET", "SKIP"]
+__all__ = ["member_from_points", "grid", "target_epochs", "indicator_series", "member_rise",
+           "generalised", "early_epoch", "known_early", "turning_point", "OSCILLATION_WINDOW",
+           "TARGET", "SKIP"]
 
 OSCILLATION_WINDOW = 10  # evaluations over which the loss-oscillation score is an RMS
 TARGET = "test_acc"  # what the indicators should warn of
@@ -22,47 +27,63 @@ TARGET = "test_acc"  # what the indicators should warn of
 SKIP = ("test_acc", "train_grok_epoch", "test_grok_epoch", "grokking_delay", "objective")
 
 
-@dataclass
-class Trajectory:
-    """One member: evaluated epochs (N,), each metric's values at them (N,), NaN where a
-    metric was not measured, and what the member was given."""
+def member_from_points(label: str, points: Mapping[str, Mapping[int, float]], budget: int,
+                       threshold: float = 0.95, **context: Any) -> MemberSeries:
+    """A member read back from {metric: {epoch: value}}, its grok epochs by the one rule;
+    ``context``: ``run_id``, ``varied``, ``lr``, ``weight_decay``."""
+    columns = {name: ([int(e) for e in sorted(values)], [float(values[e]) for e in sorted(values)])
+               for name, values in points.items()}
+    series = MemberSeries(label=label, epochs=list(columns[TARGET][0]), columns=columns,
+                          threshold=threshold, budget=budget, **context)
+    series.train_grok_epoch, series.test_grok_epoch = grok_epochs(columns, threshold)
+    if series.epochs:
+        series.last_epoch = series.epochs[-1]
+    return series
 
-    label: str
-    epochs: np.ndarray
-    series: dict[str, np.ndarray]
-    budget: int  # train.epochs
-    threshold: float = 0.95  # metrics.grok_threshold
-    run_id: str = ""
-    varied: dict[str, Any] = field(default_factory=dict)
-    lr: float | None = None  # train.lr and train.weight_decay: the delay law's rate
-    weight_decay: float | None = None
 
-    @classmethod
-    def from_points(cls, label: str, points: Mapping[str, Mapping[int, float]], budget: int,
-                    threshold: float = 0.95, **extra: Any) -> Trajectory:
-        """From {metric: {epoch: value}}; the epochs are those of the target metric."""
-        epochs = np.array(sorted(points[TARGET]), dtype=int)
-        series = {name: np.array([vals.get(int(e), np.nan) for e in epochs], dtype=float)
-                  for name, vals in points.items()}
-        return cls(label, epochs, series, budget, threshold, **extra)
+def target_epochs(member: MemberSeries) -> np.ndarray:
+    """The epochs the target (test accuracy) was evaluated at, (N,), increasing and each
+    once: the forecast's grid."""
+    return np.array(sorted(set(member.epochs_of(TARGET))), dtype=int)
 
-    def rise(self, level: float) -> int | None:
-        return rise_epoch(self.epochs, self.series[TARGET], level)
 
-    @property
-    def test_grok_epoch(self) -> int | None:
-        return self.rise(self.threshold)
+def grid(member: MemberSeries) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The target's epochs (N,) and every column's values at them (N,), NaN where a metric
+    was not measured at an epoch."""
+    epochs = target_epochs(member)
+    columns = {}
+    for name in member.columns:
+        points = member.points(name)
+        columns[name] = np.array([points.get(int(e), np.nan) for e in epochs], dtype=float)
+    return epochs, columns
 
-    @property
-    def train_grok_epoch(self) -> int | None:
-        train = self.series.get("train_acc")
-        return None if train is None else rise_epoch(self.epochs, train, self.threshold)
 
-    @property
-    def generalised(self) -> bool:
-        """Reached the threshold within the budget."""
-        t = self.test_grok_epoch
-        return t is not None and t <= self.budget
+def member_rise(member: MemberSeries) -> int | None:
+    """The test rise: the first epoch with test accuracy ≥ ``RISE_LEVEL``."""
+    points = member.points(TARGET)
+    epochs = target_epochs(member)
+    return rise_epoch(epochs, [points[int(e)] for e in epochs])
+
+
+def generalised(member: MemberSeries) -> bool:
+    """Reached the threshold within the budget."""
+    return not censored(member.test_grok_epoch, member.budget)
+
+
+def early_epoch(member: MemberSeries) -> int:
+    """The last evaluated epoch at or before EARLY_SHARE of the budget."""
+    epochs = target_epochs(member)
+    known = epochs[epochs <= EARLY_SHARE * (member.budget or 0)]
+    return int(known[-1]) if known.size else int(epochs[0])
+
+
+def known_early(member: MemberSeries) -> bool:
+    """Whether the member's value at its early epoch says something about its future: it had
+    not generalised by then (else the value is a post-grok one) and was still evaluated at
+    EARLY_SHARE of its budget (else the value is its last one, from before)."""
+    g = member.test_grok_epoch
+    return ((g is None or g > early_epoch(member))
+            and target_epochs(member)[-1] >= EARLY_SHARE * (member.budget or 0))
 
 
 def _oscillation(log_loss: np.ndarray, window: int) -> np.ndarray:
@@ -84,30 +105,50 @@ def _oscillation(log_loss: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-def indicator_series(traj: Trajectory, names: Sequence[str] | None = None
+def indicator_series(member: MemberSeries, names: Sequence[str] | None = None
                      ) -> dict[str, np.ndarray]:
-    """Every logged metric but the target, and the derived indicators, each (N,).
+    """Every logged metric but the target, and the derived indicators, each (N,) on the
+    target's epochs.
 
     Derived: ``log_weight_norm_sq`` (log ‖θ‖²), ``log_norm_ratio`` (log(‖θ_t‖² / ‖θ_mem‖²),
     NaN before the train accuracy reaches the threshold: the delay law's ratio, known online)
     and ``loss_oscillation`` (see :func:`_oscillation`).
     """
-    out = {n: v for n, v in traj.series.items()
+    epochs, columns = grid(member)
+    out = {n: v for n, v in columns.items()
            if n not in SKIP and not n.startswith("seed") and (names is None or n in names)}
-    norm = traj.series.get("weight_norm")
+    norm = columns.get("weight_norm")
     if norm is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             log_sq = np.log(norm**2)
         out["log_weight_norm_sq"] = log_sq
-        mem = traj.train_grok_epoch
+        mem = member.train_grok_epoch
         ratio = np.full(log_sq.shape, np.nan)
-        if mem is not None:
-            at = int(np.flatnonzero(traj.epochs == mem)[0])
-            ratio[at:] = log_sq[at:] - log_sq[at]
+        at = np.flatnonzero(epochs == mem) if mem is not None else np.array([], int)
+        if at.size:
+            ratio[at[0]:] = log_sq[at[0]:] - log_sq[at[0]]
         out["log_norm_ratio"] = ratio
-    loss = traj.series.get("train_loss")
+    loss = columns.get("train_loss")
     if loss is not None:
         with np.errstate(divide="ignore", invalid="ignore"):
             out["loss_oscillation"] = _oscillation(np.log(np.maximum(loss, 1e-300)),
                                                    OSCILLATION_WINDOW)
     return out
+
+
+def turning_point(epochs: ArrayLike, values: ArrayLike,
+                  window: int = SMOOTH) -> int | None:
+    """Epoch of the smoothed series' highest value, if it is a real maximum: after its first
+    value (it rose to it) and before its last (it then falls). Otherwise None.
+
+    The test loss climbs while a network memorises and turns once it starts to generalise; a
+    series that only falls has no such turn, and must not be credited with one at its start.
+    """
+    s = smooth(values, window)
+    finite = np.flatnonzero(np.isfinite(s))
+    if finite.size < 3:
+        return None
+    peak_at = int(np.argmax(s[finite]))
+    if peak_at in (0, finite.size - 1):  # argmax: the first of equal maxima
+        return None
+    return int(np.asarray(epochs)[finite[peak_at]])

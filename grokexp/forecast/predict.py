@@ -15,11 +15,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .onset import SMOOTH
+from ..grokking import SMOOTH
 
 __all__ = ["PRUNE_INDICATOR", "PRIOR_LEVEL", "PRIOR_RISE_TO_GROK", "FIT_WINDOW", "EARLY_SHARE",
            "PRUNE_SLACK", "PRUNE_PATIENCE", "extrapolate", "level_at", "calibrated_scale",
-           "scaled", "mdape", "prune_reason", "trial_forecast"]
+           "scaled", "mdape", "prune_reason", "trial_forecast", "value_at", "delay_law"]
 
 FIT_WINDOW = 10  # evaluations in the line fitted at the early epoch
 EARLY_SHARE = 0.2  # the early epoch: this share of the member's budget
@@ -76,6 +76,49 @@ def level_at(epochs: ArrayLike, values: ArrayLike, epoch: int, window: int = SMO
     part = v[max(0, at[0] - half): at[0] + half + 1]
     part = part[np.isfinite(part)]
     return float(part.mean()) if part.size else math.nan
+
+
+def value_at(epochs: np.ndarray, values: np.ndarray, epoch: int) -> float:
+    """The last finite value at or before ``epoch`` (a member that stopped keeps its last)."""
+    ok = np.flatnonzero((epochs <= epoch) & np.isfinite(values))
+    return float(values[ok[-1]]) if ok.size else math.nan
+
+
+# What the delay law knows of a member: (T_mem, log ‖θ_mem‖², T_grok, log ‖θ_grok‖², lr · wd)
+LawFacts = tuple[int, float, int | None, float, float]
+
+
+def delay_law(facts: Sequence[LawFacts | None], early: Sequence[int]) -> list[float | None]:
+    """T_grok = T_mem + (log ‖θ_mem‖² − log ‖θ*‖²) / (c · lr · wd), leave-one-out.
+
+    c is the median over the other members of (log ‖θ_mem‖² − log ‖θ_grok‖²) /
+    ((T_grok − T_mem) · lr · wd), log ‖θ*‖² the median of their log ‖θ_grok‖². A member
+    without facts (not memorised, or its lr or weight decay unknown), or that has not
+    memorised by its early epoch, gets none; so does every member when the others' c is not
+    positive (‖θ‖ grew during their delay: the law, which has it shrink, says nothing then).
+    """
+    out: list[float | None] = []
+    for i, fact in enumerate(facts):
+        if fact is None or fact[0] > early[i]:
+            out.append(None)
+            continue
+        rates, targets = [], []
+        for j, other in enumerate(facts):
+            if j == i or other is None:
+                continue
+            t_mem, l_mem, t_grok, l_grok, lr_wd = other
+            if t_grok is not None and t_grok > t_mem and math.isfinite(l_grok):
+                rates.append((l_mem - l_grok) / ((t_grok - t_mem) * lr_wd))
+                targets.append(l_grok)
+        if not rates:
+            out.append(None)
+            continue
+        c, target = float(np.median(rates)), float(np.median(targets))
+        if c <= 0:
+            out.append(None)
+            continue
+        out.append(float(fact[0] + max(0.0, (fact[1] - target) / (c * fact[4]))))
+    return out
 
 
 def calibrated_scale(raw: Sequence[float], measured: Sequence[float],

@@ -1,7 +1,7 @@
 """Every indicator over a population: lead time, how often it leads, early separation, forecast.
 
-``analyse(trajectories)`` is the whole table; ``to_json`` and ``table_text`` are its two
-faces (``--json`` and the terminal).
+``analyse(members)`` is the whole table; ``to_json`` and ``table_text`` are its two faces
+(``--json`` and the terminal). Onsets, rises and grok epochs are ``grokexp.grokking``'s.
 """
 
 from __future__ import annotations
@@ -13,26 +13,40 @@ from typing import Any
 
 import numpy as np
 
-from .history import Trajectory, indicator_series
-from .onset import RISE, change_point, turning_point
+from ..grokking import ONSET_SHARE, RISE_LEVEL, onset
+from ..series import MemberSeries
+from .history import (
+    early_epoch,
+    generalised,
+    indicator_series,
+    known_early,
+    member_rise,
+    target_epochs,
+    turning_point,
+)
 from .predict import (
     EARLY_SHARE,
+    LawFacts,
     calibrated_scale,
+    delay_law,
     extrapolate,
     level_at,
     mdape,
     scaled,
+    value_at,
 )
 from .separation import bootstrap_auc, roc_auc
 
 __all__ = ["aligned", "IndicatorRow", "ForecastRow", "MemberRow", "Report", "analyse", "table_text",
-           "RISE", "FORECASTERS", "early_epoch", "known_early", "value_at"]
+           "FORECASTERS", "DELAY_LAW", "CHANGE"]
 
 # The forecasts made (name → indicator extrapolated); "median" forecasts the others' median.
 FORECASTERS = {"log ‖θ‖², measured rate": "log_weight_norm_sq",
                "embedding_cos_structure": "embedding_cos_structure",
                "embedding_fourier_share": "embedding_fourier_share"}
 TURNING = ("test_loss",)  # these also get a row for their turning point (the peak)
+CHANGE = f"{ONSET_SHARE:.0%} change"  # the onset rule's name in the table ("50% change")
+DELAY_LAW = "delay law, c · lr · wd"
 
 
 @dataclass
@@ -41,8 +55,8 @@ class IndicatorRow:
     well its early value tells the members that generalise from those that do not."""
 
     name: str
-    rule: str  # "50% change" or "peak"
-    rising: int  # members whose test accuracy reached RISE
+    rule: str  # CHANGE (grokking.onset) or "peak"
+    rising: int  # members whose test accuracy reached RISE_LEVEL
     with_onset: int  # of those, members where the indicator had an onset
     lead_median: float | None  # epochs before the rise (negative: after it)
     lead_min: float | None
@@ -105,58 +119,38 @@ class Report:
             if isinstance(x, list):
                 return [clean(v) for v in x]
             return x
-        return clean({"rise_level": RISE, "early_share": EARLY_SHARE,
+        return clean({"rise_level": RISE_LEVEL, "early_share": EARLY_SHARE,
                       "members": [asdict(m) for m in self.members],
                       "indicators": [asdict(r) for r in self.indicators],
                       "forecasts": [asdict(f) for f in self.forecasts]})
 
 
-def early_epoch(traj: Trajectory) -> int:
-    """The last evaluated epoch at or before EARLY_SHARE of the budget."""
-    cut = EARLY_SHARE * traj.budget
-    known = traj.epochs[traj.epochs <= cut]
-    return int(known[-1]) if known.size else int(traj.epochs[0])
-
-
-def value_at(epochs: np.ndarray, values: np.ndarray, epoch: int) -> float:
-    """The last finite value at or before ``epoch`` (a member that stopped keeps its last)."""
-    ok = np.flatnonzero((epochs <= epoch) & np.isfinite(values))
-    return float(values[ok[-1]]) if ok.size else math.nan
-
-
-def known_early(traj: Trajectory) -> bool:
-    """Whether the member's value at its early epoch says something about its future: it had
-    not generalised by then (else the value is a post-grok one) and was still evaluated at
-    EARLY_SHARE of its budget (else the value is its last one, from before)."""
-    g = traj.test_grok_epoch
-    return (g is None or g > early_epoch(traj)) and traj.epochs[-1] >= EARLY_SHARE * traj.budget
-
-
-def _indicator_row(name: str, rule: str, trajs: Sequence[Trajectory],
+def _indicator_row(name: str, rule: str, members: Sequence[MemberSeries],
                    series: Sequence[dict[str, np.ndarray]]) -> IndicatorRow:
     leads, shares = [], []
     rising = with_onset = first = 0
     scores, labels = [], []
-    for traj, ind in zip(trajs, series, strict=True):
+    for member, ind in zip(members, series, strict=True):
         values = ind.get(name)
         if values is None:
             continue
-        value = value_at(traj.epochs, values, early_epoch(traj))
-        if known_early(traj) and math.isfinite(value):
+        epochs = target_epochs(member)
+        value = value_at(epochs, values, early_epoch(member))
+        if known_early(member) and math.isfinite(value):
             scores.append(value)
-            labels.append(traj.generalised)
-        rise = traj.rise(RISE)
+            labels.append(generalised(member))
+        rise = member_rise(member)
         if rise is None:
             continue
         rising += 1
-        onset = (turning_point if rule == "peak" else change_point)(traj.epochs, values)
-        if onset is None:
+        start = (turning_point if rule == "peak" else onset)(epochs, values)
+        if start is None:
             continue
         with_onset += 1
-        lead = rise - onset
+        lead = rise - start
         leads.append(lead)
         first += lead > 0
-        mem, grok = traj.train_grok_epoch, traj.test_grok_epoch
+        mem, grok = member.train_grok_epoch, member.test_grok_epoch
         if mem is not None and grok is not None and grok > mem:
             shares.append(lead / (grok - mem))
     auc = roc_auc(scores, labels)
@@ -169,139 +163,106 @@ def _indicator_row(name: str, rule: str, trajs: Sequence[Trajectory],
         ci[0] if ci else None, ci[1] if ci else None, len(scores), [float(x) for x in leads])
 
 
-def _forecasts(trajs: Sequence[Trajectory], series: Sequence[dict[str, np.ndarray]]
+def _forecasts(members: Sequence[MemberSeries], series: Sequence[dict[str, np.ndarray]]
                ) -> dict[str, list[float | None]]:
     """Leave-one-out: each member's forecast from the level and scale of all the others."""
-    early = [early_epoch(t) for t in trajs]
-    grok = [t.test_grok_epoch for t in trajs]
+    early = [early_epoch(m) for m in members]
+    grok = [m.test_grok_epoch for m in members]
+    epochs = [target_epochs(m) for m in members]
     out: dict[str, list[float | None]] = {}
     for method, name in FORECASTERS.items():
         if not any(name in s for s in series):
             continue  # not logged at all: analyse reports the row as missing
-        levels = [level_at(t.epochs, s[name], g) if g is not None and name in s else math.nan
-                  for t, s, g in zip(trajs, series, grok, strict=True)]
+        levels = [level_at(e, s[name], g) if g is not None and name in s else math.nan
+                  for e, s, g in zip(epochs, series, grok, strict=True)]
         result: list[float | None] = []
-        for i, (traj, s) in enumerate(zip(trajs, series, strict=True)):
-            others = [j for j in range(len(trajs)) if j != i and grok[j] is not None
+        for i, s in enumerate(series):
+            others = [j for j in range(len(members)) if j != i and grok[j] is not None
                       and math.isfinite(levels[j])]
             if name not in s or not others:
                 result.append(None)
                 continue
             level = float(np.median([levels[j] for j in others]))
-            raw_others = [extrapolate(trajs[j].epochs, series[j][name], early[j], level)
+            raw_others = [extrapolate(epochs[j], series[j][name], early[j], level)
                           for j in others]
             scale = calibrated_scale(raw_others, [float(grok[j]) for j in others],  # type: ignore[arg-type]
                                      [float(early[j]) for j in others])
-            raw = extrapolate(traj.epochs, s[name], early[i], level)
+            raw = extrapolate(epochs[i], s[name], early[i], level)
             result.append(scaled(raw, early[i], scale))
         out[method] = result
-    out[DELAY_LAW] = _delay_law(trajs, series, early)
+    out[DELAY_LAW] = delay_law([_law_facts(m, s) for m, s in zip(members, series, strict=True)],
+                               early)
     others_median: list[float | None] = []
-    for i in range(len(trajs)):
+    for i in range(len(members)):
         known = [g for j, g in enumerate(grok) if j != i and g is not None]
         others_median.append(float(np.median(known)) if known else None)
     out["median of the others"] = others_median
     return out
 
 
-DELAY_LAW = "delay law, c · lr · wd"
+def _law_facts(member: MemberSeries, series: dict[str, np.ndarray]) -> LawFacts | None:
+    """(T_mem, log ‖θ_mem‖², T_grok, log ‖θ_grok‖², lr · wd), or None when the member has
+    not memorised or its norm, lr or weight decay is not known."""
+    log_sq = series.get("log_weight_norm_sq")
+    mem, grok = member.train_grok_epoch, member.test_grok_epoch
+    if log_sq is None or mem is None or member.lr is None or not member.weight_decay:
+        return None
+    epochs = target_epochs(member)
+    l_grok = value_at(epochs, log_sq, grok) if grok is not None else math.nan
+    return mem, value_at(epochs, log_sq, mem), grok, l_grok, member.lr * member.weight_decay
 
 
-def _delay_law(trajs: Sequence[Trajectory], series: Sequence[dict[str, np.ndarray]],
-               early: Sequence[int]) -> list[float | None]:
-    """T_grok = T_mem + (log ‖θ_mem‖² − log ‖θ*‖²) / (c · lr · wd), leave-one-out.
-
-    c is the median over the other members of (log ‖θ_mem‖² − log ‖θ_grok‖²) /
-    ((T_grok − T_mem) · lr · wd), log ‖θ*‖² the median of their log ‖θ_grok‖². A member that
-    has not memorised by its early epoch, or whose lr or weight decay is unknown, gets none;
-    so does every member when the others' c is not positive (‖θ‖ grew during their delay: the
-    law, which has it shrink, says nothing then).
-    """
-    # (T_mem, L_mem, T_grok, L_grok, lr · wd) per member, or None
-    facts: list[tuple[int, float, int | None, float, float] | None] = []
-    for traj, s in zip(trajs, series, strict=True):
-        log_sq = s.get("log_weight_norm_sq")
-        mem, grok = traj.train_grok_epoch, traj.test_grok_epoch
-        if log_sq is None or mem is None or traj.lr is None or not traj.weight_decay:
-            facts.append(None)
-            continue
-        l_mem = value_at(traj.epochs, log_sq, mem)
-        l_grok = value_at(traj.epochs, log_sq, grok) if grok is not None else math.nan
-        facts.append((mem, l_mem, grok, l_grok, traj.lr * traj.weight_decay))
-    out: list[float | None] = []
-    for i, fact in enumerate(facts):
-        if fact is None or fact[0] > early[i]:
-            out.append(None)
-            continue
-        rates, targets = [], []
-        for j, other in enumerate(facts):
-            if j == i or other is None:
-                continue
-            t_mem, l_mem, t_grok, l_grok, lr_wd = other
-            if t_grok is not None and t_grok > t_mem and math.isfinite(l_grok):
-                rates.append((l_mem - l_grok) / ((t_grok - t_mem) * lr_wd))
-                targets.append(l_grok)
-        if not rates:
-            out.append(None)
-            continue
-        c, target = float(np.median(rates)), float(np.median(targets))
-        if c <= 0:
-            out.append(None)
-            continue
-        out.append(float(fact[0] + max(0.0, (fact[1] - target) / (c * fact[4]))))
-    return out
-
-
-def _forecast_row(method: str, values: Sequence[float | None], trajs: Sequence[Trajectory],
-                  missing: int = 0) -> ForecastRow:
+def _forecast_row(method: str, values: Sequence[float | None],
+                  members: Sequence[MemberSeries], missing: int = 0) -> ForecastRow:
     held, measured = [], []
     right = judged = 0
-    for f, t in zip(values, trajs, strict=True):
-        g, e = t.test_grok_epoch, early_epoch(t)
+    for f, m in zip(values, members, strict=True):
+        g, e = m.test_grok_epoch, early_epoch(m)
         if f is None or (g is not None and g <= e):
             continue  # no forecast, or generalised before anything needed forecasting
         judged += 1
-        right += (f <= t.budget) == t.generalised
+        right += (f <= (m.budget or 0)) == generalised(m)
         if g is not None:
             held.append(f)
             measured.append(float(g))
     return ForecastRow(method, len(held), mdape(held, measured), right, judged, missing)
 
 
-def analyse(trajs: Sequence[Trajectory]) -> Report:
+def analyse(members: Sequence[MemberSeries]) -> Report:
     """The whole table for a population of members."""
-    series = [indicator_series(t) for t in trajs]
+    series = [indicator_series(m) for m in members]
     names = sorted({n for s in series for n in s})
-    rows = [_indicator_row(n, "50% change", trajs, series) for n in names]
-    rows += [_indicator_row(n, "peak", trajs, series) for n in TURNING if n in names]
-    forecasts = _forecasts(trajs, series)
-    members = [MemberRow(t.label, t.run_id, t.train_grok_epoch, t.rise(RISE), t.test_grok_epoch,
-                         t.budget, early_epoch(t), {m: f[i] for m, f in forecasts.items()})
-               for i, t in enumerate(trajs)]
-    missing = {m: sum(n not in s for s in series) for m, n in FORECASTERS.items()}
-    rows_f = [_forecast_row(m, f, trajs, missing.get(m, 0)) for m, f in forecasts.items()]
-    rows_f += [ForecastRow(m, 0, None, 0, 0, len(trajs)) for m in FORECASTERS
-               if m not in forecasts]
-    return Report(members, rows, rows_f)
+    rows = [_indicator_row(n, CHANGE, members, series) for n in names]
+    rows += [_indicator_row(n, "peak", members, series) for n in TURNING if n in names]
+    forecasts = _forecasts(members, series)
+    rows_m = [MemberRow(m.label, m.run_id, m.train_grok_epoch, member_rise(m), m.test_grok_epoch,
+                        m.budget or 0, early_epoch(m), {k: f[i] for k, f in forecasts.items()})
+              for i, m in enumerate(members)]
+    missing = {k: sum(n not in s for s in series) for k, n in FORECASTERS.items()}
+    rows_f = [_forecast_row(k, f, members, missing.get(k, 0)) for k, f in forecasts.items()]
+    rows_f += [ForecastRow(k, 0, None, 0, 0, len(members)) for k in FORECASTERS
+               if k not in forecasts]
+    return Report(rows_m, rows, rows_f)
 
 
-def aligned(trajs: Sequence[Trajectory], names: Sequence[str]
+def aligned(members: Sequence[MemberSeries], names: Sequence[str]
             ) -> dict[str, list[tuple[str, np.ndarray, np.ndarray]]]:
     """Per indicator, each rising member's (label, epoch − rise epoch, series scaled to 0 at
     its first value and 1 at its last): the curves side by side at the rise."""
     out: dict[str, list[tuple[str, np.ndarray, np.ndarray]]] = {n: [] for n in names}
-    for traj in trajs:
-        rise = traj.rise(RISE)
+    for member in members:
+        rise = member_rise(member)
         if rise is None:
             continue
-        series = indicator_series(traj)
+        series = indicator_series(member)
+        epochs = target_epochs(member)
         for name in names:
             v = series.get(name)
             ok = np.flatnonzero(np.isfinite(v)) if v is not None else np.array([], int)
             if v is None or ok.size < 2 or v[ok[-1]] == v[ok[0]]:
                 continue
             scaled_v = (v[ok] - v[ok[0]]) / (v[ok[-1]] - v[ok[0]])
-            out[name].append((traj.label, traj.epochs[ok] - rise, scaled_v))
+            out[name].append((member.label, epochs[ok] - rise, scaled_v))
     return out
 
 
@@ -313,7 +274,8 @@ def _num(x: float | None, fmt: str = "{:.0f}") -> str:
 
 def table_text(report: Report) -> str:
     """The terminal table: one line per indicator, then the forecasts."""
-    lines = [f"{len(report.members)} member(s); rise = first epoch with test acc ≥ {RISE}; "
+    lines = [f"{len(report.members)} member(s); rise = first epoch with test acc ≥ "
+             f"{RISE_LEVEL}; "
              f"early epoch = {EARLY_SHARE:.0%} of the budget",
              f"{'indicator':<28} {'rule':<10} {'onset':>7} {'lead median':>11} "
              f"{'range':>13} {'× delay':>8} {'first':>7}  {'AUC early (95% CI)':<20}"]

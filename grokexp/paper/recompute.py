@@ -3,12 +3,12 @@
 ``grokexp figures RUN_ID`` needs no training: the metric series come from MLflow, and the
 chosen-epoch data (cosine matrices, embedding histograms, the DRC) are recomputed from the
 log-spaced checkpoints, which include every chosen epoch. A sweep's parent run is redrawn
-from its children's series. The MLflow client comes from the tracker (tracking/mlflow_tracker.py).
+from its children's series. The runs, their series and artifacts are read through a
+:class:`~grokexp.tracking.reader.RunReader`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 from pathlib import Path
@@ -21,53 +21,37 @@ from ..diagnostics.metrics.embedding import cosine_matrix
 from ..engine.data import make_splits, pair_table
 from ..engine.model import Architecture, embedded
 from ..engine.seeding import generator_for
-from ..errors import GrokexpError, NotFound, is_not_found
-from ..figures.sets import RunRecord, run_figures, sweep_figures
+from ..figures.sets import run_figures, sweep_figures
+from ..series import MemberSnapshots
 from ..spec.io import load_spec
 from ..spec.schema import Spec
 from ..tracking.checkpoint import DamagedState, load_member_state
+from ..tracking.reader import RunReader, TrackedRun
 
-__all__ = ["load_record", "child_runs", "redraw", "param_value"]
-
-_SUMMARY = {"train_grok_epoch", "test_grok_epoch", "grokking_delay"}
-
-
-def param_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+__all__ = ["load_record", "redraw"]
 
 
-def _spec_of(client: Any, run_id: str, tmp: Path) -> Spec:
-    path = client.download_artifacts(run_id, "spec.resolved.toml", str(tmp))
-    return load_spec(Path(path).read_text(encoding="utf-8"), f"run {run_id}")
-
-
-def _series(client: Any, run: Any) -> dict[str, tuple[list[int], list[float]]]:
-    out = {}
-    for key in sorted(set(run.data.metrics) - _SUMMARY):
-        history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
-        out[key] = ([m.step for m in history], [m.value for m in history])
-    return out
+def _spec_of(reader: RunReader, run_id: str, tmp: Path) -> Spec:
+    path = reader.download(run_id, "spec.resolved.toml", tmp)
+    return load_spec(path.read_text(encoding="utf-8"), f"run {run_id}")
 
 
 _CHECKPOINT_NAME = re.compile(r"epoch_(\d{1,9})\.pt")
 
 
-def _checkpoints(client: Any, run_id: str, spec: Spec, tmp: Path
+def _checkpoints(reader: RunReader, run_id: str, spec: Spec, tmp: Path
                  ) -> dict[int, dict[str, torch.Tensor]]:
     """Every ``checkpoints/epoch_*.pt`` of a member run, each checked against its spec's
     network; anything else in the folder is refused (exit 2), never skipped or a traceback."""
     out = {}
-    for item in client.list_artifacts(run_id, "checkpoints"):
+    for item in reader.artifacts(run_id, "checkpoints"):
         name = Path(item.path).name
         match = _CHECKPOINT_NAME.fullmatch(name)
         if item.is_dir or match is None:
             raise DamagedState(f"run {run_id}: {item.path}: not a checkpoint (the folder "
                                "holds only epoch_NNNNNN.pt files)")
-        local = client.download_artifacts(run_id, item.path, str(tmp))
-        out[int(match[1])] = load_member_state(Path(local), spec, f"run {run_id}: {item.path}")
+        local = reader.download(run_id, item.path, tmp)
+        out[int(match[1])] = load_member_state(local, spec, f"run {run_id}: {item.path}")
     return out
 
 
@@ -81,24 +65,25 @@ def _at_chosen(targets: list[int], available: list[int]) -> dict[int, int]:
     return out
 
 
-def load_record(client: Any, run_id: str, with_checkpoints: bool = True) -> RunRecord:
-    """One member run as a RunRecord: series from MLflow, chosen-epoch data recomputed."""
-    run = client.get_run(run_id)
+def load_record(reader: RunReader, run: TrackedRun,
+                with_checkpoints: bool = True) -> MemberSnapshots:
+    """One member run: its series from the store, its chosen-epoch data recomputed."""
+    run_id = run.run_id
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        spec = _spec_of(client, run_id, tmp)
+        spec = _spec_of(reader, run_id, tmp)
         cfg = spec.metrics
-        record = RunRecord(label=run.info.run_name or run_id, series=_series(client, run),
-                           drc_rates=list(cfg.drc_rates), mc_rate=cfg.mc_rate,
-                           embedding_activation=spec.model.embedding_activation)
+        record = MemberSnapshots(reader.series(run), drc_rates=list(cfg.drc_rates),
+                                 mc_rate=cfg.mc_rate,
+                                 embedding_activation=spec.model.embedding_activation)
         if not with_checkpoints:
             return record
-        checkpoints = _checkpoints(client, run_id, spec, tmp)
-        names = {a.path for a in client.list_artifacts(run_id, "weights")}
+        checkpoints = _checkpoints(reader, run_id, spec, tmp)
+        names = {a.path for a in reader.artifacts(run_id, "weights")}
         if "weights/final.pt" in names:
-            final = client.download_artifacts(run_id, "weights/final.pt", str(tmp))
+            final = reader.download(run_id, "weights/final.pt", tmp)
             record.final = {k: v.numpy() for k, v in load_member_state(
-                Path(final), spec, f"run {run_id}: weights/final.pt").items()}
+                final, spec, f"run {run_id}: weights/final.pt").items()}
     epochs = sorted(checkpoints)
     arch = Architecture.from_spec(spec)
 
@@ -135,29 +120,10 @@ def _drc(spec: Spec, states: dict[int, dict[str, torch.Tensor]]) -> dict[int, li
     return out
 
 
-def child_runs(client: Any, parent: Any) -> list[Any]:
-    """A sweep's member runs, in member order."""
-    runs = client.search_runs([parent.info.experiment_id],
-                              f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                              max_results=10000)
-    return sorted(runs, key=lambda r: int(r.data.tags.get("grokexp.member", "0")))
-
-
-def redraw(client: Any, run_id: str) -> dict[str, Any]:
+def redraw(reader: RunReader, run: TrackedRun) -> dict[str, Any]:
     """All figures of a run (member or sweep parent), recomputed; keyed by artifact path."""
-    try:
-        run = client.get_run(run_id)
-    except Exception as err:  # the store's exception types vary by backend
-        if is_not_found(err):
-            raise NotFound(f"no run {run_id} in the store") from None
-        raise GrokexpError(f"no run {run_id}: {err}") from None
-    if run.data.tags.get("grokexp.role") != "sweep":
-        return run_figures(load_record(client, run_id))
-    members = []
-    for child in child_runs(client, run):
-        varied = {k.removeprefix("varied."): param_value(v)
-                  for k, v in child.data.params.items() if k.startswith("varied.")}
-        members.append((varied, load_record(client, child.info.run_id, with_checkpoints=False)))
-    threshold = float(run.data.params.get("metrics.grok_threshold", 0.95))
-    return sweep_figures(members, threshold, run.info.run_name or run_id)
-
+    if run.role != "sweep":
+        return run_figures(load_record(reader, run))
+    members = [(child.varied, reader.series(child)) for child in reader.children(run)]
+    threshold = float(run.params.get("metrics.grok_threshold", 0.95))
+    return sweep_figures(members, threshold, run.label)

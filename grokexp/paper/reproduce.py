@@ -17,13 +17,14 @@ from typing import Any
 
 from ..engine.sweep import Member, expand_members
 from ..engine.train import Hook
-from ..figures.sets import RunRecord
 from ..run.runner import run_experiment
+from ..series import MemberSnapshots
 from ..spec.io import load_spec
 from ..spec.schema import Spec
 from ..tracking.mlflow_tracker import MlflowTracker
+from ..tracking.reader import RunReader
 from .claims import Claim, evaluate_claims
-from .recompute import child_runs, load_record, param_value
+from .recompute import load_record
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "paper_members", "run_spec", "collect_figures",
            "gallery_html", "claims_markdown", "overrides", "outcome_from_store",
@@ -42,7 +43,7 @@ class SpecOutcome:
     description: str
     parent_run_id: str | None
     run_ids: list[str]
-    members: list[tuple[dict[str, Any], RunRecord]] = field(default_factory=list)
+    members: list[tuple[dict[str, Any], MemberSnapshots]] = field(default_factory=list)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
     seconds: float = 0.0
     commit: str = ""  # the git commit the runs were trained at (their source tag)
@@ -75,8 +76,9 @@ def run_spec(name: str, spec: Spec, members: Sequence[Member], uri: str, quick: 
     outcome = SpecOutcome(name, spec.description, result.parent_run_id,
                           [m.run_id for m in result.members],
                           commit=tags.get("mlflow.source.git.commit", ""))
+    reader = tracker.reader()
     for member, run_id in zip(result.members, outcome.run_ids, strict=True):
-        record = load_record(tracker.client, run_id, with_checkpoints=False)
+        record = load_record(reader, reader.run(run_id), with_checkpoints=False)
         outcome.members.append((dict(member.varied), record))
     # to the tenth of a second it is tagged with, so that --reuse's gallery rounds the same
     outcome.seconds = round(time.perf_counter() - start, 1)
@@ -97,43 +99,33 @@ def _shown_runs(outcome: SpecOutcome) -> list[tuple[str, str]]:
     return shown
 
 
-def collect_figures(client: Any, outcome: SpecOutcome, out: Path) -> None:
+def collect_figures(reader: RunReader, outcome: SpecOutcome, out: Path) -> None:
     """Download the PNGs of the shown runs into ``out/<spec>/<label>/``."""
     for label, run_id in _shown_runs(outcome):
         folder = out / outcome.name / label.replace(" ", "_").replace("=", "")
         folder.mkdir(parents=True, exist_ok=True)
-        names = sorted(a.path for a in client.list_artifacts(run_id, "figures"))
+        names = sorted(a.path for a in reader.artifacts(run_id, "figures"))
         if names:
-            client.download_artifacts(run_id, "figures", str(folder))
+            reader.download(run_id, "figures", folder)
         for path in names:
             outcome.figures.append((f"{label}: {Path(path).stem}",
                                     str((folder / path).relative_to(out))))
 
 
-def outcome_from_store(client: Any, name: str, quick: bool) -> SpecOutcome | None:
+def outcome_from_store(reader: RunReader, name: str, quick: bool) -> SpecOutcome | None:
     """The latest reproduce run of one paper spec already in the store (no training)."""
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
+    top = reader.latest(name, {"grokexp.reproduce": "quick" if quick else "full"})
+    if top is None:
         return None
-    mode = "quick" if quick else "full"
-    runs = client.search_runs([experiment.experiment_id],
-                              f"tags.`grokexp.reproduce` = '{mode}'",
-                              order_by=["attributes.start_time DESC"], max_results=1000)
-    tops = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    if not tops:
-        return None
-    top = tops[0]
-    members = child_runs(client, top) if top.data.tags.get("grokexp.role") == "sweep" else [top]
-    parent = top.info.run_id if members[0] is not top else None
-    outcome = SpecOutcome(name, top.data.params.get("description", ""), parent,
-                          [m.info.run_id for m in members],
-                          commit=top.data.tags.get("mlflow.source.git.commit", ""),
-                          seconds=float(top.data.tags.get(SECONDS_TAG, 0.0)))
+    children = reader.children(top) if top.role == "sweep" else []
+    members = children or [top]
+    outcome = SpecOutcome(name, top.params.get("description", ""),
+                          top.run_id if children else None, [m.run_id for m in members],
+                          commit=top.tags.get("mlflow.source.git.commit", ""),
+                          seconds=float(top.tags.get(SECONDS_TAG, 0.0)))
     for member in members:
-        varied = {k.removeprefix("varied."): param_value(v)
-                  for k, v in member.data.params.items() if k.startswith("varied.")}
-        outcome.members.append((varied, load_record(client, member.info.run_id,
-                                                    with_checkpoints=False)))
+        outcome.members.append((member.varied, load_record(reader, member,
+                                                           with_checkpoints=False)))
     return outcome
 
 
@@ -179,8 +171,8 @@ def gallery_html(outcomes: list[SpecOutcome], claims: list[Claim], quick: bool) 
 def claims_markdown(claims: list[Claim], outcomes: Sequence[SpecOutcome] = ()) -> str:
     """The claims table; with outcomes, the runs (and commit) each spec's rows come from.
 
-    "censored": seeds whose test accuracy never reached 0.95 within the budget (see
-    claim_checks.py for how each check counts them).
+    "censored": seeds whose test accuracy never reached their grok threshold within the
+    budget (see grokexp.grokking; claim_measures.py says how each check counts them).
     """
     lines = ["| claim (paper) | figure | measured (range over seeds) | censored | verdict |",
              "|---|---|---|---|---|"]

@@ -1,8 +1,10 @@
 """One experiment end to end: members → populations → training → tracked runs and figures.
 
 This is where the pieces meet: the spec's members are grouped into populations of equal
-shape, each trained by ``train.train``; a tracking hook writes every evaluation and every
-finished member to the tracker. With more than one member there is a parent run.
+shape, each trained by ``train.train`` with the runner's hooks (``hooks.py``): the diagnostics,
+the checkpoints, and the tracking hook, through which every measured value reaches the
+tracker. One figure log draws every figure of the run. With more than one member there is a
+parent run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..diagnostics.hook import DiagnosticsHook, log_sweep_figures
+from ..diagnostics.hook import DiagnosticsHook
 from ..engine.data import (
     SPLIT_DIGEST_TAG,
     PairTable,
@@ -26,20 +28,12 @@ from ..engine.data import (
 )
 from ..engine.model import Architecture, Population
 from ..engine.sweep import Member, group_by_shape
-from ..engine.train import (
-    EvalContext,
-    History,
-    Hook,
-    Interrupted,
-    LoopState,
-    MemberSeries,
-    TrainData,
-    train,
-)
+from ..engine.train import History, Hook, Interrupted, LoopState, MemberSeries, TrainData, train
 from ..errors import RunInterrupted
 from ..figures.render import MAX_WORKERS as MAX_FIGURE_WORKERS
 from ..figures.render import FigurePool
-from ..figures.run import AccuracyCurves, accuracy_figures, overlay_figures
+from ..figures.run import ACCURACY_COLUMNS, overlay_figures
+from ..figures.sets import sweep_figures
 from ..spec.base import flatten
 from ..spec.io import masked_spec_toml, spec_hash, spec_to_dict
 from ..spec.masking import mask_values
@@ -49,9 +43,10 @@ from ..tracking.figure_log import FigureLog
 from ..tracking.redact import redact_params
 from ..tracking.resume import CHECKPOINT_ID_TAG
 from ..tracking.tracker import Tracker
+from .hooks import CheckpointHook, TrackingHook, summary_metrics
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
-           "resolve_device", "train_group", "SplitProvenance"]
+           "resolve_device", "train_group", "SplitProvenance", "summary_metrics"]
 
 
 @dataclass
@@ -87,52 +82,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-_MLFLOW_STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED",
-                  "KILLED": "KILLED"}
-
-
-def summary_metrics(history: MemberSeries) -> dict[str, float]:
-    """Grok epochs and delay, only those that were reached: no fake numbers."""
-    out: dict[str, float] = {}
-    for name in ("train_grok_epoch", "test_grok_epoch", "grokking_delay"):
-        value = getattr(history, name)
-        if value is not None:
-            out[name] = float(value)
-    return out
-
-
-class TrackingHook(Hook):
-    """Logs each evaluation and each finished member (summary, weights, figure)."""
-
-    def __init__(self, tracker: Tracker, run_ids: dict[int, str],
-                 on_finished: Callable[[Member, MemberSeries], None] | None,
-                 figure_log: FigureLog):
-        """``figure_log`` draws the accuracy figure off the training thread."""
-        self.tracker, self.run_ids, self.on_finished = tracker, run_ids, on_finished
-        self.figure_log = figure_log
-
-    def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
-        for pos, member in enumerate(ctx.members):
-            self.tracker.log_metrics(self.run_ids[member.index], ctx.epoch,
-                                     {name: vals[pos] for name, vals in values.items()})
-
-    def on_member_end(self, member: Member, history: MemberSeries,
-                      state: dict[str, torch.Tensor]) -> None:
-        run_id = self.run_ids[member.index]
-        self.tracker.log_metrics(run_id, history.last_epoch, summary_metrics(history))
-        tags = {"grokked": str(history.test_grok_epoch is not None).lower(),
-                "grokexp.status": history.status}
-        if history.reason:
-            tags["grokexp.reason"] = history.reason
-        self.tracker.set_tags(run_id, tags)
-        self.tracker.log_state(run_id, state, "weights/final.pt")
-        self.figure_log.submit(run_id, accuracy_figures, AccuracyCurves.of(history),
-                               member.spec.metrics.grok_threshold, member.label)
-        self.tracker.end_run(run_id, _MLFLOW_STATUS.get(history.status, "FINISHED"))
-        if self.on_finished is not None:
-            self.on_finished(member, history)
 
 
 def _member_result(member: Member, run_id: str, history: MemberSeries) -> MemberResult:
@@ -254,9 +203,11 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                 finished(by_index[h.index], h)
     pool = FigurePool(MAX_FIGURE_WORKERS)  # draws every figure of the run
     pool.start()  # the workers start while the population is set up and trains
-    diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=FigureLog(tracker, pool))
-    diagnostics.probes.start()  # its start-up overlaps the population's set-up
-    tracking_hook = TrackingHook(tracker, run_ids, finished, diagnostics.figure_log)
+    figure_log = FigureLog(tracker, pool)
+    tracking = TrackingHook(tracker, run_ids, finished, figure_log)
+    diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=figure_log, report=tracking.log)
+    diagnostics.start()  # the probe process's start-up overlaps the population's set-up
+    ours: list[Hook] = [CheckpointHook(tracker, run_ids), diagnostics, tracking]
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:
         for position, group in enumerate(group_by_shape(members)):
@@ -265,7 +216,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
             state = resume.state if resume is not None and position == resume.group else None
             try:
                 train_group(group, device or resolve_device(group[0].spec.train.device),
-                            [*hooks, diagnostics, tracking_hook], should_stop, state)
+                            [*hooks, *ours], should_stop, state)
             except Interrupted as stop:
                 group_ids = {m.index for m in group}
                 checkpoint = Checkpoint(
@@ -287,6 +238,8 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         with contextlib.suppress(Exception):
             diagnostics.finish()  # what was measured and drawn before the stop is kept
         with contextlib.suppress(Exception):
+            figure_log.finish()
+        with contextlib.suppress(Exception):
             tracker.flush()
         ended = {m.run_id for m in result.members}
         for run_id in open_runs - ended:
@@ -296,12 +249,18 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
     result.members.sort(key=lambda m: m.index)
     if parent_id is not None:
         histories.sort(key=lambda mh: mh[0].index)
-        diagnostics.figure_log.submit(
-            parent_id, overlay_figures, [AccuracyCurves.of(h) for _, h in histories],
+        figure_log.submit(
+            parent_id, overlay_figures, [h.only(*ACCURACY_COLUMNS) for _, h in histories],
             [m.label for m, _ in histories], spec.name)
-        log_sweep_figures(parent_id, spec, members, diagnostics)
+        swept = diagnostics.sweep_series(members)  # Figs. 5, 9, 10
+        if swept:
+            figure_log.submit(parent_id, sweep_figures, swept, spec.metrics.grok_threshold,
+                              spec.name)
         tracker.log_text(parent_id, _members_table(result), "members.md")
-    diagnostics.finish()  # every probe and figure logged before the parent run ends
+    try:  # every probe and figure logged before the parent run ends
+        diagnostics.finish()
+    finally:
+        figure_log.finish()
     tracker.flush()  # probes that finished after their member's run had ended
     if parent_id is not None:
         tracker.end_run(parent_id, "FINISHED" if all(

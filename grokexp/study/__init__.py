@@ -1,4 +1,4 @@
-"""Study: ``grokexp optimize``: ask-and-tell, batches as populations, storage, objective, report.
+"""Study: ``grokexp optimize``: ask-and-tell, space, batches as populations, storage, report.
 
 Imports: run, diagnostics, tracking, figures, engine, spec, errors; never mlflow or click.
 """

@@ -1,9 +1,10 @@
 """A trial's objective from its seeds' histories: pure functions, no Optuna, no MLflow.
 
 Censoring: a seed that never reaches the grok threshold on the test set within its epoch
-budget (or that fails) has no delay. It is scored ``censor_penalty × epochs``, which is larger
-than any real grokking delay or test grok epoch (both are at most ``epochs``), and counted as
-censored; it is never reported as a measured number. The objective is the *upper* median of
+budget (``grokexp.grokking.censored``), or that fails, has no delay. It is scored
+``censor_penalty × epochs``, which is larger than any real grokking delay or test grok epoch
+(both are at most ``epochs``), and counted as censored; it is never reported as a measured
+number. The objective is the *upper* median of
 the seeds' scores, so it is always one seed's score: a real delay, or the penalty (then the
 trial is ``censored``). With an odd number of seeds that is the median; with an even number
 the worse middle score, so a trial counts as generalising only when more than half its seeds
@@ -16,7 +17,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..engine.train import MemberSeries
+from ..grokking import censored
+from ..series import MemberSeries
 
 __all__ = ["TrialOutcome", "seed_score", "trial_outcome", "censor_value"]
 
@@ -27,8 +29,8 @@ def censor_value(epochs: int, censor_penalty: float) -> float:
 
 
 def seed_score(history: MemberSeries, objective: str) -> float | None:
-    """The seed's grokking delay (or test grok epoch); None when censored."""
-    if history.status == "FAILED":
+    """The seed's grokking delay (or test grok epoch); None when censored (or failed)."""
+    if history.status == "FAILED" or censored(history.test_grok_epoch, history.budget):
         return None
     value = history.grokking_delay if objective == "grokking_delay" else history.test_grok_epoch
     return None if value is None else float(value)

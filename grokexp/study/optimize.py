@@ -11,8 +11,8 @@ The tracking store may go away mid-study (a server restarted, a network cut): th
 side does not depend on it. The tracker retries each write, then journals what it could not
 write into a recovery folder, and training goes on. Before its next batch the worker waits
 (``StudyOptions.store_wait_s``) for the store to answer, re-logs the folder into it as
-``grokexp relog`` would and goes on online; at the end, a store still away leaves the folder
-and ``StudyResult.store_failure`` says how to re-log it.
+``grokexp relog`` would and goes on online (``tracking.guard.StoreGuard``); at the end, a
+store still away leaves the folder and ``StudyResult.store_failure`` says how to re-log it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import hashlib
 import json
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +33,15 @@ from ..spec.base import flatten
 from ..spec.io import masked_spec_toml, spec_to_dict, spec_to_toml
 from ..spec.optimize import OptimizeSpec
 from ..spec.schema import Spec
-from ..tracking.redact import redact_params, redact_text, redact_uri
+from ..tracking.guard import StoreGuard
+from ..tracking.redact import redact_params
+from ..tracking.retry import Backoff, retry
 from ..tracking.tracker import Tracker
-from .batch import StoreUnavailable, budget_epochs, check_space, run_batch, suggest
+from .ask import ask_batch, counts, frozen_trial, taken
+from .batch import StoreUnavailable, run_batch
 from .report import best_rows, best_spec, completed, format_table, ranked, study_figures
+from .sampler import make_pruner, make_sampler
+from .space import budget_epochs, check_space
 from .storage import (
     Heartbeat,
     StorageError,
@@ -50,11 +54,12 @@ from .storage import (
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["StudyOptions", "StudyResult", "run_study", "check_study_spec", "make_sampler",
-           "make_pruner"]
+__all__ = ["StudyOptions", "StudyResult", "run_study", "check_study_spec", "study_hash"]
 
 _PARENT_ATTR = "mlflow_parent_run_id"
 _HASH_ATTR = "grokexp_spec_hash"
+# a joining worker waits this long for the creator's parent run to be recorded (retry.py)
+_PARENT_WAIT = Backoff(first_s=0.5, cap_s=2.0, attempts=None, within_s=30.0)
 
 
 @dataclass(frozen=True)
@@ -86,37 +91,6 @@ class StudyResult:
     recovery: Path | None = None  # the recovery folder holding what the store missed
 
 
-def make_sampler(opt: OptimizeSpec, seed: int) -> optuna.samplers.BaseSampler:
-    """TPE (multivariate, constant liar), GP or random, seeded for this worker."""
-    import optuna
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if opt.sampler == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=opt.n_startup_trials)
-        if opt.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        return optuna.samplers.TPESampler(multivariate=True, constant_liar=True, seed=seed,
-                                          n_startup_trials=opt.n_startup_trials)
-
-
-def make_pruner(opt: OptimizeSpec) -> optuna.pruners.BasePruner:
-    """Reported value: 1 − test accuracy (median over the trial's seeds) at an evaluation.
-
-    ``forecast`` needs the seeds' histories, which only the batch's hook holds: it decides
-    there (``batch.StudyHook``), and Optuna's own pruner does nothing.
-    """
-    import optuna
-
-    if opt.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=max(1, opt.n_startup_trials // 2),
-                                           n_warmup_steps=opt.prune_warmup)
-    if opt.pruner == "threshold":
-        return optuna.pruners.ThresholdPruner(upper=1.0 - opt.prune_min_test_acc,
-                                              n_warmup_steps=opt.prune_warmup)
-    return optuna.pruners.NopPruner()
-
-
 def study_hash(spec: Spec) -> str:
     """What workers of one study must agree on: the spec minus budget and tracking."""
     raw = spec_to_dict(spec)
@@ -127,59 +101,11 @@ def study_hash(spec: Spec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        out[trial.state.name] = out.get(trial.state.name, 0) + 1
-    return out
-
-
-def _taken(counts: dict[str, int]) -> int:
-    return sum(counts.get(s, 0) for s in ("COMPLETE", "PRUNED", "RUNNING"))
-
-
-def ask_batch(study: optuna.Study, opt: OptimizeSpec, n_trials: int, batch: int,
-              heartbeat: Heartbeat) -> list[tuple[optuna.Trial, dict[str, Any]]]:
-    """Up to ``batch`` trials, never taking the study past ``n_trials``.
-
-    Workers race between counting and asking; a freshly created trial whose rank among the
-    study's live trials is beyond ``n_trials`` is told FAIL (user attr ``surplus``) at once.
-    """
-    from optuna.trial import TrialState
-
-    dims = opt.dims()
-    asked = []
-    for _ in range(batch):
-        if n_trials - _taken(_counts(study)) <= 0:
-            break
-        trial = study.ask()
-        heartbeat.add(trial._trial_id)
-        params = {key: suggest(trial, key, dim) for key, dim in dims.items()}
-        frozen = study._storage.get_trial(trial._trial_id)
-        if "fixed_params" not in frozen.system_attrs:
-            live = [t for t in study.get_trials(deepcopy=False)
-                    if t.number <= trial.number and t.state != TrialState.FAIL]
-            if len(live) > n_trials:
-                heartbeat.remove(trial._trial_id)
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=TrialState.FAIL)
-                break
-        asked.append((trial, params))
-    return asked
-
-
 def _parent_run(study: optuna.Study, created: bool, spec: Spec, opts: StudyOptions,
                 tracker: Tracker) -> str:
     """The study's MLflow parent run: made by the creator, found by everyone else."""
-    if not created:
-        for _ in range(60):
-            run_id = study.user_attrs.get(_PARENT_ATTR)
-            exists = _run_exists(tracker, run_id) if run_id else None
-            if exists:
-                return str(run_id)
-            if exists is False:
-                break  # recorded in another tracking store: this worker gets its own
-            time.sleep(0.5)  # not recorded yet, or the store did not answer: ask again
+    if not created and (found := _recorded_parent(study, tracker)) is not None:
+        return found
     tags = {"grokexp.role": "study", "grokexp.study": opts.study_name,
             "grokexp.storage": opts.storage.display, "grokexp.source": opts.source,
             "optuna.sampler": spec.optimize.sampler if spec.optimize else ""}
@@ -191,123 +117,26 @@ def _parent_run(study: optuna.Study, created: bool, spec: Spec, opts: StudyOptio
     return run_id
 
 
-def _run_exists(tracker: Tracker, run_id: str) -> bool | None:
-    """Whether the store holds that run; None when the store did not answer (an outage is no
-    proof that the run is missing)."""
-    client = getattr(tracker, "client", None)
-    if client is None:
-        return run_id in getattr(tracker, "runs", {})
-    try:
-        client.get_run(run_id)
-        return True
-    except Exception as err:  # MLflow raises its own not-found error type
-        return False if getattr(err, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" else None
+class _NotYet(Exception):
+    """The parent run is not recorded yet, or the tracking store did not answer."""
 
 
-class StoreGuard:
-    """The tracking store as one worker sees it: says when it fails, waits for it to come
-    back, and gives it what it missed.
-
-    A tracker that keeps failing goes offline into a recovery folder (``tracker.failure``,
-    ``tracker.journal``, see :class:`~..tracking.mlflow_tracker.MlflowTracker`). :meth:`check`
-    says so once; :meth:`ready` (before each batch) waits for the store to answer and has the
-    tracker re-log the folder and go back online (``tracker.reconnect()``);
-    :meth:`final` (at the end) tries that once. Trackers without a store (tests) are always
-    ready.
+def _recorded_parent(study: optuna.Study, tracker: Tracker) -> str | None:
+    """The parent run the study's creator recorded, once the store holds it (asked again
+    while it is not recorded yet or the store does not answer, for up to 30 s); None when it
+    is still not there, or is recorded in another tracking store (this worker gets its own).
     """
+    def look() -> str | None:
+        run_id = study.user_attrs.get(_PARENT_ATTR)
+        exists = tracker.run_exists(run_id) if run_id else None
+        if exists is None:
+            raise _NotYet
+        return str(run_id) if exists else None
 
-    def __init__(self, tracker: Tracker, echo: Callable[[str], None], wait_s: float):
-        self.tracker: Any = tracker  # an MlflowTracker's failure, journal and client, if any
-        self.echo, self.wait_s = echo, wait_s
-        self.problem: str | None = None  # a failure outside the tracker's writes
-        self._said = False
-
-    @property
-    def failure(self) -> str | None:
-        return getattr(self.tracker, "failure", None) or self.problem
-
-    @property
-    def folder(self) -> Path | None:
-        journal = getattr(self.tracker, "journal", None)
-        return None if journal is None else Path(journal.folder)
-
-    @property
-    def uri(self) -> str:
-        return redact_uri(str(getattr(self.tracker, "tracking_uri", "")))
-
-    def check(self) -> None:
-        """After tracking writes: say once that the store failed and where writes go now."""
-        if self._said or getattr(self.tracker, "failure", None) is None:
-            return
-        self._said = True
-        lost = getattr(self.tracker, "lost", None)
-        kept = (f"what the store misses is lost: {lost}" if lost is not None
-                else f"what the store misses is kept in {self.folder}")
-        self.echo(f"tracking store {self.uri}: {self.tracker.failure}; training goes on, "
-                  f"{kept}")
-
-    def lost(self, problem: str) -> None:
-        self.problem = problem
-        self.echo(f"{problem}; the batch's trials are queued again")
-
-    def _catch_up(self) -> None:
-        """Raises while the store still fails; else the tracker re-logs its folder and goes
-        online (:meth:`~..tracking.mlflow_tracker.MlflowTracker.reconnect`)."""
-        was_failing = self.failure is not None
-        replayed = self.tracker.reconnect()
-        if replayed is not None:
-            folder, counts = replayed
-            shown = ", ".join(f"{v} {k}" for k, v in counts.items())
-            self.echo(f"tracking store {self.uri} answers again: re-logged {folder} ({shown})")
-        elif was_failing:
-            self.echo(f"tracking store {self.uri} answers again")
-        self.problem, self._said = None, False
-
-    def ready(self) -> bool:
-        """Before a batch: True once the store takes writes again (at once while it works);
-        False if it is still failing after ``wait_s``."""
-        if self.failure is None or getattr(self.tracker, "reconnect", None) is None:
-            return True
-        deadline = time.monotonic() + self.wait_s
-        delay, waiting = 0.5, False
-        while True:
-            try:
-                self._catch_up()
-                return True
-            except Exception as err:  # requests', MLflow's and relog's errors alike
-                if time.monotonic() + delay > deadline:
-                    self.problem = self.problem or _one_line(err)
-                    return False
-                if not waiting:
-                    waiting = True
-                    self.echo(f"waiting up to {self.wait_s:g} s for tracking store {self.uri} "
-                              f"before the next batch ({_one_line(err)})")
-                time.sleep(delay)
-                delay = min(2 * delay, 5.0)
-
-    def final(self, result: StudyResult) -> None:
-        """At the end: one more try; a store still away is said in ``result``."""
-        if self.failure is None or getattr(self.tracker, "reconnect", None) is None:
-            return
-        try:
-            self._catch_up()
-            return
-        except Exception as err:
-            self.problem = self.problem or _one_line(err)
-        failure = self.failure
-        folder = result.recovery = self.folder
-        result.store_failure = [f"error: tracking store {self.uri}: {failure}"]
-        if folder is not None:
-            result.store_failure += [
-                f"nothing is lost: every trial trained here was told to the study; what "
-                f"MLflow missed is in {folder}",
-                f"once the store works again: grokexp relog {folder} --tracking-uri "
-                f"{self.uri}"]
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return redact_text(text[0] if text else type(err).__name__)
+    try:
+        return retry(look, _PARENT_WAIT, retry_on=lambda err: isinstance(err, _NotYet))
+    except _NotYet:
+        return None
 
 
 def check_study_spec(spec: Spec, source: str) -> OptimizeSpec:
@@ -345,19 +174,19 @@ def run_study(spec: Spec, opts: StudyOptions, tracker: Tracker,
 
     def told(run: Any) -> None:
         result.trained_here.append(run.trial.number)
-        frozen = study._storage.get_trial(run.trial._trial_id)
+        frozen = frozen_trial(study, run.trial.number)
         shown = "censored" if frozen.user_attrs.get("censored") else _fmt(frozen.value)
         echo(f"trial {run.trial.number}: {run.outcome} {shown} {run.params}")
 
     guard = StoreGuard(tracker, echo, opts.store_wait_s)
-    with Heartbeat(storage, opt.heartbeat_s) as heartbeat:
+    with Heartbeat(storage, study.study_name, opt.heartbeat_s) as heartbeat:
         while True:
-            for number, attrs in fail_stale_trials(study, opt.grace_s):
+            for number, attrs in fail_stale_trials(study, storage, opt.grace_s):
                 echo(f"trial {number}: its worker stopped; failed and queued again")
-                if attrs.get("mlflow_run_id") and _run_exists(tracker, attrs["mlflow_run_id"]):
+                if attrs.get("mlflow_run_id") and tracker.run_exists(attrs["mlflow_run_id"]):
                     tracker.end_run(attrs["mlflow_run_id"], "KILLED")
             # trials left to ask need their MLflow runs: a store that failed must be back
-            if _taken(_counts(study)) < opts.n_trials and not guard.ready():
+            if taken(counts(study)) < opts.n_trials and not guard.ready():
                 echo(f"tracking store {guard.uri} still failing after {opts.store_wait_s:g} s: "
                      "this worker asks no more trials")
                 break
@@ -367,16 +196,29 @@ def run_study(spec: Spec, opts: StudyOptions, tracker: Tracker,
                     run_batch(study, trials, spec, opts.source, tracker, result.parent_run_id,
                               heartbeat, hooks, told, guard.check, worker)
                 except StoreUnavailable as err:
-                    guard.lost(str(err))
+                    guard.failed(str(err))
+                    echo(f"{err}; the batch's trials are queued again")
                 guard.check()
-            elif _counts(study).get("RUNNING", 0):
+            elif counts(study).get("RUNNING", 0):
                 time.sleep(min(opt.heartbeat_s, 1.0))  # others' trials: finish or go stale
             else:
                 break
     _finish(study, spec, opts, tracker, result)
     guard.check()
-    guard.final(result)
+    if not guard.final():
+        result.recovery, result.store_failure = guard.folder, _store_failure(guard)
     return result
+
+
+def _store_failure(guard: StoreGuard) -> list[str]:
+    """What to say of a tracking store still failing at the end, and how to re-log."""
+    lines = [f"error: tracking store {guard.uri}: {guard.failure}"]
+    if guard.folder is not None:
+        lines += [f"nothing is lost: every trial trained here was told to the study; what "
+                  f"MLflow missed is in {guard.folder}",
+                  f"once the store works again: grokexp relog {guard.folder} --tracking-uri "
+                  f"{guard.uri}"]
+    return lines
 
 
 def _fmt(value: float | None) -> str:
@@ -387,9 +229,9 @@ def _finish(study: optuna.Study, spec: Spec, opts: StudyOptions, tracker: Tracke
             result: StudyResult) -> StudyResult:
     assert spec.optimize is not None and result.parent_run_id is not None
     parent = result.parent_run_id
-    counts = _counts(study)
-    result.complete = counts.get("COMPLETE", 0)
-    result.finished = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0) >= opts.n_trials
+    states = counts(study)
+    result.complete = states.get("COMPLETE", 0)
+    result.finished = states.get("COMPLETE", 0) + states.get("PRUNED", 0) >= opts.n_trials
     result.best = best_rows(study)
     result.table = format_table(result.best, spec.optimize.objective)
     for name, figure in study_figures(study, spec).items():

@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import GrokexpError
 from ..tracking.redact import redact_uri
+from ..tracking.retry import Backoff, retry
 from ..tracking.tracker import sqlite_path
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = ["StorageError", "StorageTarget", "resolve_storage", "mask_password", "open_storage",
-           "create_or_load_study", "Heartbeat", "fail_stale_trials", "HEARTBEAT_ATTR"]
+           "create_or_load_study", "trial_id", "Heartbeat", "fail_stale_trials",
+           "HEARTBEAT_ATTR"]
 
 HEARTBEAT_ATTR = "grokexp:heartbeat"
 DEFAULT_JOURNAL = "optuna.log"
@@ -87,8 +89,10 @@ def _check_driver(url: str) -> None:
                                "3 driver: pip install 'grokexp[postgres]'") from None
 
 
-def open_storage(target: StorageTarget, attempts: int = 5) -> optuna.storages.BaseStorage:
-    """The Optuna storage object. Table creation is retried: racing workers may collide."""
+def open_storage(target: StorageTarget) -> optuna.storages.BaseStorage:
+    """The Optuna storage object. Table creation is retried (5 tries, 0.5 → 4 s apart, the
+    policy of tracking/retry.py): racing workers may collide. A missing driver or a bad URL
+    (ImportError, ValueError) is not retried."""
     import optuna
 
     if target.kind == "journal":
@@ -101,15 +105,14 @@ def open_storage(target: StorageTarget, attempts: int = 5) -> optuna.storages.Ba
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if target.location.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}
-    for attempt in range(attempts):
-        try:
-            return optuna.storages.RDBStorage(target.location, engine_kwargs=engine_kwargs)
-        except Exception as err:  # SQLAlchemy's errors differ by dialect
-            if attempt == attempts - 1 or isinstance(err, (ImportError, ValueError)):
-                raise StorageError(f"--storage {target.display}: {str(err).splitlines()[0]}"
-                                   ) from None
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    try:
+        return retry(lambda: optuna.storages.RDBStorage(target.location,
+                                                        engine_kwargs=engine_kwargs),
+                     Backoff(first_s=0.5, cap_s=4.0, attempts=5),
+                     retry_on=lambda err: not isinstance(err, (ImportError, ValueError)))
+    except Exception as err:  # SQLAlchemy's errors differ by dialect
+        raise StorageError(f"--storage {target.display}: {str(err).splitlines()[0]}"
+                           ) from None
 
 
 def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, sampler: Any,
@@ -129,12 +132,22 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, sample
     return study, False
 
 
-class Heartbeat:
-    """A daemon thread that refreshes the heartbeat of this worker's RUNNING trials."""
+def trial_id(storage: optuna.storages.BaseStorage, study_name: str, number: int) -> int:
+    """The storage's id of trial ``number`` of a study, by the public lookups of Optuna's
+    ``BaseStorage`` (a ``Trial``'s own id is private): ``storage`` is the one
+    :func:`open_storage` made."""
+    study_id = storage.get_study_id_from_name(study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
-    def __init__(self, storage: optuna.storages.BaseStorage, interval_s: float):
-        self.storage, self.interval_s = storage, interval_s
-        self._trial_ids: set[int] = set()
+
+class Heartbeat:
+    """A daemon thread that refreshes the heartbeat of this worker's RUNNING trials (of the
+    study ``study_name`` in ``storage``), each named by its number."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, study_name: str,
+                 interval_s: float):
+        self.storage, self.study_name, self.interval_s = storage, study_name, interval_s
+        self._ids: dict[int, int] = {}  # number -> the storage's trial id
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="grokexp-heartbeat",
@@ -148,36 +161,42 @@ class Heartbeat:
         self._stop.set()
         self._thread.join(timeout=5 * self.interval_s + 5)
 
-    def add(self, trial_id: int) -> None:
-        self.beat(trial_id)
+    def add(self, number: int) -> None:
         with self._lock:
-            self._trial_ids.add(trial_id)
+            self._ids[number] = trial_id(self.storage, self.study_name, number)
+        self.beat(number)
 
-    def remove(self, trial_id: int) -> None:
+    def remove(self, number: int) -> None:
         with self._lock:
-            self._trial_ids.discard(trial_id)
+            self._ids.pop(number, None)
 
-    def beat(self, trial_id: int) -> None:
+    def beat(self, number: int) -> None:
         import optuna
 
+        with self._lock:
+            found = self._ids.get(number)
+        if found is None:
+            return
         try:
-            self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+            self.storage.set_trial_system_attr(found, HEARTBEAT_ATTR, time.time())
         except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
-            self.remove(trial_id)
+            self.remove(number)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             with self._lock:
-                ids = list(self._trial_ids)
-            for trial_id in ids:
+                numbers = list(self._ids)
+            for number in numbers:
                 try:
-                    self.beat(trial_id)
+                    self.beat(number)
                 except Exception:  # a transient storage error must not kill the worker
                     pass
 
 
-def fail_stale_trials(study: optuna.Study, grace_s: float) -> list[tuple[int, dict[str, Any]]]:
-    """Fail RUNNING trials whose heartbeat is older than ``grace_s`` and enqueue them again.
+def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage,
+                      grace_s: float) -> list[tuple[int, dict[str, Any]]]:
+    """Fail RUNNING trials whose heartbeat is older than ``grace_s`` and enqueue them again;
+    ``storage`` is the study's, as :func:`open_storage` made it.
 
     Returns (number, user_attrs) of each trial this worker failed, so the caller can close
     what else belonged to it (its MLflow run).
@@ -193,8 +212,9 @@ def fail_stale_trials(study: optuna.Study, grace_s: float) -> list[tuple[int, di
         if now - beat <= grace_s:
             continue
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "stale", True)
-            won = study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            stale = trial_id(storage, study.study_name, trial.number)
+            storage.set_trial_user_attr(stale, "stale", True)
+            won = storage.set_trial_state_values(stale, TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
         if not won:

@@ -1,4 +1,4 @@
-"""Tracking: the Tracker and its MLflow twin, store checks, recovery, redaction, checkpoints.
+"""Tracking: the Tracker, its MLflow twin and RunReader, retries, recovery, checkpoints.
 
 Imports: figures, engine, spec, errors; never optuna or click.
 """

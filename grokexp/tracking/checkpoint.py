@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from ..engine.init import parameter_layout
-from ..engine.train import LoopState, MemberSeries
+from ..engine.state import LoopState
 from ..errors import GrokexpError
+from ..series import MemberSeries
 from ..spec.schema import Spec
 
 __all__ = ["Checkpoint", "CHECKPOINT_ARTIFACT", "DamagedState", "load_checkpoint",

@@ -1,51 +1,39 @@
 """The real tracker: an MLflow store behind the :class:`~.tracking.Tracker` interface.
 
-Only this module (and the helpers of journal.py and recovery.py) imports mlflow, lazily, so
-``grokexp --help`` stays fast. Runs are named by their MLflow run id; metrics are buffered
-and written with ``log_batch`` because one sqlite write per metric costs milliseconds.
+Only this module (and journal.py, recovery.py, reader.py and store.py) imports mlflow,
+lazily, so ``grokexp --help`` stays fast. Runs are named by their MLflow run id; metrics are
+buffered and written with ``log_batch`` because one sqlite write per metric costs
+milliseconds. What the store holds is read back through :meth:`MlflowTracker.reader`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import GrokexpError, NotFound, is_not_found
+from .experiment import open_experiment, quiet_store_errors
 from .journal import DATASET_SOURCE_TYPE, Journal, dataset_input
-from .redact import redact_text, redact_uri
-from .tracker import (
-    EXPERIMENT_KIND_TAG,
-    artifact_root_for,
-    flat_params,
-    safe_artifact_path,
-    sqlite_path,
-)
+from .reader import RunReader
+from .redact import one_line, redact_text
+from .retry import Backoff, retry
+from .store import open_client, store_error
+from .tracker import flat_params, safe_artifact_path, sqlite_path
 
-__all__ = ["MlflowTracker", "store_error", "tracker_for_run"]
+__all__ = ["MlflowTracker", "WRITE_RETRY"]
 
-
-def _not_store_errors(record: logging.LogRecord) -> bool:
-    """MLflow logs every failed SQL statement with its traceback (dozens of lines on stderr
-    per write while a disk is full); the tracker retries, journals and reports it in one
-    line itself."""
-    return not str(record.msg).startswith("SQLAlchemy database error")
-
-
-def _quiet_store_errors() -> None:
-    store_log = logging.getLogger("mlflow.store.db.utils")
-    if _not_store_errors not in store_log.filters:
-        store_log.addFilter(_not_store_errors)
+# a write the store refuses: 5 tries, 0.5, 1, 2 and 4 s apart (retry.py states the policy)
+WRITE_RETRY = Backoff(first_s=0.5, cap_s=4.0, attempts=5)
 
 
 class MlflowTracker:
     """A real MLflow store (embedded sqlite by default, or any tracking server).
 
-    Every write is retried with backoff (``retry_delays``). When the store still fails, the
+    Every write is retried (:data:`WRITE_RETRY`; ``retry_delays`` gives other pauses, e.g. a
+    test's short ones). When the store still fails, the
     tracker goes offline: that write and all later ones go to a :class:`~.journal.Journal`
     in a new folder under ``recovery_dir``, ``failure`` says why, and ``grokexp relog``
     replays the folder once the store works again. Nothing computed is lost, unless the
@@ -54,10 +42,8 @@ class MlflowTracker:
     """
 
     def __init__(self, tracking_uri: str, experiment: str, flush_every_s: float = 5.0,
-                 retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0),
+                 retry_delays: Sequence[float] = tuple(WRITE_RETRY.pauses()),
                  recovery_dir: Path | None = None):
-        from .store import open_client
-
         if (db := sqlite_path(tracking_uri)) is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri
@@ -69,45 +55,11 @@ class MlflowTracker:
         self.dropped: list[str] = []  # the writes lost then
         # many workers may open a fresh store at once: one creates the schema, the rest wait
         self.client = open_client(tracking_uri)
-        _quiet_store_errors()
-        try:
-            self.experiment_id = self._experiment_id(experiment)
-            self._tag_experiment()
-        except Exception as err:  # the store's own exception types vary by backend
-            raise store_error(tracking_uri, _one_line(err)) from None
+        quiet_store_errors()
+        self.experiment_id = open_experiment(self.client, tracking_uri, experiment)
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
-
-    def _tag_experiment(self, attempts: int = 3) -> None:
-        """Set the experiment-kind tag unless it is there: workers that found a brand-new
-        experiment at once may race to tag it (a unique-key violation over PostgreSQL), and
-        the loser finds the winner's tag on looking again."""
-        key, value = EXPERIMENT_KIND_TAG
-        for attempt in range(attempts):
-            try:
-                if self.client.get_experiment(self.experiment_id).tags.get(key) != value:
-                    self.client.set_experiment_tag(self.experiment_id, key, value)
-                return
-            except Exception:
-                if attempt == attempts - 1:
-                    raise
-                time.sleep(0.2)
-
-    def _experiment_id(self, name: str) -> str:
-        """Find or create the experiment; workers started together may race to create it,
-        and the loser of that race finds the winner's experiment on looking again."""
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return str(found.experiment_id)
-        try:
-            return str(self.client.create_experiment(
-                name, artifact_location=artifact_root_for(self.tracking_uri)))
-        except Exception:
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return str(found.experiment_id)
 
     def _write(self, what: str, action: Callable[[], Any],
                offline: Callable[[Journal], None]) -> None:
@@ -125,17 +77,12 @@ class MlflowTracker:
                 self.dropped.append(what)
             return
         if self.failure is None:
-            for delay in (*self.retry_delays, None):
-                try:
-                    action()
-                    return
-                except Exception as err:  # sqlalchemy, requests, OSError, MlflowException
-                    if delay is None:
-                        self.failure = (f"{what} failed {len(self.retry_delays) + 1} times "
-                                        f"over {sum(self.retry_delays):g} s: "
-                                        f"{_one_line(err)}")
-                    else:
-                        time.sleep(delay)
+            try:
+                retry(action, self.retry_delays)
+                return
+            except Exception as err:  # sqlalchemy, requests, OSError, MlflowException
+                self.failure = (f"{what} failed {len(self.retry_delays) + 1} times over "
+                                f"{sum(self.retry_delays):g} s: {one_line(err)}")
         try:
             if self.journal is None:
                 if self.recovery_dir is None:
@@ -157,6 +104,18 @@ class MlflowTracker:
         if self.lost is None:
             self.lost = f"the temporary directory cannot be written: {err.strerror or err}"
         self.dropped.append(what)
+
+    def reader(self) -> RunReader:
+        """What the store holds, read back (through this tracker's client)."""
+        return RunReader(self.client, self.tracking_uri)
+
+    def run_exists(self, run_id: str) -> bool | None:
+        """Whether the store holds that run; None when it did not answer."""
+        return self.reader().exists(run_id)
+
+    def recovery_folder(self) -> Path | None:
+        """Where the writes the store missed are kept (once it has failed), else None."""
+        return None if self.journal is None else Path(self.journal.folder)
 
     def reconnect(self) -> tuple[Path, dict[str, int]] | None:
         """Back online after the store failed: raises while it still fails; else replays the
@@ -190,7 +149,7 @@ class MlflowTracker:
             for start in range(0, len(items), 100):
                 self.client.log_batch(run_id, params=items[start:start + 100])
         except Exception as err:  # nothing has been computed yet: fail loudly
-            failed = store_error(self.tracking_uri, _one_line(err))
+            failed = store_error(self.tracking_uri, one_line(err))
             if run_id is not None:  # made, then the store went: end it, or journal its end
                 with contextlib.suppress(Exception):
                     self.end_run(run_id, "FAILED")
@@ -300,14 +259,6 @@ class MlflowTracker:
                     lambda: self.client.log_inputs(run_id, [dataset_input(entry, context)]),
                     lambda j: j.dataset(run_id, entry, context))
 
-    def load_state(self, run_id: str, artifact_file: str, dst: Path) -> Path:
-        """Download one artifact of a run into ``dst`` (a folder); returns its path."""
-        try:
-            return Path(self.client.download_artifacts(run_id, artifact_file, str(dst)))
-        except Exception as err:
-            raise GrokexpError(f"run {run_id}: cannot read {artifact_file}: "
-                               f"{_one_line(err)}") from None
-
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.flush()
         self._write("ending a run", lambda: self.client.set_terminated(run_id, status=status),
@@ -318,27 +269,3 @@ class MlflowTracker:
                     lambda: self.client.update_run(run_id, status="RUNNING"),
                     lambda j: j.reopen(run_id))
 
-
-def store_error(tracking_uri: str, detail: str) -> GrokexpError:
-    """The one shape of a store failure: the URI without its password, then what went wrong."""
-    return GrokexpError(f"tracking store {redact_uri(tracking_uri)}: {detail}")
-
-
-def _one_line(err: BaseException) -> str:
-    """An exception as one line, without secrets: the message's first line and its type."""
-    text = str(err).strip().splitlines()
-    return redact_text(f"{text[0] if text else type(err).__name__}")
-
-
-def tracker_for_run(tracking_uri: str, run_id: str) -> MlflowTracker:
-    """A tracker over the experiment that already holds ``run_id`` (for redrawing)."""
-    from .store import open_client
-
-    client = open_client(tracking_uri)
-    try:
-        experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
-    except Exception as err:  # the store's own exception types vary by backend
-        if is_not_found(err):
-            raise NotFound(f"no run {run_id} in {redact_uri(tracking_uri)}") from None
-        raise store_error(tracking_uri, f"no run {run_id} ({_one_line(err)})") from None
-    return MlflowTracker(tracking_uri, experiment.name)

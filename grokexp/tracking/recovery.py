@@ -1,21 +1,21 @@
 """Replaying a recovery folder (journal.py writes it) into the store: ``grokexp relog``.
 
 The rules of a replay (:func:`relog`): the whole journal is checked before anything is
-written (each entry's shape, that the store holds its runs, the status rule of
-:func:`_check_statuses`); one replay of a folder at a time (a lock on its journal); the
-``RELOGGED`` marker records the journal line a replay reached, and no line is ever replayed
-twice (the runs may have been resumed since: a second replay would put an old checkpoint
-back and end them again). A replay cut short (the store failed again) records how far it
-got, and the next one goes on from there; lines a live process appended after a replay
-(an optimize worker whose store is still away) are replayed by the next one. Metrics already
-in the store are skipped and a data set input is logged once per run. This module, journal.py and
-mlflow_tracker.py are the only ones that talk to mlflow.
+written (each entry's shape, by journal.py's ``read_entries``; that the store holds its runs;
+the status rule of :func:`_check_statuses`); one replay of a folder at a time (a lock on its
+journal); the ``RELOGGED`` marker records the journal line a replay reached, and no line is
+ever replayed twice (the runs may have been resumed since: a second replay would put an old
+checkpoint back and end them again). A replay cut short (the store failed again) records how
+far it got, and the next one goes on from there; lines a live process appended after a
+replay (an optimize worker whose store is still away) are replayed by the next one. Metrics
+already in the store are skipped and a data set input is logged once per run. Only tracking/
+talks to mlflow (this module, journal.py, mlflow_tracker.py, reader.py, store.py,
+experiment.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GrokexpError, NotFound, SpecError, is_not_found
-from .journal import DATASET_SOURCE_TYPE, JOURNAL, Journal, dataset_input
+from .journal import DATASET_SOURCE_TYPE, JOURNAL, Journal, dataset_input, inside, read_entries
 from .redact import redact_text, redact_uri
 
 __all__ = ["Journal", "relog", "relogged_at", "AlreadyRelogged", "dataset_input",
            "DATASET_SOURCE_TYPE"]
 
 RELOGGED = "RELOGGED"  # when, and up to which journal line, the folder was replayed
-_STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 
 class AlreadyRelogged(GrokexpError):
@@ -66,87 +65,6 @@ def _mark(folder: Path, line: int) -> None:
     tmp = folder / f".{RELOGGED}.tmp"
     tmp.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n") + f"lines {line}\n", encoding="utf-8")
     os.replace(tmp, folder / RELOGGED)
-
-
-def _entries(folder: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, entry) for each line of the journal, each entry checked for its shape."""
-    path = folder / JOURNAL
-    if not path.is_file():
-        raise SpecError([f"{folder}: not a grokexp recovery folder (no {JOURNAL})"])
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    entries = []
-    for number, line in enumerate(lines, 1):
-        try:
-            entry = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            if number == len(lines):
-                break  # a last line cut short by a crash: everything before it is whole
-            raise SpecError([f"{path}:{number}: not a JSON line"]) from None
-        problem = _entry_problem(folder, entry)
-        if problem:
-            raise SpecError([f"{path}:{number}: {problem}"])
-        entries.append((number, entry))
-    return entries
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _entry_problem(folder: Path, entry: Any) -> str | None:
-    """What is wrong with one journal entry (the fields the tracker writes), or None."""
-    from .tracker import safe_artifact_path
-
-    if not isinstance(entry, dict) or not isinstance(entry.get("run_id"), str) or not (
-            entry["run_id"]):
-        return "not a journal entry (an object with a run_id)"
-    op = entry.get("op")
-    if op == "metrics":
-        rows = entry.get("rows")
-        if not isinstance(rows, list) or not all(
-                isinstance(r, list) and len(r) == 4 and isinstance(r[0], str) and r[0]
-                and _is_number(r[1]) and _is_int(r[2]) and _is_int(r[3]) for r in rows):
-            return "metrics entry: rows must be [key, value, timestamp, step] lists"
-    elif op == "tags":
-        tags = entry.get("tags")
-        if not isinstance(tags, dict) or not all(
-                isinstance(k, str) and k and isinstance(v, str) for k, v in tags.items()):
-            return "tags entry: tags must map names to strings"
-    elif op == "artifact":
-        file, target = entry.get("file"), entry.get("artifact_dir")
-        if not isinstance(file, str) or not (target is None or isinstance(target, str)):
-            return "artifact entry: needs a file name and an artifact_dir (or null)"
-        try:
-            local = _inside(folder, file)
-            if target is not None:
-                safe_artifact_path(f"{target}/{local.name}")
-        except GrokexpError as err:
-            return f"artifact entry: {err}"
-    elif op == "dataset":
-        if not isinstance(entry.get("dataset"), dict):
-            return "dataset entry without its dataset"
-        try:
-            dataset_input(entry["dataset"], str(entry.get("context", "training")))
-        except GrokexpError as err:
-            return str(err)
-    elif op == "end":
-        if entry.get("status") not in _STATUSES:
-            return f"end entry: status must be one of {', '.join(_STATUSES)}"
-    elif op != "reopen":
-        return f"unknown journal operation {str(op)[:40]!r}"
-    return None
-
-
-def _inside(folder: Path, rel: str) -> Path:
-    """A journal's file reference, refused if it points outside the recovery folder."""
-    path = (folder / rel).resolve()
-    if not path.is_relative_to(folder.resolve()) or not path.is_file():
-        raise GrokexpError(f"journal names a file outside the folder: {rel[:200]!r}")
-    return path
 
 
 def _check_statuses(path: Path, entries: list[tuple[int, dict[str, Any]]],
@@ -216,7 +134,7 @@ def relog(folder: Path, tracking_uri: str) -> tuple[dict[str, int], list[str]]:
 
     from .store import open_client
 
-    entries = _entries(folder)  # no journal: one line, before any lock or store
+    entries = read_entries(folder)  # no journal: one line, before any lock or store
     with _replay_lock(folder):
         done = replayed_to(folder)
         pending = [(number, entry) for number, entry in entries if number > done]
@@ -292,7 +210,7 @@ def _replay(folder: Path, entries: list[tuple[int, dict[str, Any]]], client: Any
                 client.log_batch(run_id, tags=[RunTag(k, v) for k, v in entry["tags"].items()])
                 counts["tags"] += len(entry["tags"])
             elif op == "artifact":
-                client.log_artifact(run_id, str(_inside(folder, entry["file"])),
+                client.log_artifact(run_id, str(inside(folder, entry["file"])),
                                     entry.get("artifact_dir"))
                 counts["artifacts"] += 1
             elif op == "dataset":

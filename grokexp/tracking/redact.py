@@ -15,7 +15,7 @@ from typing import Any
 
 from ..spec.masking import MASK, mask_secrets, mask_url, mask_values
 
-__all__ = ["MASK", "redact_uri", "redact_text", "redact_params"]
+__all__ = ["MASK", "redact_uri", "redact_text", "redact_params", "one_line"]
 
 
 def redact_text(text: str) -> str:
@@ -33,3 +33,9 @@ def redact_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """A flat param mapping with every string masked, inside lists and tables too (a sweep's
     value lists, a search space's choices)."""
     return {k: mask_values(v) for k, v in params.items()}
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as one line without secrets: its message's first line, else its type."""
+    text = str(err).strip().splitlines()
+    return redact_text(text[0] if text else type(err).__name__)

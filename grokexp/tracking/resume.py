@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from ..errors import GrokexpError, NotFound, is_not_found
+from ..errors import GrokexpError, NotFound
 from .checkpoint import CHECKPOINT_ARTIFACT, Checkpoint, load_checkpoint
-from .redact import redact_text
+from .reader import RunNotFound, RunReader, StoreReadError, TrackedRun
+from .redact import one_line
 
 __all__ = ["find_checkpoint", "claim_resume", "CHECKPOINT_ID_TAG", "RESUMED_BY_TAG"]
 
@@ -30,12 +30,8 @@ RESUMED_BY_TAG = "grokexp.resumed_by"
 _CLAIM_PARAM = "grokexp.resume."
 
 
-def _first_line(err: BaseException) -> str:
-    return redact_text((str(err).strip().splitlines() or [type(err).__name__])[0])
-
-
-def _check_status(run: Any, run_id: str, force: bool) -> None:
-    root, status = run.info.run_id, run.info.status
+def _check_status(run: TrackedRun, run_id: str, force: bool) -> None:
+    root, status = run.run_id, run.status
     if status in ("FINISHED", "FAILED"):
         raise GrokexpError(f"--resume {run_id}: run {root} is {status}; "
                            "it was resumed to its end already")
@@ -51,36 +47,32 @@ def find_checkpoint(tracking_uri: str, run_id: str,
 
     Refuses a run that is RUNNING unless ``force`` (see the module's rule).
     """
-    from .store import open_client
-
-    client = open_client(tracking_uri)
+    reader = RunReader.open(tracking_uri)
     try:
-        run = client.get_run(run_id)
-    except Exception as err:  # not found, or the store is down
-        if is_not_found(err):
-            raise NotFound(f"--resume {run_id}: no such run in the store") from None
-        raise GrokexpError(f"--resume {run_id}: {_first_line(err)}") from None
-    parent = run.data.tags.get("mlflow.parentRunId")
-    if parent and "grokexp.checkpoint_epoch" not in run.data.tags:
-        run = client.get_run(parent)
-    if "grokexp.checkpoint_epoch" not in run.data.tags:
+        run = reader.run(run_id)
+        if run.parent_id and "grokexp.checkpoint_epoch" not in run.tags:
+            run = reader.run(run.parent_id)
+    except RunNotFound:
+        raise NotFound(f"--resume {run_id}: no such run in the store") from None
+    except StoreReadError as err:  # the store is down
+        raise GrokexpError(f"--resume {run_id}: {err.detail}") from None
+    if "grokexp.checkpoint_epoch" not in run.tags:
         raise GrokexpError(f"--resume {run_id}: this run has no checkpoint "
-                           f"(status {run.info.status}); only interrupted runs can resume")
+                           f"(status {run.status}); only interrupted runs can resume")
     _check_status(run, run_id, force)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            local = client.download_artifacts(run.info.run_id, CHECKPOINT_ARTIFACT, tmp)
-        except Exception as err:
+            local = reader.download(run.run_id, CHECKPOINT_ARTIFACT, Path(tmp))
+        except StoreReadError as err:
             raise GrokexpError(f"--resume {run_id}: cannot read {CHECKPOINT_ARTIFACT}: "
-                               f"{_first_line(err)}") from None
-        checkpoint = load_checkpoint(Path(local))
-    tagged = run.data.tags["grokexp.checkpoint_epoch"]
+                               f"{err.detail}") from None
+        checkpoint = load_checkpoint(local)
+    tagged = run.tags["grokexp.checkpoint_epoch"]
     if str(checkpoint.epoch) != tagged:  # the newer one was never written (a full disk)
-        raise GrokexpError(f"--resume {run_id}: run {run.info.run_id} says it stopped after "
+        raise GrokexpError(f"--resume {run_id}: run {run.run_id} says it stopped after "
                            f"epoch {tagged} but its {CHECKPOINT_ARTIFACT} is from epoch "
                            f"{checkpoint.epoch}: resuming would repeat logged epochs")
-    experiment = client.get_experiment(run.info.experiment_id)
-    return checkpoint, experiment.name
+    return checkpoint, reader.experiment_name(run)
 
 
 def claim_resume(tracking_uri: str, run_id: str, root_run_id: str, token: str,
@@ -98,11 +90,12 @@ def claim_resume(tracking_uri: str, run_id: str, root_run_id: str, token: str,
 
     from .store import open_client
 
-    client = open_client(tracking_uri)
+    client = open_client(tracking_uri)  # the claim's writes are its own: never retried
+    reader = RunReader(client, tracking_uri)
     try:
-        run = client.get_run(root_run_id)
+        run = reader.run(root_run_id)
         _check_status(run, run_id, force)
-        tags = run.data.tags
+        tags = run.tags
         if expected_epoch is not None and tags.get("grokexp.checkpoint_epoch") != str(
                 expected_epoch):
             raise GrokexpError(f"--resume {run_id}: run {root_run_id}'s checkpoint changed "
@@ -115,16 +108,18 @@ def claim_resume(tracking_uri: str, run_id: str, root_run_id: str, token: str,
         try:
             client.log_batch(root_run_id, params=[Param(key, token)])
         except Exception:  # refused because another token is there, or the store failed
-            if client.get_run(root_run_id).data.params.get(key) in (None, token):
+            if reader.run(root_run_id).params.get(key) in (None, token):
                 raise
-        held = client.get_run(root_run_id).data.params.get(key)
+        held = reader.run(root_run_id).params.get(key)
         if held != token:
             raise GrokexpError(f"--resume {run_id}: run {root_run_id} was claimed by another "
                                "grokexp run --resume at the same time; that one trains, this "
                                "one stops (if that process is gone, add --force)")
         client.set_tag(root_run_id, RESUMED_BY_TAG, token)
         client.update_run(root_run_id, status="RUNNING")
+    except (RunNotFound, StoreReadError) as err:  # the reader's one line of the store's error
+        raise GrokexpError(f"--resume {run_id}: {err.detail}") from None
     except GrokexpError:
         raise
     except Exception as err:  # the store's own exception types vary by backend
-        raise GrokexpError(f"--resume {run_id}: {_first_line(err)}") from None
+        raise GrokexpError(f"--resume {run_id}: {one_line(err)}") from None

@@ -21,12 +21,18 @@ from urllib.parse import urlsplit
 
 from ..errors import GrokexpError
 from .redact import redact_uri
+from .retry import Backoff, retry
 from .tracker import sqlite_path, store_scheme
 
-__all__ = ["check_store", "open_client", "schema_lock_path"]
+__all__ = ["check_store", "open_client", "schema_lock_path", "store_error"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "postgres": 5432,
                   "mysql": 3306, "mssql": 1433}
+
+
+def store_error(tracking_uri: str, detail: str) -> GrokexpError:
+    """The one shape of a store failure: the URI without its password, then what went wrong."""
+    return GrokexpError(f"tracking store {redact_uri(tracking_uri)}: {detail}")
 
 
 def check_store(uri: str, timeout_s: float = 2.0) -> None:
@@ -236,21 +242,18 @@ def _schema_lock(uri: str, timeout_s: float) -> Iterator[None]:
 
 
 def _retry_schema_race(open_store: Any, timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
+    """``open_store()``, tried again (0.2 → 2 s apart, for up to ``timeout_s``) while it
+    fails the way a lost race for the schema fails."""
     migrating_until = time.monotonic() + min(timeout_s, 15.0)  # an old schema stays old
-    delay = 0.2
-    while True:
-        try:
-            return open_store()
-        except Exception as err:  # sqlalchemy's and MLflow's own types vary by backend
-            text = str(err).lower()
-            raced = any(mark in text for mark in _SCHEMA_RACE)
-            # another process may be setting up a fresh store's schema (a revision this
-            # MLflow knows); a revision it does not know is another version's, for good
-            found = _FOUND_VERSION.search(str(err))
-            migrating = (_MIGRATING in text and time.monotonic() < migrating_until
-                         and (found is None or _known_revision(found["found"])))
-            if not (raced or migrating) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
+
+    def raced(err: Exception) -> bool:  # sqlalchemy's and MLflow's own types vary by backend
+        text = str(err).lower()
+        # another process may be setting up a fresh store's schema (a revision this
+        # MLflow knows); a revision it does not know is another version's, for good
+        found = _FOUND_VERSION.search(str(err))
+        migrating = (_MIGRATING in text and time.monotonic() < migrating_until
+                     and (found is None or _known_revision(found["found"])))
+        return any(mark in text for mark in _SCHEMA_RACE) or migrating
+
+    return retry(open_store, Backoff(first_s=0.2, cap_s=2.0, attempts=None, within_s=timeout_s),
+                 retry_on=raced)

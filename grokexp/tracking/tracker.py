@@ -1,8 +1,9 @@
 """Where runs are recorded: the narrow interface the runner writes to, and its null twin.
 
 The real tracker, over MLflow, is mlflow_tracker.py; ``NullTracker`` records in memory so
-the loop and its tests run without MLflow. The helpers here (parameter values, artifact
-names, where a sqlite store keeps its artifacts) are shared by both.
+the loop and its tests run without MLflow; reader.py reads back what a store holds. The
+helpers here (parameter values, artifact names, where a sqlite store keeps its artifacts)
+are shared by both trackers.
 """
 
 from __future__ import annotations
@@ -35,9 +36,19 @@ _PARAM_VALUE_LIMIT = 6000
 
 
 class Tracker(Protocol):
-    """What the runner needs from a tracking backend."""
+    """What the runner needs from a tracking backend, and how its store is doing.
+
+    ``failure`` says why the store stopped taking writes (None while it takes them), and
+    ``lost`` why not even the recovery folder takes them; :meth:`recovery_folder` is where
+    the writes the store missed are kept, :meth:`reconnect` brings them back once it answers
+    again (it raises while the store still fails). :meth:`run_exists` is None when the store
+    did not answer.
+    """
 
     experiment_id: str
+    tracking_uri: str
+    failure: str | None
+    lost: str | None
 
     def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
                   parent_id: str | None = None) -> str: ...
@@ -54,6 +65,9 @@ class Tracker(Protocol):
     def flush(self) -> None: ...
     def end_run(self, run_id: str, status: str = "FINISHED") -> None: ...
     def reopen_run(self, run_id: str) -> None: ...
+    def run_exists(self, run_id: str) -> bool | None: ...
+    def recovery_folder(self) -> Path | None: ...
+    def reconnect(self) -> tuple[Path, dict[str, int]] | None: ...
 
 
 def flat_params(flat: Mapping[str, Any]) -> dict[str, str]:
@@ -104,6 +118,9 @@ class NullTracker:
 
     def __init__(self) -> None:
         self.experiment_id = "0"
+        self.tracking_uri = ""
+        self.failure: str | None = None  # memory never fails
+        self.lost: str | None = None
         self.runs: dict[str, dict[str, Any]] = {}
 
     def start_run(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str],
@@ -157,3 +174,12 @@ class NullTracker:
 
     def reopen_run(self, run_id: str) -> None:
         self.runs[run_id]["status"] = "RUNNING"
+
+    def run_exists(self, run_id: str) -> bool | None:
+        return run_id in self.runs
+
+    def recovery_folder(self) -> Path | None:
+        return None
+
+    def reconnect(self) -> tuple[Path, dict[str, int]] | None:
+        return None

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
-from grokexp.diagnostics.hook import checkpoint_targets, due
+from grokexp.diagnostics.schedule import checkpoint_targets, due
 
 DIAG = """
 [metrics]
@@ -103,9 +103,11 @@ def test_figures_command_recomputes_from_checkpoints(write_spec, tracking_uri, t
     logged = client.download_artifacts(run_id, "diagnostics/drc.csv", str(tmp_path))
     from grokexp.figures.sets import parse_drc_csv
     from grokexp.paper.recompute import load_record
+    from grokexp.tracking.reader import RunReader
 
     rates, curves = parse_drc_csv(open(logged).read())
-    record = load_record(client, run_id)
+    reader = RunReader.open(tracking_uri)
+    record = load_record(reader, reader.run(run_id))
     assert sorted(record.drc) == sorted(curves) == [0, 15]
     for epoch in curves:  # the same weights and the same generators: equal at every rate
         assert record.drc[epoch] == pytest.approx(curves[epoch], abs=1e-4)  # csv: 4 digits
@@ -149,8 +151,10 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
         hook = DiagnosticsHook(background_probes=background)
         population = Population.from_specs([m.spec for m in members], torch.device("cpu"))
         train(population, members, TrainData(table, splits), [hook])
-        return {i: (r.series["mc_dropout_acc_mean"], r.series["mc_dropout_acc_var"], r.drc,
-                    r.series["embedding_cos_structure"], r.series["inactive_neurons_pct"])
+        return {i: (r.series.columns["mc_dropout_acc_mean"],
+                    r.series.columns["mc_dropout_acc_var"], r.drc,
+                    r.series.columns["embedding_cos_structure"],
+                    r.series.columns["inactive_neurons_pct"])
                 for i, r in hook.records.items()}
 
     background, in_place = records(True), records(False)

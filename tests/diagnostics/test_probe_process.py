@@ -12,13 +12,8 @@ from multiprocessing.reduction import ForkingPickler
 import pytest
 import torch
 
-from grokexp.diagnostics.probes import (
-    ProbeQueue,
-    ProbeWork,
-    drc_probe,
-    frozen_params,
-    mc_probe,
-)
+from grokexp.diagnostics.probe_queue import ProbeQueue, sent
+from grokexp.diagnostics.probes import ProbeWork, drc_probe, frozen_params, mc_probe
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.model import Population
 from grokexp.engine.sweep import expand_members
@@ -59,14 +54,14 @@ def test_a_probe_is_copied_when_sent_and_travels_by_value() -> None:
     work = mc_probe(live, population.arch, data, spec.metrics, members, 0)
     expected = mc_probe(frozen_params(population), population.arch, data, spec.metrics,
                         members, 0)()
-    sent = work.sent()
-    wire = ForkingPickler.dumps(sent)
+    handed = sent(work)
+    wire = ForkingPickler.dumps(handed)
     assert not any(t.is_shared() for t in live.values())
     assert not data.table.left.is_shared() and not data.splits.test_index.is_shared()
     with torch.no_grad():
         for tensor in live.values():  # the next training step
             tensor.add_(0.5)
-    for values in (sent(), pickle.loads(wire)()):
+    for values in (handed(), pickle.loads(wire)()):
         assert values.keys() == expected.keys()
         for name in expected:
             assert torch.equal(values[name], expected[name]), name

@@ -79,7 +79,7 @@ def trained(request):
 
 
 def _at(record, name: str) -> float:
-    epochs, values = record.series[name]
+    epochs, values = record.series.columns[name]
     return values[epochs.index(EPOCHS)]
 
 

@@ -131,8 +131,9 @@ def test_population_adamw_takes_each_members_betas_and_eps(fused):
             ref_opt.step()
     for k, ref in enumerate(refs):
         torch.testing.assert_close(w["w"][k], ref.detach(), rtol=1e-6, atol=1e-7)
-    keep = torch.tensor([2, 0])  # members leave: the settings follow the survivors
-    opt.select(keep, {"w": w["w"][keep]})
+    keep = [2, 0]  # members leave: the settings follow the survivors
+    w["w"] = w["w"][keep]  # what Population.retire does to the dict the optimiser holds
+    opt.retire(keep)
     assert opt.beta1.tolist() == [0.0, 0.9] and opt.eps.tolist() == [1e-1, 1e-8]
     part = opt.shard(1, 2)
     assert part.beta2.tolist() == [0.999] and part.eps.tolist() == [1e-8]

@@ -1,6 +1,6 @@
 """The figure pool: figures drawn in worker processes are the figures drawn in place.
 
-A member's figures leave the training thread as plain data (a RunRecord, AccuracyCurves) and
+A member's figures leave the training thread as plain data (MemberSnapshots, a MemberSeries) and
 come back as PNG bytes from a spawned worker. The bytes must be those ``savefig`` writes in
 the calling process for the same data (Agg is deterministic), the work must really happen
 in another process, and a worker's error must reach the caller.
@@ -18,12 +18,13 @@ from mlflow.tracking import MlflowClient
 
 from grokexp.figures import paper as fp
 from grokexp.figures.render import FigurePool, draw, png_bytes
-from grokexp.figures.run import AccuracyCurves, accuracy_figures
-from grokexp.figures.sets import RunRecord, run_figures
+from grokexp.figures.run import accuracy_figures
+from grokexp.figures.sets import run_figures
+from grokexp.series import MemberSeries, MemberSnapshots
 from grokexp.tracking.mlflow_tracker import MlflowTracker
 
 
-def _record() -> RunRecord:
+def _record() -> MemberSnapshots:
     rng = np.random.default_rng(0)
     epochs = list(range(0, 410, 10))
     rise = [min(1.0, max(0.0, (e - 150) / 200)) for e in epochs]
@@ -32,12 +33,12 @@ def _record() -> RunRecord:
               "mc_dropout_acc_var": (epochs[::10], [0.01 * r * (1 - r) for r in rise[::10]]),
               "embedding_mean": (epochs, [0.01 * e for e in epochs]),
               "embedding_std": (epochs, [0.3] * len(epochs))}
-    return RunRecord(label="seed 0", series=series, drc_rates=[0.0, 0.5],
-                     drc={0: [0.1, 0.05], 400: [1.0, 0.6]},
-                     cosine={0: rng.standard_normal((7, 7))},
-                     embedding_values={0: rng.standard_normal(70)},
-                     final={"embedding": rng.standard_normal((7, 10)),
-                            "hidden.0.weight": rng.standard_normal((20, 16))})
+    return MemberSnapshots(MemberSeries(label="seed 0", columns=series), drc_rates=[0.0, 0.5],
+                           drc={0: [0.1, 0.05], 400: [1.0, 0.6]},
+                           cosine={0: rng.standard_normal((7, 7))},
+                           embedding_values={0: rng.standard_normal(70)},
+                           final={"embedding": rng.standard_normal((7, 10)),
+                                  "hidden.0.weight": rng.standard_normal((20, 16))})
 
 
 def _fails_with_pid() -> dict[str, Figure]:
@@ -51,7 +52,9 @@ def test_a_worker_draws_the_same_png_bytes_as_the_calling_process() -> None:
     pool = FigurePool(workers=2)
     try:
         drawn = pool.submit(run_figures, record).result(timeout=120)
-        curves = AccuracyCurves([0, 10], [0.5, 1.0], [0.0, 0.2], 10, None)
+        curves = MemberSeries(epochs=[0, 10], columns={"train_acc": ([0, 10], [0.5, 1.0]),
+                                                       "test_acc": ([0, 10], [0.0, 0.2])},
+                              train_grok_epoch=10)
         accuracy = pool.submit(accuracy_figures, curves, 0.95, "t").result(timeout=120)
         error = pool.submit(_fails_with_pid).exception(timeout=120)
     finally:
@@ -192,3 +195,35 @@ def test_the_workers_axes_are_made_without_automatic_title_placement() -> None:
     draw(_title_placement)
     _title_placement()
     assert _TITLE_PLACEMENT == [False, True]
+
+
+def test_the_pool_module_imports_no_matplotlib_until_something_is_drawn() -> None:
+    """The probe process takes its process helpers from render.py and never draws: it must
+    not pay for importing matplotlib (about 0.6 s of CPU at every start)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, grokexp.figures.render as r; "
+            "assert 'matplotlib' not in sys.modules, 'imported'; "
+            "r.draw(lambda: {}); assert 'matplotlib' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _collector_state() -> dict[str, Figure]:
+    import gc
+
+    raise RuntimeError(f"frozen {gc.get_freeze_count()} threshold {gc.get_threshold()[0]}")
+
+
+def test_a_worker_keeps_its_imports_out_of_the_collectors_scans() -> None:
+    """A worker freezes what its imports made (its exit then skips collecting them), and
+    collects its young objects less often than Python's default of 700."""
+    pool = FigurePool(workers=1)
+    try:
+        error = pool.submit(_collector_state).exception(timeout=120)
+    finally:
+        pool.close()
+    _, frozen, _, threshold = str(error).split()
+    assert int(frozen) > 10_000 and int(threshold) > 700

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 
-from grokexp.forecast.history import Trajectory, indicator_series
+from grokexp.forecast.history import indicator_series, member_from_points, target_epochs
 from grokexp.forecast.predict import extrapolate, prune_reason
 from grokexp.forecast.report import analyse, table_text
+from grokexp.grokking import rise_epoch
+from grokexp.series import MemberSeries
 
 EPOCHS = np.arange(0, 3001, 10)
 BUDGET = 3000
@@ -18,7 +20,13 @@ def step(at: float) -> np.ndarray:
     return (EPOCHS >= at).astype(float)
 
 
-def member(label: str, rise: int | None, generalises: bool = True) -> Trajectory:
+def put(member: MemberSeries, name: str, values: np.ndarray) -> None:
+    """A column on the member's evaluated epochs."""
+    member.columns[name] = ([int(e) for e in target_epochs(member)], [float(v) for v in values])
+
+
+def member(label: str, rise: int | None, generalises: bool = True,
+           epochs: np.ndarray = EPOCHS) -> MemberSeries:
     """Train acc 1 from epoch 100; test acc 0.1 → 1 at ``rise`` (never when None); "leads"
     steps 300 epochs before the rise, "lags" 100 after; "early" is 1 for members that
     generalise; "linear" reaches 1 exactly at the test grok epoch, with the same slope."""
@@ -28,10 +36,13 @@ def member(label: str, rise: int | None, generalises: bool = True) -> Trajectory
               "leads": step(on - 300), "lags": step(on + 100),
               "early": np.full(EPOCHS.shape, 1.0 if generalises else 0.0),
               "linear": 1 + (EPOCHS - on) / 2000.0}
-    return Trajectory(label, EPOCHS.copy(), series, BUDGET)
+    keep = np.isin(EPOCHS, epochs)
+    points = {name: dict(zip(EPOCHS[keep].tolist(), v[keep].tolist(), strict=True))
+              for name, v in series.items()}
+    return member_from_points(label, points, BUDGET)
 
 
-def population() -> list[Trajectory]:
+def population() -> list[MemberSeries]:
     return [member("a", 1000), member("b", 1400), member("c", 1800), member("d", 2600),
             member("never1", None, False), member("never2", None, False)]
 
@@ -88,8 +99,8 @@ def test_extrapolation_directions_and_the_prune_rule():
 
 def test_derived_indicators():
     t = member("a", 1000)
-    t.series["weight_norm"] = np.exp(-EPOCHS / 1000.0)
-    t.series["train_loss"] = np.exp(-EPOCHS / 500.0) * (1 + 0.1 * (-1.0) ** np.arange(len(EPOCHS)))
+    put(t, "weight_norm", np.exp(-EPOCHS / 1000.0))
+    put(t, "train_loss", np.exp(-EPOCHS / 500.0) * (1 + 0.1 * (-1.0) ** np.arange(len(EPOCHS))))
     ind = indicator_series(t)
     np.testing.assert_allclose(ind["log_weight_norm_sq"], -2 * EPOCHS / 1000.0, atol=1e-12)
     ratio = ind["log_norm_ratio"]
@@ -112,7 +123,7 @@ def test_the_delay_law_is_exact_on_members_that_follow_it():
         t = member(f"wd{wd}", grok)
         t.lr, t.weight_decay = 1e-3, wd
         log_sq = np.where(EPOCHS < 100, 5.0, 5.0 - 1e-3 * wd * (EPOCHS - 100))
-        t.series["weight_norm"] = np.exp(log_sq / 2)
+        put(t, "weight_norm", np.exp(log_sq / 2))
         trajs.append(t)
     trajs.append(member("never", None, False))  # no lr: no delay-law forecast
     report = analyse(trajs)
@@ -127,11 +138,11 @@ def test_the_oscillation_score_is_causal():
     second difference at i is x[i-2] − 2x[i-1] + x[i] (a forward one would show it at 4)."""
     t = member("a", 1000)
     flat = np.exp(-EPOCHS / 500.0)
-    t.series["train_loss"] = flat
+    put(t, "train_loss", flat)
     base = indicator_series(t)["loss_oscillation"]
     spiked = flat.copy()
     spiked[5] *= 3.0
-    t.series["train_loss"] = spiked
+    put(t, "train_loss", spiked)
     osc = indicator_series(t)["loss_oscillation"]
     assert np.isnan(osc[:2]).all()  # no second difference before three values
     np.testing.assert_array_equal(osc[:5], base[:5])
@@ -145,12 +156,9 @@ def test_early_auc_leaves_out_members_already_generalised_or_stopped():
     that stopped before it a stale one: neither is scored, as in the forecast rows."""
     trajs = population()
     fast = member("fast", 400)  # rose at 400 < 600: leave it out
-    fast.series["early"][:] = 0.0  # would make the AUC < 1 if it were scored as a positive
-    stopped = member("stopped", None, False)
-    keep = stopped.epochs <= 300
-    stopped.epochs = stopped.epochs[keep]
-    stopped.series = {k: v[keep] for k, v in stopped.series.items()}
-    stopped.series["early"][:] = 1.0  # would make the AUC < 1 if scored as a negative
+    put(fast, "early", np.zeros(EPOCHS.shape))  # an AUC < 1 if it were scored as a positive
+    stopped = member("stopped", None, False, epochs=EPOCHS[EPOCHS <= 300])
+    put(stopped, "early", np.ones(31))  # would make the AUC < 1 if scored as a negative
     report = analyse([*trajs, fast, stopped])
     rows = {r.name: r for r in report.indicators}
     assert rows["early"].auc_members == 6 and rows["early"].auc == 1.0
@@ -165,7 +173,7 @@ def test_a_delay_law_with_a_growing_norm_forecasts_nothing():
     for wd in (1.0, 2.0, 0.5):
         t = member(f"wd{wd}", 1000 + round(100 * wd))
         t.lr, t.weight_decay = 1e-3, wd
-        t.series["weight_norm"] = np.exp(np.where(EPOCHS < 100, 5.0, 5.0 + 1e-3 * (EPOCHS - 100)))
+        put(t, "weight_norm", np.exp(np.where(EPOCHS < 100, 5.0, 5.0 + 1e-3 * (EPOCHS - 100))))
         trajs.append(t)
     report = analyse(trajs)
     law = next(f for f in report.forecasts if f.method == DELAY_LAW)
@@ -176,7 +184,7 @@ def test_a_delay_law_with_a_growing_norm_forecasts_nothing():
 def test_a_forecaster_whose_indicator_some_members_lack_is_reported():
     trajs = population()
     for t in trajs[:4]:
-        t.series["embedding_fourier_share"] = 1 + (t.epochs - t.test_grok_epoch) / 2000.0
+        put(t, "embedding_fourier_share", 1 + (EPOCHS - t.test_grok_epoch) / 2000.0)
     report = analyse(trajs)
     row = next(f for f in report.forecasts if f.method == "embedding_fourier_share")
     assert row.missing == 2 and row.held_out == 4
@@ -192,9 +200,9 @@ def test_a_forecaster_whose_indicator_some_members_lack_is_reported():
 def test_a_median_lead_of_zero_sorts_between_positive_and_negative():
     trajs = population()
     for t in trajs:
-        rise = t.rise(0.5)
+        rise = rise_epoch(*t.columns["test_acc"], 0.5)
         # a step 20 epochs before the rise is found at the rise (the smoothing lag): lead 0
-        t.series["zero"] = step(rise - 20 if rise is not None else 10**9)
+        put(t, "zero", step(rise - 20 if rise is not None else 10**9))
     report = analyse(trajs)
     assert {r.name: r for r in report.indicators}["zero"].lead_median == 0
     rows = [line.split()[0] for line in table_text(report).splitlines()[2:8]]

@@ -1,6 +1,7 @@
 """`grokexp reproduce` on tiny stand-ins of the paper specs, the paper specs themselves, and
 every claim check on synthetic histories: one that must hold, one that must not (often one the
-old, weaker check would have passed), and a censored seed (test accuracy never reaches 0.95)."""
+old, weaker check would have passed), and a censored seed (test accuracy never reaches 0.95).
+Onsets are grokexp.grokking's: where a series' trailing mean of five has made half its change."""
 
 from __future__ import annotations
 
@@ -14,18 +15,18 @@ from mlflow.tracking import MlflowClient
 from grokexp.cli import main
 from grokexp.engine.init import init_member
 from grokexp.engine.sweep import expand_members
-from grokexp.figures.sets import RunRecord
-from grokexp.paper.claim_checks import (
+from grokexp.grokking import grok_epochs, onset
+from grokexp.paper.claim_rules import (
     CENSORED,
     grok_epoch,
     grokking_delay,
     is_censored,
-    onset,
     rise_window,
     seeds_median,
 )
 from grokexp.paper.claims import CLAIMS, evaluate_claims
 from grokexp.paper.reproduce import PAPER_SPECS
+from grokexp.series import MemberSeries, MemberSnapshots
 from grokexp.spec.io import load_spec
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
@@ -100,7 +101,7 @@ def test_reproduce_quick_writes_gallery_and_reuse_rebuilds_it(tmp_path, tracking
     claims_md = (out / "claims.md").read_text()
     rows = _rows(claims_md)
     assert len(rows) == len(CLAIMS)
-    by_key = {c.key: rows[c.statement] for c, _ in CLAIMS}
+    by_key = {c.key: rows[c.statement] for c, *_ in CLAIMS}
     span = (f"{finals[0]:.2f}" if f"{finals[0]:.2f}" == f"{finals[1]:.2f}"
             else f"{finals[0]:.2f}–{finals[1]:.2f}")
     figure, measured, censored, verdict = by_key["const_rest"]
@@ -140,8 +141,10 @@ def _members(name: str):
 
 @pytest.mark.parametrize("name", PAPER_SPECS)
 def test_every_paper_spec_loads_under_its_own_name(name: str) -> None:
-    _, members = _members(name)
+    spec, members = _members(name)
     assert members
+    # the claims read each member's own grok threshold; the paper's is 0.95 in every spec
+    assert spec.metrics.grok_threshold == 0.95
 
 
 INTERVALS = [(-0.2, 0.2), (0.4, 0.8), (1.2, 1.6), (1.6, 2.0)]
@@ -180,15 +183,22 @@ def _ramp(start: int, end: int, lo: float, hi: float, last: int = 3000, every: i
                     / (end - start) for e in epochs]
 
 
+def _snapshots(columns: dict, budget: int) -> MemberSnapshots:
+    """A member as read back from its run: its columns, grok epochs at 0.95, its budget."""
+    series = MemberSeries(columns=columns, budget=budget)
+    series.train_grok_epoch, series.test_grok_epoch = grok_epochs(columns, series.threshold)
+    return MemberSnapshots(series)
+
+
 def _run(test: tuple[int, int] | None = (1000, 1450), train: tuple[int, int] = (100, 200),
-         test_top: float = 1.0, last: int = 3000, **series) -> RunRecord:
+         test_top: float = 1.0, last: int = 3000, **series) -> MemberSnapshots:
     """Train rises over ``train``, test over ``test`` (None: stays at 0.02, censored)."""
     test_acc = _ramp(*test, 0.02, test_top, last) if test else _ramp(0, 1, 0.02, 0.02, last)
-    return RunRecord(series={"train_acc": _ramp(*train, 0.02, 1.0, last), "test_acc": test_acc,
-                             **series})
+    return _snapshots({"train_acc": _ramp(*train, 0.02, 1.0, last), "test_acc": test_acc,
+                       **series}, last)
 
 
-def _delay(delay: float, **series) -> RunRecord:
+def _delay(delay: float, **series) -> MemberSnapshots:
     """Train grok at epoch 200, test grok at 200 + delay (CENSORED: never)."""
     if math.isinf(delay):
         return _run(None, **series)
@@ -203,11 +213,10 @@ def _verdict(members, key: str):
 
 def test_shared_rules_onset_rise_censoring_and_median() -> None:
     r = _run()
-    # floor 0.02, rise to 1.0: level 0.118, passed at epoch 1045 (first evaluated: 1050)
-    assert rise_window(r) == (1050, 1430)
+    # 0.02 → 1.0 from epoch 1000 to 1450: the trailing mean of five at e is the ramp at e − 20,
+    # half-way (0.51) at e − 20 = 1225, first evaluated at 1250; 0.95 first at epoch 1430
+    assert rise_window(r) == (1250, 1430)
     assert grok_epoch(r, "train_acc") == 200 and grokking_delay(r) == 1230
-    noisy = ([0, 10, 20, 30, 40, 50], [0.0, 0.5, 0.0, 0.2, 0.6, 1.0])
-    assert onset(*noisy) == 30  # the early spike at 10 falls back: not the onset
     assert onset([0, 10], [0.5, 0.5]) is None  # no rise
     censored = _run(None)
     assert is_censored(censored) and not is_censored(r)
@@ -224,16 +233,19 @@ def _mc(peak: int, height: float = 1e-4) -> tuple[list[int], list[float]]:
 
 
 def test_mc_peak_inside_the_test_rise_after_it_and_censored() -> None:
-    inside = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(1200)))]}, "mc_peak")
+    inside = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(1300)))]}, "mc_peak")
     assert inside.verdict == "held", inside.measured
-    assert "test rise from 1050 (leaves its floor) to 1430" in inside.measured
+    assert "test rise from 1250 (its onset) to 1430" in inside.measured
+    # Before the test accuracy's onset (half its change, at 1250): not in the rise.
+    before = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(1100)))]}, "mc_peak")
+    assert before.verdict == "not held"
     # After the threshold: the old check (peak after train grok, > 5x, falls) would pass.
     after = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(1800)))]}, "mc_peak")
     assert after.verdict == "not held" and "peak at epoch 1800" in after.measured
     rising = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(3000)))]}, "mc_peak")
     assert rising.verdict == "not held"  # no fall after it: not a local maximum
-    mixed = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(1200))),
-                                   ({}, _run(None, mc_dropout_acc_var=_mc(1200)))]}, "mc_peak")
+    mixed = _verdict({"baseline": [({}, _run(mc_dropout_acc_var=_mc(1300))),
+                                   ({}, _run(None, mc_dropout_acc_var=_mc(1300)))]}, "mc_peak")
     assert mixed.verdict == "held in 1 of 2 seeds" and mixed.censored == "1 of 2"
     assert "1 censored" in mixed.measured
 
@@ -252,13 +264,13 @@ def test_drc_robust_holds_fails_and_censored() -> None:
 
 
 def test_cosine_onset_before_the_test_rise_onset() -> None:
-    early = _ramp(600, 950, 0.02, 0.95)  # 10% of its rise at epoch 635
+    # half-way (0.485) when the ramp at e − 20 is: e − 20 = 775, first evaluated at 800
+    early = _ramp(600, 950, 0.02, 0.95)
     held = _verdict({"baseline": [({}, _run(embedding_cos_structure=early))]}, "cosine")
     assert held.verdict == "held", held.measured
-    assert "its onset at epoch 640, the test rise's onset at 1050" in held.measured
-    # Starts after the test rise began (onset 1070) but is half-way (1080) before test ≥ 0.5
-    # (1230): the old midpoint check passed it.
-    late = _ramp(1060, 1100, 0.02, 0.95)
+    assert "its onset at epoch 800, the test rise's onset at 1250" in held.measured
+    # Half-way at 1300 + 20 (the ramp's middle, lagged): after the test accuracy's 1250.
+    late = _ramp(1200, 1400, 0.02, 0.95)
     assert _verdict({"baseline": [({}, _run(embedding_cos_structure=late))]},
                     "cosine").verdict == "not held"
     censored = _verdict({"baseline": [({}, _run(None, embedding_cos_structure=early))]},
@@ -422,8 +434,8 @@ def test_relu_delayed_against_the_baseline_median() -> None:
 def test_constant_embedding_and_constant_rest() -> None:
     learns = _verdict({"constant_embedding": [({}, _run(None))]}, "const_emb")
     assert learns.verdict == "held" and learns.censored == "1 of 1"  # train acc, not test
-    stuck = _run(None, train=(100, 200))
-    stuck.series["train_acc"] = _ramp(0, 1, 0.04, 0.04)
+    stuck = _snapshots({"train_acc": _ramp(0, 1, 0.04, 0.04),
+                        "test_acc": _ramp(0, 1, 0.02, 0.02)}, 3000)
     assert _verdict({"constant_embedding": [({}, stuck)]}, "const_emb").verdict == "not held"
     assert _verdict({"constant_rest": [({}, stuck)]}, "const_rest").verdict == "held"
     assert _verdict({"constant_rest": [({}, _run())]}, "const_rest").verdict == "not held"

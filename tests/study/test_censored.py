@@ -19,9 +19,9 @@ from optimize_helpers import OPT_TINY, load, optimize
 
 from grokexp.engine.train import MemberSeries
 from grokexp.spec.io import load_spec
-from grokexp.study.batch import budget_epochs
 from grokexp.study.objective import censor_value, trial_outcome
 from grokexp.study.report import ranked
+from grokexp.study.space import budget_epochs
 from grokexp.study.storage import StorageTarget, open_storage
 
 if sys.version_info >= (3, 11):

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from grokexp.engine.train import MemberSeries
 from grokexp.forecast.predict import PRUNE_INDICATOR, PRUNE_PATIENCE
 from grokexp.spec.optimize import OptimizeSpec
-from grokexp.study.batch import StudyHook, TrialRun
+from grokexp.study.hook import StudyHook, TrialRun
 
 # One seed per point; the space only says whether the embedding trains: frozen, the tiny
 # model cannot generalise (its cosine structure cannot move), trained it groks by epoch 250.

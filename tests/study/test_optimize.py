@@ -176,7 +176,7 @@ def test_a_study_refuses_a_worker_with_a_different_spec(write_spec, tracking_uri
 
 def test_sampler_kinds_build(write_spec):
     from grokexp.spec.io import load_spec
-    from grokexp.study.optimize import make_pruner, make_sampler
+    from grokexp.study.sampler import make_pruner, make_sampler
 
     opt = load_spec(OPT_TINY, "o.toml").optimize
     assert isinstance(make_sampler(opt, 1), optuna.samplers.TPESampler)
