@@ -29,12 +29,9 @@ from ..engine.workers import no_grad_call
 from ..figures.render import children_without_main, leave_interrupts_to_the_parent
 from .probes import ProbeWork, Values
 
-__all__ = ["Probe", "ProbeState", "ProbeProcess", "ProbeQueue", "SentWork", "sent",
-           "MAX_IN_FLIGHT"]
+__all__ = ["Probe", "ProbeState", "ProbeProcess", "ProbeQueue", "SentWork", "sent", "MAX_IN_FLIGHT"]
 
-# Probes waiting at most; past that the caller waits, so weight copies cannot pile up when
-# training outruns the background process.
-MAX_IN_FLIGHT = 16
+MAX_IN_FLIGHT = 16  # then the caller waits: weight copies never pile up behind the process
 
 
 @dataclass(frozen=True)
@@ -175,6 +172,7 @@ class ProbeQueue:
         self._process = ProbeProcess()
         self._pending: list[Probe] = []
         self._lock = threading.RLock()  # the process's callbacks dispatch from their thread
+        self._closed = False  # once closed, a landing probe sends no next one
 
     def start(self) -> None:
         """Start the probe process now (it would start with the first probe), so that its
@@ -182,7 +180,9 @@ class ProbeQueue:
         if self.background:
             self._process.executor()
 
-    def close(self) -> None:  # a later probe would start another process
+    def close(self) -> None:  # what is still queued stays QUEUED, for a caller to measure
+        with self._lock:
+            self._closed = True
         self._process.close()
 
     def submit(self, epoch: int, members: Sequence[Member], device: torch.device,
@@ -200,7 +200,7 @@ class ProbeQueue:
     def _dispatch(self) -> None:
         """Send the oldest queued probe to the process, unless one of ours is there."""
         with self._lock:
-            if any(p.state is ProbeState.SENT for p in self._pending):
+            if self._closed or any(p.state is ProbeState.SENT for p in self._pending):
                 return
             probe = next((p for p in self._pending if p.state is ProbeState.QUEUED), None)
             if probe is None:

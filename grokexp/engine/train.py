@@ -117,6 +117,9 @@ class PopulationLoop:
         """Resume: the series saved, and the members that had left retired (the population's
         weights and the optimiser's moments were saved without them)."""
         saved = {h.index: h for h in state.histories}
+        for fresh in self.histories:  # a checkpoint keeps the columns, not the spec's facts
+            saved[fresh.index].threshold = fresh.threshold
+            saved[fresh.index].budget, saved[fresh.index].label = fresh.budget, fresh.label
         self.histories[:] = [saved[m.index] for m in self.members]
         self.finished = [h for h in state.histories if h.index not in state.active]
         position = {m.index: p for p, m in enumerate(self.members)}

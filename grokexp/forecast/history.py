@@ -1,7 +1,8 @@
 """A member's series as the forecast reads it, and the indicators derived from it.
 
 The forecast reads :class:`~grokexp.series.MemberSeries` (built by whoever read the run: the
-CLI from MLflow with :func:`member_from_points`, the tests by hand). Its numbers are numpy
+CLI from MLflow through the tracking's ``RunReader``, the tests with
+:func:`member_from_points`). Its numbers are numpy
 arrays on the target's evaluated epochs, made from the series when needed (:func:`grid`).
 """
 

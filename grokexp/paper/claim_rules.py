@@ -97,7 +97,9 @@ def rise_window(record: MemberSnapshots) -> tuple[int, int] | None:
     if math.isinf(grok):
         return None
     start = grokking.onset(record.series.epochs_of("test_acc"), record.series.values("test_acc"))
-    return None if start is None else (start, int(grok))
+    # A jump within an evaluation or two puts the smoothed onset past the grok epoch: the
+    # rise is then that one step, and it starts no later than it ends.
+    return None if start is None else (min(start, int(grok)), int(grok))
 
 
 def _seed(varied: Mapping[str, Any], position: int) -> Any:

@@ -1,6 +1,6 @@
 """The runner's hooks: what reaches the tracker from the training loop.
 
-:class:`TrackingHook` is the one door from a measured value to the tracker (``log``): every
+:class:`TrackingHook` is a run's one door from a measured metric to the tracker (``log``): every
 evaluation's metrics, the diagnostics' probe values (``DiagnosticsHook(report=...)``) and each
 member's summary go through it; when a member leaves it also tags and ends the member's run
 and logs its weights and accuracy figure. :class:`CheckpointHook` saves each member's weights

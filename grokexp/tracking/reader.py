@@ -28,7 +28,7 @@ from .redact import one_line, redact_uri
 __all__ = ["RunReader", "TrackedRun", "Artifact", "StoreReadError", "RunNotFound",
            "param_value", "SUMMARY_METRICS"]
 
-# logged once, when a member ends (run/runner.py's summary_metrics): facts, not series
+# logged once, when a member ends (run/hooks.py's summary_metrics): facts, not series
 SUMMARY_METRICS = ("train_grok_epoch", "test_grok_epoch", "grokking_delay")
 _PAGE = 1000  # runs per search page
 T = TypeVar("T")

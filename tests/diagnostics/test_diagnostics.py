@@ -151,6 +151,7 @@ def test_background_probes_equal_probes_in_place(monkeypatch) -> None:
         hook = DiagnosticsHook(background_probes=background)
         population = Population.from_specs([m.spec for m in members], torch.device("cpu"))
         train(population, members, TrainData(table, splits), [hook])
+        hook.finish()
         return {i: (r.series.columns["mc_dropout_acc_mean"],
                     r.series.columns["mc_dropout_acc_var"], r.drc,
                     r.series.columns["embedding_cos_structure"],
@@ -188,6 +189,7 @@ def test_recorded_embedding_values_are_those_of_their_epoch() -> None:
     initial = population.params["embedding"].detach()[0].flatten().clone().numpy()
     hook = DiagnosticsHook()
     train(population, members, TrainData(table, splits), [hook])
+    hook.finish()
     values = hook.records[0].embedding_values
     final = population.params["embedding"].detach()[0].flatten().numpy()
     assert (values[0] == initial).all() and (values[20] == final).all()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import threading
 import time
 from multiprocessing.reduction import ForkingPickler
 
@@ -80,6 +81,7 @@ def test_probes_run_in_another_process_with_the_values_of_in_place() -> None:
         queue.submit(0, members, torch.device("cpu"),
                      drc_probe(params, population.arch, data, spec.metrics, members, 0))
     got = [[p.result() for p in q.finished(wait=True)] for q in (background, in_place)]
+    background.close()
     for there, here in zip(*got, strict=True):
         assert there.keys() == here.keys()
         for name in here:  # the same function of the same inputs, on one thread each
@@ -103,6 +105,7 @@ def test_a_killed_probe_process_loses_no_probe() -> None:
     for name in expected:
         assert torch.equal(values[name], expected[name]), name
     second = probe_pid(queue, members)
+    queue.close()
     assert second not in (first, os.getpid())
 
 
@@ -140,5 +143,26 @@ def test_a_ctrl_c_while_the_caller_measures_a_probe_leaves_it_for_the_clean_up(
         queue.finished(wait=True)  # the caller takes the newest queued probe
     (tmp_path / "release").write_text("go")
     done = queue.finished(wait=True)
+    queue.close()
     assert [int(p.result()["pid"][0]) for p in done][1] == os.getpid()
     assert len(done) == 2 and INTERRUPTS["left"] == 0
+
+
+def test_a_probe_landing_while_the_queue_closes_starts_no_new_process(tmp_path) -> None:
+    """close() waits for the probe in flight; when it lands, the queued one is not sent to a
+    fresh process (that process would outlive the run): the caller measures it here."""
+    from conftest import wait_until
+
+    _, members, _, _ = tiny_population([0])
+    release = tmp_path / "release"
+    queue = ProbeQueue()
+    queue.submit(0, members, torch.device("cpu"), ProbeWork(wait_for_file, str(release)))
+    queue.submit(0, members, torch.device("cpu"), ProbeWork(process_id))
+    closing = threading.Thread(target=queue.close)
+    closing.start()
+    wait_until(lambda: queue._closed, 30, "close() to begin")  # a state of the queue's own
+    release.write_text("go")
+    closing.join(timeout=60)
+    assert not closing.is_alive()
+    first, second = (int(p.result()["pid"][0]) for p in queue.finished(wait=True))
+    assert first != os.getpid() and second == os.getpid()

@@ -73,6 +73,7 @@ def trained(request):
     hook = DiagnosticsHook()
     data = TrainData(table, splits)
     history = train(population, members, data, [hook])
+    hook.finish()  # every probe in, the probe process stopped
     return {"members": members, "records": [hook.records[m.index] for m in members],
             "history": history, "data": data, "population": population,
             "relu": request.param == "relu", "spec": spec}

@@ -15,6 +15,7 @@ from grokexp.engine.sweep import expand_members
 from grokexp.engine.train import EvalContext, Hook, Interrupted, _optimizer
 from grokexp.run.runner import train_group
 from grokexp.spec.io import load_spec
+from grokexp.tracking.checkpoint import Checkpoint
 
 CPU = torch.device("cpu")
 SPEC = """
@@ -149,7 +150,8 @@ def test_a_member_leaves_then_the_population_resumes_bitwise(stop_epoch):
     first = _PruneAt(grid[1].index, 8)
     with pytest.raises(Interrupted) as stopped:
         train_group(grid, CPU, [first], should_stop=_interrupt_after(stop_epoch))
-    state = stopped.value.state
+    saved = Checkpoint("", "", None, {}, 0, stopped.value.state)  # as written to the store
+    state = Checkpoint.from_dict(saved.to_dict()).state
     assert state.epoch == stop_epoch
     assert state.active == ([m.index for m in grid] if stop_epoch < 8
                             else [grid[i].index for i in KEEP])
@@ -157,8 +159,9 @@ def test_a_member_leaves_then_the_population_resumes_bitwise(stop_epoch):
     resumed = train_group(grid, CPU, [second], resume=state)
     assert whole.by_index(grid[1].index).status == "PRUNED"
     for a, b in zip(whole.members, resumed.members, strict=True):
-        assert (a.index, a.epochs, a.metrics, a.status) == (b.index, b.epochs, b.metrics,
-                                                            b.status)
+        facts = ("index", "epochs", "metrics", "status", "train_grok_epoch", "test_grok_epoch",
+                 "threshold", "budget")
+        assert [getattr(a, f) for f in facts] == [getattr(b, f) for f in facts]
     finals = {**first.final, **second.final}
     assert finals.keys() == whole_hook.final.keys()
     for index, weights in whole_hook.final.items():

@@ -222,6 +222,10 @@ def test_shared_rules_onset_rise_censoring_and_median() -> None:
     assert is_censored(censored) and not is_censored(r)
     assert grok_epoch(censored) == CENSORED and grokking_delay(censored) == CENSORED
     assert rise_window(censored) is None
+    # A jump within one evaluation (0.02 at 1000, 1.0 at 1010): the trailing mean of five
+    # passes half-way when three values are high (epoch 1030), after the grok epoch (1010);
+    # the rise is then that one step and starts no later than it ends.
+    assert rise_window(_run((1000, 1010))) == (1010, 1010)
     assert seeds_median([1000, CENSORED, CENSORED]) == CENSORED  # beyond the budget, not dropped
     assert seeds_median([1000, 1200, CENSORED]) == 1200
     assert seeds_median([1000, 1200]) == 1200  # the upper median: one seed's value
