@@ -15,17 +15,28 @@ Last, the floor the default ``[metrics]`` set: the epoch-0 dropout probes' matmu
 two-core matmul limit, plus the random words of their masks drawn with torch's generator
 (timed alone, two members at a time), plus the fixed cost measured without the probes.
 
-    python benchmarks/fixed_cost.py [--epochs 10] [--repeats 2]
+Where the time goes: one profiled run with 1 seed and one with 16, without the probes
+(``_profile.py``: cProfile of the main thread, the kernel's CPU accounting of every process),
+give each extra member's CPU in the main process by package and in the processes it
+started (the figure workers, the probe process).
+
+Last, a short command: ``grokexp run specs/baseline.toml --set train.epochs=1``, as typed, in
+a scratch folder whose default store (``mlruns/``) an untimed first run made; its wall time
+against the 6 s target, then one profiled run: the imports by package, the main thread's
+call tree, the CPU of the other processes, and the seconds from the command's return to the
+process's end.
+
+    python benchmarks/fixed_cost.py [--epochs 10] [--repeats 2] [--parts fixed,short]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,9 +52,12 @@ from _common import (  # noqa: E402
     emit,
     forward_flops_per_pair,
 )
+from _profile import Profiled, print_profile, profile_command, run_timed  # noqa: E402
 
 K = 16
 TARGET_S = 0.3  # the issue's bound on the fixed cost per member at K = 16
+SHORT_TARGET_S = 6.0  # the issue's bound on the short command's wall time, 2 cores
+SHORT = ["run", "specs/baseline.toml", "--set", "train.epochs=1"]
 
 
 # the [metrics] compared: the defaults, and the same without the two dropout probes (MC
@@ -63,21 +77,64 @@ def spec_text(seeds: int, epochs: int, metrics: str = "") -> str:
             f"seeds = {list(range(seeds))}\n")
 
 
-def run_wall(seeds: int, epochs: int, tmp: Path, metrics: str) -> float:
-    """Wall seconds of one ``grokexp run`` in a fresh process and store."""
+def _fresh_run(seeds: int, epochs: int, tmp: Path, metrics: str) -> tuple[Path, list[str]]:
+    """A folder with the spec and an untimed store, and the ``grokexp run`` words for it."""
     folder = Path(tempfile.mkdtemp(dir=tmp))
     spec = folder / "spec.toml"
     spec.write_text(spec_text(seeds, epochs, metrics), encoding="utf-8")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     create_mlflow_store(uri)
-    command = [sys.executable, "-m", "grokexp", "run", str(spec), "--tracking-uri", uri,
-               "--quiet"]
-    start = time.perf_counter()
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"grokexp run failed:\n{done.stderr}")
-    return wall
+    return folder, ["run", str(spec), "--tracking-uri", uri, "--quiet"]
+
+
+def run_wall(seeds: int, epochs: int, tmp: Path, metrics: str) -> float:
+    """Wall seconds of one ``grokexp run`` in a fresh process and store."""
+    folder, words = _fresh_run(seeds, epochs, tmp, metrics)
+    return run_timed([sys.executable, "-m", "grokexp", *words], folder)[0]
+
+
+def run_profiled(seeds: int, epochs: int, tmp: Path, metrics: str) -> Profiled:
+    """One profiled ``grokexp run`` in a fresh process and store."""
+    folder, words = _fresh_run(seeds, epochs, tmp, metrics)
+    return profile_command(words, folder, "do_run")
+
+
+def print_per_member(one: Profiled, many: Profiled) -> None:
+    """What each member beyond the first adds, from a profiled run of 1 and one of K."""
+    per = K - 1
+    print(f"  per extra member: {(many.cpu_main_s - one.cpu_main_s) / per:.2f} s of CPU in "
+          f"the main process, {(many.cpu_children_s - one.cpu_children_s) / per:.2f} s in "
+          "the processes it started (figure workers, probe process)")
+    kinds = {kind: (many.self_by_kind.get(kind, 0.0) - one.self_by_kind.get(kind, 0.0)) / per
+             for kind in many.self_by_kind}
+    shown = [f"{kind} {s:.3f}" for kind, s in sorted(kinds.items(), key=lambda kv: -kv[1])
+             if s >= 0.005]
+    print(f"  the main thread's own seconds per extra member by package (cProfile, wall): "
+          f"{', '.join(shown)}", flush=True)
+
+
+def short_command(repeats: int, tmp: Path) -> None:
+    """The short command's wall time against its target, then where its time goes."""
+    folder = tmp / "short"
+    shutil.copytree(ROOT / "specs", folder / "specs")
+    command = [sys.executable, "-m", "grokexp", *SHORT]
+    run_timed(command, folder)  # makes the default store, mlruns/ (untimed)
+    runs = [run_timed(command, folder) for _ in range(repeats)]
+    wall, cpu = min(runs)
+    print(f"the short command: grokexp {' '.join(SHORT)} (default [metrics], an existing "
+          f"default store), best of {repeats}: {wall:.1f} s wall (target <= "
+          f"{SHORT_TARGET_S:g} s: {wall / SHORT_TARGET_S:.2f}x the target), {cpu:.1f} s of "
+          "CPU in all its processes", flush=True)
+    emit({"bench": "short_command", "wall_s": wall, "cpu_s": cpu, "runs": runs})
+    start = run_timed([sys.executable, "-c", "import grokexp.cli"], folder)[0]
+    print(f"  where it goes: starting the interpreter and importing the CLI {start:.2f} s; "
+          "then")
+    profiled = profile_command(SHORT, folder, "do_run")
+    print_profile(profiled)
+    emit({"bench": "short_command_profile", "command_s": profiled.command_s,
+          "exit_s": profiled.exit_s, "cpu_main_s": profiled.cpu_main_s,
+          "cpu_children_s": profiled.cpu_children_s,
+          "imports_by_package": profiled.imports_by_package})
 
 
 ENGINE = """
@@ -173,38 +230,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs each")
+    parser.add_argument("--parts", default="fixed,short",
+                        help="fixed (the fixed cost per member), short (the short command)")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        engine = min(engine_seconds(args.epochs, tmp) for _ in range(args.repeats))
-        fixed_by_metrics: dict[str, float] = {}
-        for label, metrics in METRICS.items():
-            one = min(run_wall(1, args.epochs, tmp, metrics) for _ in range(args.repeats))
-            many = min(run_wall(K, args.epochs, tmp, metrics) for _ in range(args.repeats))
-            fixed = (many - one) / (K - 1) - engine / K
-            fixed_by_metrics[label] = fixed
-            print(f"fixed cost per member (K = {K}, {args.epochs} epochs, {label}): grokexp "
-                  f"run with 1 seed {one:.1f} s, with {K} seeds {many:.1f} s; the engine alone "
-                  f"trains the {K} in {engine:.2f} s; so {fixed:.2f} s per member beyond its "
-                  f"training (target <= {TARGET_S} s: {fixed / TARGET_S:.2f}x the target)",
-                  flush=True)
-            emit({"bench": "fixed_cost", "metrics": label, "k": K, "epochs": args.epochs,
-                  "wall_1": one, "wall_k": many, "engine_k": engine,
-                  "fixed_s_per_member": fixed})
-        limit, flops = matmul_limit(), probe_flops(1)
-        draws = mask_draw_seconds()
-        # both cores: the matmuls at the two-thread limit, the draws of two members at once
-        floor = flops / limit + draws / 2
-        without = fixed_by_metrics[WITHOUT_PROBES]
-        print(f"the dropout probes' floor: at epoch 0 they execute {flops / 1e9:.1f} GFLOP of "
-              f"matmuls per member, {flops / limit:.2f} s at the matmul limit ({limit / 1e9:.1f} "
-              f"GFLOP/s now), and draw the random words of its masks, {draws:.2f} s on one "
-              f"thread ({draws / 2:.2f} s on two); so with them the fixed cost cannot go below "
-              f"{floor:.2f} + {without:.2f} (without them) = {floor + without:.2f} s per member "
-              f"(target <= {TARGET_S} s)", flush=True)
-        emit({"bench": "fixed_cost_floor", "probe_flops_per_member": flops,
-              "matmul_flops": limit, "mask_draw_s_per_member": draws,
-              "floor_s_per_member": floor, "floor_with_the_rest_s": floor + without})
+        if "fixed" in parts:
+            fixed_cost(args.epochs, args.repeats, tmp)
+        if "short" in parts:
+            short_command(max(args.repeats, 3), tmp)
+
+
+def fixed_cost(epochs: int, repeats: int, tmp: Path) -> None:
+    """The fixed cost per member with and without the dropout probes, where it goes, and
+    the probes' floor."""
+    engine = min(engine_seconds(epochs, tmp) for _ in range(repeats))
+    fixed_by_metrics: dict[str, float] = {}
+    for label, metrics in METRICS.items():
+        one = min(run_wall(1, epochs, tmp, metrics) for _ in range(repeats))
+        many = min(run_wall(K, epochs, tmp, metrics) for _ in range(repeats))
+        each = (many - one) / (K - 1)
+        fixed = each - engine / K
+        fixed_by_metrics[label] = fixed
+        print(f"fixed cost per member (K = {K}, {epochs} epochs, {label}): grokexp run with "
+              f"1 seed {one:.1f} s, with {K} seeds {many:.1f} s, so (wall({K}) - wall(1)) / "
+              f"{K - 1} = {each:.2f} s; the engine alone trains the {K} in {engine:.2f} s; so "
+              f"{fixed:.2f} s per member beyond its training (target <= {TARGET_S} s: "
+              f"{fixed / TARGET_S:.2f}x the target)", flush=True)
+        emit({"bench": "fixed_cost", "metrics": label, "k": K, "epochs": epochs,
+              "wall_1": one, "wall_k": many, "engine_k": engine, "each_s": each,
+              "fixed_s_per_member": fixed})
+    print(f"where it goes ({WITHOUT_PROBES}; one profiled run with 1 seed, one with {K}):")
+    print_per_member(run_profiled(1, epochs, tmp, METRICS[WITHOUT_PROBES]),
+                     run_profiled(K, epochs, tmp, METRICS[WITHOUT_PROBES]))
+    limit, flops = matmul_limit(), probe_flops(1)
+    draws = mask_draw_seconds()
+    # both cores: the matmuls at the two-thread limit, the draws of two members at once
+    floor = flops / limit + draws / 2
+    without = fixed_by_metrics[WITHOUT_PROBES]
+    print(f"the dropout probes' floor: at epoch 0 they execute {flops / 1e9:.1f} GFLOP of "
+          f"matmuls per member, {flops / limit:.2f} s at the matmul limit ({limit / 1e9:.1f} "
+          f"GFLOP/s now), and draw the random words of its masks, {draws:.2f} s on one "
+          f"thread ({draws / 2:.2f} s on two); so with them the fixed cost cannot go below "
+          f"{floor:.2f} + {without:.2f} (without them) = {floor + without:.2f} s per member "
+          f"(target <= {TARGET_S} s)", flush=True)
+    emit({"bench": "fixed_cost_floor", "probe_flops_per_member": flops,
+          "matmul_flops": limit, "mask_draw_s_per_member": draws,
+          "floor_s_per_member": floor, "floor_with_the_rest_s": floor + without})
 
 
 if __name__ == "__main__":
