@@ -89,6 +89,33 @@ def _check_driver(url: str) -> None:
                                "3 driver: pip install 'grokexp[postgres]'") from None
 
 
+def _uninterrupted_journal(path: str) -> Any:
+    """A journal file whose appends a signal cannot cut in half.
+
+    Optuna's file lock is released by renaming and unlinking a file; a Ctrl-C or SIGTERM
+    raised between the two (our SIGTERM raises where the main thread is) broke the release
+    and the clean-up that requeues the trial. SIGINT and SIGTERM are held for the append
+    and delivered right after it."""
+    import signal
+    import threading
+
+    from optuna.storages.journal import JournalFileBackend
+
+    class Backend(JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            if (threading.current_thread() is not threading.main_thread()
+                    or not hasattr(signal, "pthread_sigmask")):  # POSIX only
+                return super().append_logs(logs)
+            held = {signal.SIGINT, signal.SIGTERM}
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+            try:
+                super().append_logs(logs)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    return Backend(path)
+
+
 def open_storage(target: StorageTarget) -> optuna.storages.BaseStorage:
     """The Optuna storage object. Table creation is retried (5 tries, 0.5 → 4 s apart, the
     policy of tracking/retry.py): racing workers may collide. A missing driver or a bad URL
@@ -97,10 +124,7 @@ def open_storage(target: StorageTarget) -> optuna.storages.BaseStorage:
 
     if target.kind == "journal":
         Path(target.location).parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
-
-        backend = JournalFileBackend(target.location)
-        return optuna.storages.JournalStorage(backend)
+        return optuna.storages.JournalStorage(_uninterrupted_journal(target.location))
     _check_driver(target.location)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if target.location.startswith("sqlite"):
