@@ -43,10 +43,10 @@ from ..tracking.figure_log import FigureLog
 from ..tracking.redact import redact_params
 from ..tracking.resume import CHECKPOINT_ID_TAG
 from ..tracking.tracker import Tracker
-from .hooks import CheckpointHook, TrackingHook, summary_metrics
+from .hooks import CheckpointHook, TrackingHook
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
-           "resolve_device", "train_group", "SplitProvenance", "summary_metrics"]
+           "resolve_device", "train_group", "SplitProvenance"]
 
 
 @dataclass
