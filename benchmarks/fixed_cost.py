@@ -64,7 +64,10 @@ SHORT = ["run", "specs/baseline.toml", "--set", "train.epochs=1"]
 # dropout and the DRC both measure at epoch 0: S stochastic passes over the test set per
 # member, which in a 10-epoch run is most of the work beyond training)
 WITHOUT_PROBES = "without the dropout probes"
-METRICS = {"default [metrics]": "", WITHOUT_PROBES: "mc_dropout = false\ndrc = false\n"}
+METRICS = {"default [metrics]": "", WITHOUT_PROBES: "mc_dropout = false\ndrc = false\n",
+           # the row above less this one: each member's network logged as an MLflow model
+           "without the probes and the logged models":
+           "mc_dropout = false\ndrc = false\n[tracking]\nlog_model = false\n"}
 
 
 def spec_text(seeds: int, epochs: int, metrics: str = "") -> str:

@@ -7,6 +7,7 @@
     python benchmarks/run_all.py --parts gpu          # K = 1 … 1024 against vmap on the GPU
     python benchmarks/run_all.py --parts overhead,sweep,optimize   # the whole-command ones
     python benchmarks/run_all.py --parts fixed,reproduce,peer-study   # the issue's targets
+    python benchmarks/run_all.py --parts transformer  # transformer population vs loop, vmap
 
 Everything (``make bench``) takes about two hours on 2 cores: the full ``grokexp reproduce``
 (``reproduce``, ~25 min) and the 32-trial study against the hand-written one
@@ -47,7 +48,7 @@ sys.path.insert(0, str(HERE))
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
 PARTS = ("matmul", "peer", "vmap", "grokexp", "compile", "gpu", "cli", "overhead", "fixed",
-         "sweep", "optimize", "reproduce", "peer-study", "quickstart")
+         "sweep", "optimize", "reproduce", "peer-study", "quickstart", "transformer")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
     "compile": ("compiled_step.py", []),
@@ -58,6 +59,7 @@ TABLES = {
     "reproduce": ("reproduce_time.py", []),
     "peer-study": ("optimize_vs_peer.py", []),
     "quickstart": ("quickstart.py", []),
+    "transformer": ("transformer_population.py", []),
 }
 # the engine's targets (issue: best K against the hand-written loop, or the matmul limit)
 ENGINE_TARGETS = {"one-thread loop": 5.0, "two-thread loop": 4.0, "matmul share": 0.60}

@@ -82,6 +82,7 @@ def validate(spec_file: str, overrides: tuple[str, ...]) -> None:
 @clean_errors
 def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
     from ..engine.sweep import group_by_shape
+    from ..spec.architectures import summary
     from ..spec.io import masked_spec_toml
 
     spec, members = read_spec(spec_file, overrides)
@@ -89,6 +90,8 @@ def _validate(spec_file: str, overrides: tuple[str, ...]) -> None:
         click.echo(line, err=True)
     groups = len(group_by_shape(members))
     click.echo(f"# {spec_file}: valid; {len(members)} member(s) in {groups} population(s)")
+    for name in dict.fromkeys(m.spec.model.architecture for m in members):
+        click.echo(f"# {summary(name)}")
     click.echo(masked_spec_toml(spec), nl=False)
 
 

@@ -6,14 +6,16 @@ once, MC dropout on its cadence and the DRC at chosen epochs (what each measures
 ``probes.py``). They run in the probe process while training goes on; when done, their values
 go into the member's snapshots and to ``report`` at their own epoch (the runner's door to the
 tracker, the one every measured value takes). At chosen epochs the hook keeps cosine matrices
-and embedding values. When a member ends, its per-run figures are drawn by the figure pool's
-processes (once its probes still in flight are in) and logged with its tables; the training
-never waits for them.
+and embedding values of the architecture's token embedding. A diagnostic the architecture
+cannot have (no token embedding, no ReLU layer) is said once in the log and not logged. When
+a member ends, its per-run figures are drawn by the figure pool's processes (once its probes
+still in flight are in) and logged with its tables; the training never waits for them.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..engine.model import embedded
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, History, Hook, MemberSeries, TrainData
 from ..figures.render import FigurePool
@@ -31,10 +32,12 @@ from ..tracking.figure_log import FigureLog
 from ..tracking.tracker import NullTracker, Tracker
 from .metrics.embedding import cosine_matrix
 from .probe_queue import MAX_IN_FLIGHT, Probe, ProbeQueue
-from .probes import cadence_metrics, cadence_probe, drc_key, drc_probe, mc_probe
+from .probes import cadence_metrics, cadence_probe, drc_key, drc_probe, mc_probe, not_measured
 from .schedule import EvaluationClock, due
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "Report", "PROBE_GROUPS"]
+
+_log = logging.getLogger(__name__)
 
 PROBE_GROUPS = 4  # dropout probes per population and epoch, at most (see _member_groups)
 # (member index, epoch, values): where measured values go (the runner: TrackingHook.log)
@@ -63,6 +66,7 @@ class DiagnosticsHook(Hook):
                                                    else FigurePool(workers=0))
         self._ended: list[tuple[Member, MemberSeries]] = []  # left, probes in flight
         self._clock = EvaluationClock()
+        self._said: set[str] = set()  # what a diagnostic could not measure, said once
 
     def start(self) -> None:
         """Start the probe process now, so that its start-up overlaps the caller's set-up."""
@@ -103,13 +107,29 @@ class DiagnosticsHook(Hook):
                 self._probes.submit(epoch, members, device, probe(
                     part, arch, TrainData(data.table, data.splits.select(keep)), cfg,
                     members, epoch))
+        for line in not_measured(params, arch, cfg) if cadence else []:
+            if line not in self._said:
+                self._said.add(line)
+                _log.warning(line)
+        self._snapshots(ctx, previous)
+
+    def _snapshots(self, ctx: EvalContext, previous: int) -> None:
+        """The chosen epochs' cosine matrices and embedding values of the architecture's token
+        embedding (as the next layer sees it): none where it has none."""
+        cfg, epoch = ctx.members[0].spec.metrics, ctx.epoch
         records = [self._record(m) for m in ctx.members]
-        emb = embedded(ctx.population.params, arch).detach()  # (K, P, d), as the next layer sees it
-        if cfg.embedding_cos and due(cfg.heatmap_epochs, previous, epoch):
+        heatmap = cfg.embedding_cos and due(cfg.heatmap_epochs, previous, epoch)
+        histogram = cfg.distributions and due(cfg.histogram_epochs, previous, epoch)
+        token_embedding = (ctx.population.arch.token_embedding(ctx.population.params)
+                           if heatmap or histogram else None)
+        if token_embedding is None:
+            return
+        emb = token_embedding.detach()  # (K, P, d)
+        if heatmap:
             cos = cosine_matrix(emb).cpu().numpy()  # (K, P, P)
             for pos, record in enumerate(records):
                 record.cosine[epoch] = cos[pos]
-        if cfg.distributions and due(cfg.histogram_epochs, previous, epoch):
+        if histogram:
             flat = emb.flatten(1).cpu().clone().numpy()  # (K, P·d), not a view of the weights
             for pos, record in enumerate(records):
                 record.embedding_values[epoch] = flat[pos]

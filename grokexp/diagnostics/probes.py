@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 
-from ..engine.model import Architecture, Population, embedded
+from ..engine.arch.base import Architecture
+from ..engine.arch.mlp import MlpArch
+from ..engine.model import Population
 from ..engine.seeding import generator_for
 from ..engine.sweep import Member
 from ..engine.train import TrainData
@@ -31,7 +33,7 @@ from .metrics.embedding import codiagonal_structure, cosine_matrix
 from .metrics.progress import fourier_power_share, weight_norm
 
 __all__ = ["ProbeWork", "Values", "mc_probe", "drc_probe", "cadence_probe", "cadence_metrics",
-           "drc_key", "frozen_params"]
+           "drc_key", "frozen_params", "not_measured"]
 
 Values = dict[str, torch.Tensor]  # name → (K,)
 
@@ -58,25 +60,47 @@ def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data
                     cfg: MetricsSpec) -> dict[str, torch.Tensor]:
     """The per-evaluation diagnostics of every member, each (K,) (the dropout probes aside).
 
-    The embedding's cosine structure, bimodality and peaks are those of the embedding as the
-    next layer sees it (after ``model.embedding_activation``), as the paper measures them;
-    the layer statistics are those of the parameters themselves.
+    The embedding's cosine structure, Fourier share, bimodality and peaks are those of the
+    architecture's token embedding (``Architecture.token_embedding``: the paper MLP's table
+    as the next layer sees it, after ``model.embedding_activation``, as the paper measures
+    them; the one-hot MLP's two first-layer blocks side by side); the layer statistics are
+    those of the parameters themselves; inactive units are counted at its ReLU sites. What an
+    architecture lacks is not measured (:func:`not_measured`).
     """
     tr = data.splits.train_index  # (K, N_train)
     return _cadence_values(params, arch, cfg, data.table.left[tr], data.table.right[tr])
 
 
+def not_measured(params: Mapping[str, torch.Tensor], arch: Architecture,
+                 cfg: MetricsSpec) -> list[str]:
+    """What :func:`cadence_metrics` leaves out for this architecture, and why: a line each."""
+    out = []
+    if (cfg.embedding_cos or cfg.distributions) and arch.token_embedding(params) is None:
+        out.append(f"{arch.name} has no token embedding: its cosine structure, Fourier "
+                   "share, bimodality and peaks are not measured")
+    if cfg.inactive_neurons and not arch.relu_sites:
+        out.append(f"{arch.name} has no ReLU layer here: inactive neurons are not measured")
+    return out
+
+
+def _stat_layers(arch: Architecture) -> int | None:
+    """The paper MLP keeps its metric names ('hidden_weight_mean' with one hidden layer); any
+    other architecture's statistics are named after its parameters ('.' → '_')."""
+    return len(arch.hidden) if isinstance(arch, MlpArch) else None
+
+
 def _cadence_values(params: Mapping[str, torch.Tensor], arch: Architecture, cfg: MetricsSpec,
                     train_left: torch.Tensor, train_right: torch.Tensor) -> Values:
     out: Values = {}
-    seen = embedded(params, arch)  # what the first layer reads (after a ReLU, if any)
-    if cfg.embedding_cos:
+    seen = arch.token_embedding(params)  # what the next layer reads (after a ReLU, if any)
+    if cfg.embedding_cos and seen is not None:
         out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(seen))
         out["embedding_fourier_share"] = fourier_power_share(seen)
     if cfg.distributions:
         out["weight_norm"] = weight_norm(params)
-        out.update(parameter_stats(params, len(arch.hidden)))
-        out.update(embedding_shape(seen))
+        out.update(parameter_stats(params, _stat_layers(arch)))
+        if seen is not None:
+            out.update(embedding_shape(seen))
     if cfg.inactive_neurons:
         out.update(activation_sparsity(params, arch, train_left, train_right))
     return out

@@ -37,6 +37,11 @@ class PairTable:
     def size(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def pairs(self) -> torch.Tensor:
+        """(N, 2) int64: each pair's operands, as an architecture's forward takes them."""
+        return torch.stack([self.left, self.right], dim=1)
+
 
 @dataclass
 class Splits:

@@ -1,8 +1,9 @@
 """Initial parameters of one member, drawn from its own generator per the spec's [init].
 
-Layout (in × out, so a batch is ``x @ W``): ``embedding`` (P, d), ``hidden.L.weight``
-(n_in, n_out), ``hidden.L.bias`` (n_out,), ``output.weight`` (H, P), ``output.bias`` (P,).
-Fans follow the paper: σ = sqrt(2/(n_in+n_out)) for Xavier normal, biases included.
+The architecture's layout (``arch/``) says each parameter's name, shape, fans and init group:
+the group's ``[init.<group>]`` table draws it (its bias tables for a bias), in layout order from
+the member's ``init`` generator; a parameter with a ``constant`` (a LayerNorm gain) is that
+constant whatever the tables say.
 """
 
 from __future__ import annotations
@@ -13,28 +14,15 @@ import torch
 
 from ..spec.init import ResolvedInit
 from ..spec.schema import Spec
+from .arch import Param, architecture_of
 from .seeding import generator_for
 
-__all__ = ["parameter_layout", "draw", "init_member", "layer_of"]
+__all__ = ["parameter_layout", "draw", "init_member"]
 
 
-def parameter_layout(spec: Spec) -> list[tuple[str, tuple[int, ...], int, int]]:
-    """(name, shape, fan_in, fan_out) for every parameter, in draw order."""
-    p, d = spec.task.modulus, spec.model.embedding_dim
-    layout: list[tuple[str, tuple[int, ...], int, int]] = [("embedding", (p, d), d, p)]
-    n_in = 2 * d
-    for index, width in enumerate(spec.model.hidden_sizes):
-        layout.append((f"hidden.{index}.weight", (n_in, width), n_in, width))
-        layout.append((f"hidden.{index}.bias", (width,), n_in, width))
-        n_in = width
-    layout.append(("output.weight", (n_in, p), n_in, p))
-    layout.append(("output.bias", (p,), n_in, p))
-    return layout
-
-
-def layer_of(name: str) -> str:
-    """'hidden.0.bias' → 'hidden': the [init.<layer>] table that governs a parameter."""
-    return name.split(".", 1)[0]
+def parameter_layout(spec: Spec) -> list[Param]:
+    """Every parameter of the spec's architecture, in draw order."""
+    return architecture_of(spec).layout()
 
 
 def draw(recipe: ResolvedInit, shape: tuple[int, ...], fan_in: int, fan_out: int,
@@ -67,7 +55,11 @@ def init_member(spec: Spec) -> dict[str, torch.Tensor]:
     """All parameters of one member (CPU, float32), from the generator of ``train.seed``."""
     generator = generator_for(spec.train.seed, "init")
     params: dict[str, torch.Tensor] = {}
-    for name, shape, fan_in, fan_out in parameter_layout(spec):
-        recipe = spec.init.resolve(layer_of(name), "bias" if name.endswith(".bias") else "weight")
-        params[name] = draw(recipe, shape, fan_in, fan_out, generator).float()
+    for param in parameter_layout(spec):
+        if param.constant is not None:
+            params[param.name] = torch.full(param.shape, float(param.constant))
+            continue
+        recipe = spec.init.resolve(param.group, "bias" if param.is_bias else "weight")
+        params[param.name] = draw(recipe, param.shape, param.fan_in, param.fan_out,
+                                  generator).float()
     return params

@@ -3,8 +3,8 @@
 Autograd over a dozen small ops costs more than the arithmetic at small K, and it allocates
 every intermediate anew each step. Here the intermediates live in buffers allocated once per
 population, the gradients land in preallocated tensors shaped like the parameters, and a step
-is about twenty ATen calls whatever K is. The arithmetic is ``model.logits``'s, and
-``tests/engine/test_step.py`` checks these gradients against autograd through ``model.logits``:
+is about twenty ATen calls whatever K is. The arithmetic is ``arch/mlp.py``'s, and
+``tests/engine/test_step.py`` checks these gradients against autograd through its ``logits``:
 
 - the first layer goes through the per-token tables ``T = emb @ W1`` (K, 2, P, H): one bmm over
   2K (left halves, right halves), the bias added to the left table, then two ``index_select``
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import Architecture, DropoutMasks, activate_
+from .arch import DropoutMasks
+from .arch.mlp import MlpArch, activate_
 
 __all__ = ["Batch", "TrainStep"]
 
@@ -47,7 +48,7 @@ class TrainStep:
     of the sum over members of each member's mean cross-entropy on its minibatch.
     """
 
-    def __init__(self, arch: Architecture, params: dict[str, torch.Tensor], batch_size: int):
+    def __init__(self, arch: MlpArch, params: dict[str, torch.Tensor], batch_size: int):
         self.arch = arch
         emb = params["embedding"]
         k, p, d = emb.shape

@@ -3,6 +3,11 @@ seed.
 
 Each member is a complete spec of its own (sweep removed), so the engine, the tracker and a
 later ``grokexp run`` of that member all see the same thing.
+
+A member whose ``model.architecture`` the sweep changes leaves behind what belongs to the
+spec's own architecture only: its ``[model]`` keys and ``[init.<group>]`` tables the member's
+architecture lacks, and ``metrics.mc_sites`` when it names every site (the member then takes
+every site of its own). What the sweep itself sets must fit the member's architecture.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SpecError
+from ..spec.architectures import leave_architecture
 from ..spec.io import apply_overrides, set_dotted, spec_to_dict, validate_spec
 from ..spec.schema import Spec
 
@@ -62,6 +68,7 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
             raw = apply_overrides(base, [])
             for key, value in varied.items():
                 set_dotted(raw, key, value)
+            leave_architecture(raw, spec.model.architecture, varied)
             try:
                 member_spec = validate_spec(raw, source)
             except SpecError as err:

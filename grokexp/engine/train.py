@@ -17,10 +17,10 @@ import torch
 
 from ..series import MemberSeries
 from .accuracy import accuracy_and_loss
+from .arch import DropoutMasks
 from .data import PairTable, TrainData
 from .hooks import EvalContext, Hook
-from .init import layer_of
-from .model import DropoutMasks, Population, logits
+from .model import Population
 from .optim import PopulationAdamW
 from .per_member import MemberList, PerMember
 from .reducers import build_reducers
@@ -42,15 +42,17 @@ def _per_member(members: Sequence[Member], attr: str, device: torch.device) -> t
 def _optimizer(population: Population, members: Sequence[Member]) -> PopulationAdamW:
     """The members' AdamW over the population's own ``params`` dict."""
     device = population.device
+    group = {p.name: p.group for p in population.arch.layout()}  # its [init.<group>] table
     trainable = {
-        name: torch.tensor([float(m.spec.init.trainable(layer_of(name))) for m in members],
+        name: torch.tensor([float(m.spec.init.trainable(group[name])) for m in members],
                            device=device)
         for name in population.params
     }
     betas = torch.tensor([list(m.spec.train.betas) for m in members], device=device,
                          dtype=torch.float64)  # (K, 2): each member its own, like lr
     scale = _per_member(members, "embedding_lr_scale", device)
-    lr_scale = {name: scale if name == "embedding" else torch.ones_like(scale)
+    embedding = population.arch.embedding_params
+    lr_scale = {name: scale if name in embedding else torch.ones_like(scale)
                 for name in population.params}
     return PopulationAdamW(population.params, _per_member(members, "lr", device),
                            _per_member(members, "weight_decay", device), trainable,
@@ -60,7 +62,10 @@ def _optimizer(population: Population, members: Sequence[Member]) -> PopulationA
 
 
 def _dropout_masks(rate: float, generators: list[torch.Generator], device: torch.device):
-    """Training dropout: each member's masks from its own generator (member-alone parity)."""
+    """Training dropout: each member's masks from its own generator (member-alone parity).
+
+    A site's mask of shape (K, N, ...) is each member's (N, ...) draw, stacked: any site's
+    shape, in the order the forward asks for them."""
     def masks(site: str, shape: tuple[int, ...]) -> torch.Tensor:
         keep = torch.stack([(torch.rand(shape[1:], generator=g) >= rate) for g in generators])
         return keep.to(device=device, dtype=torch.float32) / (1.0 - rate)
@@ -74,7 +79,8 @@ def evaluate(population: Population, data: TrainData, lo: int = 0,
     all): (K,) each."""
     table = data.table
     params = {n: p[lo:hi] for n, p in population.params.items()}
-    out = logits(params, population.arch, table.left, table.right)  # (K, N, P)
+    k = next(iter(params.values())).shape[0]
+    out = population.arch.logits(params, table.pairs.expand(k, -1, -1))  # (K, N, C)
     return accuracy_and_loss(out, table.labels, data.splits.train_mask[lo:hi])
 
 

@@ -19,15 +19,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 
-from .model import DropoutMasks, Population
+from .arch import DropoutMasks
+from .arch.mlp import MlpArch
+from .autograd_step import AutogradStep
+from .model import Population
 from .optim import PopulationAdamW
 from .step import TrainStep
 
-__all__ = ["Shard", "ShardedTrainer", "worker_count", "shard_size", "no_grad_call"]
+__all__ = ["Shard", "ShardedTrainer", "Step", "training_step", "worker_count", "shard_size",
+           "no_grad_call"]
 
 # (lo, hi) → the dropout masks of members lo..hi-1, or None without dropout
 MaskFactory = Callable[[int, int], DropoutMasks | None]
@@ -40,6 +44,27 @@ T = TypeVar("T")
 # more members per shard spread each op's fixed cost over more of them (measured:
 # docs/performance.md).
 SHARD_BYTES = 3 * 2**20
+
+
+class Step(Protocol):
+    """A population's training step: ``TrainStep`` (hand-written) or ``AutogradStep``."""
+
+    grads: dict[str, torch.Tensor]
+
+    def plan(self, left: torch.Tensor, right: torch.Tensor,
+             labels: torch.Tensor) -> list[Any]: ...
+
+    def step(self, params: dict[str, torch.Tensor], batch: Any,
+             masks: DropoutMasks | None = None) -> None: ...
+
+
+def training_step(population: Population, params: dict[str, torch.Tensor],
+                  batch_size: int) -> Step:
+    """The architecture's hand-written step where it has one, else autograd over its forward."""
+    arch = population.arch
+    if arch.hand_written_step and isinstance(arch, MlpArch):
+        return TrainStep(arch, params, batch_size)
+    return AutogradStep(arch, params, batch_size)
 
 
 def shard_size(population: Population) -> int:
@@ -66,7 +91,7 @@ class Shard:
                  batch_size: int):
         self.lo, self.hi = lo, hi
         self.params = {n: p[lo:hi] for n, p in population.params.items()}
-        self.step = TrainStep(population.arch, self.params, batch_size)
+        self.step = training_step(population, self.params, batch_size)
         self.optimizer = optimizer.shard(lo, hi)
 
     def epoch(self, shuffled: EpochData, masks: MaskFactory) -> None:

@@ -18,8 +18,8 @@ import torch
 
 from ..diagnostics.metrics.dropout import dropout_robustness
 from ..diagnostics.metrics.embedding import cosine_matrix
+from ..engine.arch import architecture_of
 from ..engine.data import make_splits, pair_table
-from ..engine.model import Architecture, embedded
 from ..engine.seeding import generator_for
 from ..figures.sets import run_figures, sweep_figures
 from ..series import MemberSnapshots
@@ -85,17 +85,20 @@ def load_record(reader: RunReader, run: TrackedRun,
             record.final = {k: v.numpy() for k, v in load_member_state(
                 final, spec, f"run {run_id}: weights/final.pt").items()}
     epochs = sorted(checkpoints)
-    arch = Architecture.from_spec(spec)
+    arch = architecture_of(spec)
 
-    def seen(epoch: int) -> torch.Tensor:  # (1, P, d), as the first layer reads it
-        return embedded({"embedding": checkpoints[epoch]["embedding"][None]}, arch)
+    def seen(epoch: int) -> torch.Tensor | None:  # (1, P, d), as the next layer reads it
+        # (None for an architecture without a token embedding: nothing to redraw then)
+        return arch.token_embedding({n: t[None] for n, t in checkpoints[epoch].items()})
 
     if cfg.embedding_cos:
         for epoch in set(_at_chosen(cfg.heatmap_epochs, epochs).values()):
-            record.cosine[epoch] = cosine_matrix(seen(epoch))[0].numpy()
+            if (table := seen(epoch)) is not None:
+                record.cosine[epoch] = cosine_matrix(table)[0].numpy()
     if cfg.distributions:
         for epoch in set(_at_chosen(cfg.histogram_epochs, epochs).values()):
-            record.embedding_values[epoch] = seen(epoch).flatten().numpy()
+            if (table := seen(epoch)) is not None:
+                record.embedding_values[epoch] = table.flatten().numpy()
     if cfg.drc:
         record.drc = _drc(spec, {e: checkpoints[e] for e in
                                  set(_at_chosen(cfg.drc_epochs, epochs).values())})
@@ -108,7 +111,7 @@ def _drc(spec: Spec, states: dict[int, dict[str, torch.Tensor]]) -> dict[int, li
         return {}
     table = pair_table(spec.task)
     test = make_splits(spec.task, table, [spec.train.split_seed]).test_index  # (1, N_test)
-    arch = Architecture.from_spec(spec)
+    arch = architecture_of(spec)
     cfg = spec.metrics
     out = {}
     for epoch, state in sorted(states.items()):

@@ -3,9 +3,10 @@
 :class:`TrackingHook` is a run's one door from a measured metric to the tracker (``log``): every
 evaluation's metrics, the diagnostics' probe values (``DiagnosticsHook(report=...)``) and each
 member's summary go through it; when a member leaves it also tags and ends the member's run
-and logs its weights and accuracy figure. :class:`CheckpointHook` saves each member's weights
-at log-spaced epochs and at the diagnostics' chosen epochs, so that ``grokexp figures`` can
-measure them again.
+and logs its weights, accuracy figure and network (a LoggedModel, logged in the background:
+``tracking/logged_model.py``; ``finish`` waits for them). :class:`CheckpointHook` saves each
+member's weights at log-spaced epochs and at the diagnostics' chosen epochs, so that
+``grokexp figures`` can measure them again.
 """
 
 from __future__ import annotations
@@ -15,16 +16,19 @@ from collections.abc import Callable, Mapping
 import torch
 
 from ..diagnostics.schedule import EvaluationClock, checkpoint_targets, due
+from ..engine.arch import Architecture
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, Hook, MemberSeries
 from ..figures.run import ACCURACY_COLUMNS, accuracy_figures
 from ..tracking.figure_log import FigureLog
+from ..tracking.logged_model import ModelLog
 from ..tracking.tracker import Tracker
 
 __all__ = ["TrackingHook", "CheckpointHook", "summary_metrics", "MLFLOW_STATUS"]
 
 MLFLOW_STATUS = {"FINISHED": "FINISHED", "FAILED": "FAILED", "PRUNED": "KILLED",
                  "KILLED": "KILLED"}
+EXAMPLE_PAIRS = 8  # the logged model's input example: more than one, so its batch axis is free
 
 
 def summary_metrics(history: MemberSeries) -> dict[str, float]:
@@ -39,7 +43,8 @@ def summary_metrics(history: MemberSeries) -> dict[str, float]:
 
 class TrackingHook(Hook):
     """Logs each evaluation, the values handed to :meth:`log`, and each finished member
-    (summary, tags, weights, accuracy figure, the run's end)."""
+    (summary, tags, weights, accuracy figure, network, the run's end); :meth:`finish`
+    waits for the networks."""
 
     def __init__(self, tracker: Tracker, run_ids: dict[int, str],
                  on_finished: Callable[[Member, MemberSeries], None] | None,
@@ -47,6 +52,9 @@ class TrackingHook(Hook):
         """``figure_log`` draws the accuracy figure off the training thread."""
         self.tracker, self.run_ids, self.on_finished = tracker, run_ids, on_finished
         self.figure_log = figure_log
+        self.models = ModelLog(tracker)
+        self._arch: Architecture | None = None  # the population's, seen at each evaluation
+        self._example: torch.Tensor | None = None
 
     def log(self, member_index: int, epoch: int, values: Mapping[str, float]) -> None:
         """Measured values of one member at one epoch, to its run."""
@@ -55,6 +63,8 @@ class TrackingHook(Hook):
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         for pos, member in enumerate(ctx.members):
             self.log(member.index, ctx.epoch, {name: vals[pos] for name, vals in values.items()})
+        self._arch = ctx.population.arch
+        self._example = ctx.data.table.pairs[:EXAMPLE_PAIRS].cpu()
 
     def on_member_end(self, member: Member, history: MemberSeries,
                       state: dict[str, torch.Tensor]) -> None:
@@ -66,11 +76,19 @@ class TrackingHook(Hook):
             tags["grokexp.reason"] = history.reason
         self.tracker.set_tags(run_id, tags)
         self.tracker.log_state(run_id, state, "weights/final.pt")
+        if member.spec.tracking.log_model and self._arch is not None:
+            assert self._example is not None
+            self.models.submit(run_id, self._arch.twin(state), self._example,
+                               history.last_epoch)
         self.figure_log.submit(run_id, accuracy_figures, history.only(*ACCURACY_COLUMNS),
                                member.spec.metrics.grok_threshold, member.label)
         self.tracker.end_run(run_id, MLFLOW_STATUS.get(history.status, "FINISHED"))
         if self.on_finished is not None:
             self.on_finished(member, history)
+
+    def finish(self) -> None:
+        """Every member's network logged (or, where the store failed, a warning)."""
+        self.models.finish()
 
 
 class CheckpointHook(Hook):

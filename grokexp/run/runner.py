@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..diagnostics.hook import DiagnosticsHook
+from ..engine.arch import architecture_of
 from ..engine.data import (
     SPLIT_DIGEST_TAG,
     PairTable,
@@ -26,7 +27,7 @@ from ..engine.data import (
     pair_table,
     split_dataset,
 )
-from ..engine.model import Architecture, Population
+from ..engine.model import Population
 from ..engine.sweep import Member, group_by_shape
 from ..engine.train import History, Hook, Interrupted, LoopState, MemberSeries, TrainData, train
 from ..errors import RunInterrupted
@@ -107,7 +108,7 @@ def train_group(members: Sequence[Member], device: torch.device,
     if resume is None:
         population = Population.from_specs([m.spec for m in members], device)
     else:
-        population = Population(Architecture.from_spec(spec),
+        population = Population(architecture_of(spec),
                                 {n: t.to(device) for n, t in resume.params.items()})
     return train(population, members, TrainData(table, splits), hooks,
                  should_stop=should_stop, resume=resume)
@@ -240,6 +241,8 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         with contextlib.suppress(Exception):
             figure_log.finish()
         with contextlib.suppress(Exception):
+            tracking.finish()  # the networks of the members that had finished
+        with contextlib.suppress(Exception):
             tracker.flush()
         ended = {m.run_id for m in result.members}
         for run_id in open_runs - ended:
@@ -257,10 +260,13 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
             figure_log.submit(parent_id, sweep_figures, swept, spec.metrics.grok_threshold,
                               spec.name)
         tracker.log_text(parent_id, _members_table(result), "members.md")
-    try:  # every probe and figure logged before the parent run ends
+    try:  # every probe, figure and network logged before the parent run ends
         diagnostics.finish()
     finally:
-        figure_log.finish()
+        try:
+            figure_log.finish()
+        finally:
+            tracking.finish()
     tracker.flush()  # probes that finished after their member's run had ended
     if parent_id is not None:
         tracker.end_run(parent_id, "FINISHED" if all(

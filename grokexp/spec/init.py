@@ -1,7 +1,9 @@
-"""The ``[init]`` section: a default recipe, per-layer tables over it, and how they merge.
+"""The ``[init]`` section: a default recipe, per-group tables over it, and how they merge.
 
-``init.<layer>`` overrides ``init`` for that layer's weights; biases also take ``init.bias``
-and then ``init.<layer>.bias``. ``InitSpec.resolve`` merges them into one ``ResolvedInit``.
+``init.<group>`` overrides ``init`` for that group's weights; biases also take ``init.bias``
+and then ``init.<group>.bias``. ``InitSpec.resolve`` merges them into one ``ResolvedInit``.
+Which groups a spec may name depends on its architecture (``groups_of``; the mlp's are
+embedding, hidden and output).
 """
 
 from __future__ import annotations
@@ -11,15 +13,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from .architectures import ALL_GROUPS, ARCHITECTURES
 from .base import Section
 
-__all__ = ["InitSpec", "LayerInit", "BiasInit", "ResolvedInit", "LAYERS"]
+__all__ = ["InitSpec", "LayerInit", "BiasInit", "ResolvedInit", "ALL_GROUPS", "groups_of"]
 
 Scheme = Literal[
     "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
     "normal", "uniform", "constant",
 ]
-LAYERS = ("embedding", "hidden", "output")
+
+
+def groups_of(architecture: str) -> tuple[str, ...]:
+    """The ``[init.<group>]`` tables an architecture draws its parameters from."""
+    return ARCHITECTURES[architecture].groups
 
 
 class _InitFields(Section):
@@ -44,11 +51,15 @@ class _InitFields(Section):
 
 
 class BiasInit(_InitFields):
-    """``[init.<layer>.bias]``: how that layer's bias is drawn (default: like its weights)."""
+    """``[init.<group>.bias]``: how that group's biases are drawn (default: like its
+    weights)."""
 
 
 class LayerInit(_InitFields):
-    """``[init.<layer>]``: overrides the default init for that layer's weights."""
+    """``[init.<group>]``: overrides the default init for that group's weights. Each
+    architecture has its own groups: mlp ``embedding``, ``hidden``, ``output``; transformer
+    ``embedding``, ``positional``, ``attention``, ``mlp``, ``unembed``; onehot_mlp ``hidden``,
+    ``output`` (``grokexp validate`` lists the spec's)."""
 
     trainable: bool = True
     """false freezes the layer at its initial values."""
@@ -80,37 +91,51 @@ class ResolvedInit:
 
 
 class InitSpec(_InitFields):
-    """``[init]``: the default for every layer, with per-layer tables that override it.
+    """``[init]``: the default for every layer, with per-group tables that override it.
 
     The paper's default is Xavier normal on weights and biases, σ = sqrt(2/(n_in+n_out)),
     multiplied by ``scale`` (α) and then moved by ``shift``.
     """
 
     scheme: Scheme | None = "xavier_normal"
-    """How every tensor is drawn unless a layer's table says otherwise."""
+    """How every tensor is drawn unless a group's table says otherwise."""
     scale: float | None = 1.0
     """α: multiplies every draw."""
     shift: float | None = 0.0
     """Added to every draw after scaling."""
     bias: BiasInit | None = None
-    """The default for every bias (then [init.<layer>.bias])."""
+    """The default for every bias (then [init.<group>.bias])."""
     embedding: LayerInit | None = None
-    """Overrides for the embedding."""
+    """Overrides for the token embedding (mlp, transformer)."""
     hidden: LayerInit | None = None
-    """Overrides for the hidden layer(s)."""
+    """Overrides for the hidden layer(s) (mlp, onehot_mlp; the one-hot MLP's first layer is
+    its first hidden layer)."""
     output: LayerInit | None = None
-    """Overrides for the output layer."""
+    """Overrides for the output layer (mlp, onehot_mlp)."""
+    positional: LayerInit | None = None
+    """Overrides for the positional embedding (transformer)."""
+    attention: LayerInit | None = None
+    """Overrides for the attention's query, key, value and output maps (transformer)."""
+    mlp: LayerInit | None = None
+    """Overrides for the blocks' MLP layers (transformer)."""
+    unembed: LayerInit | None = None
+    """Overrides for the unembedding, the map to the P logits (transformer)."""
 
     def layer(self, name: str) -> LayerInit | None:
+        """The ``[init.<name>]`` table, or None where the spec has none."""
+        if name not in ALL_GROUPS:
+            raise KeyError(f"no init group {name!r} (known: {', '.join(ALL_GROUPS)})")
         table: LayerInit | None = getattr(self, name)
         return table
 
     def trainable(self, layer: str) -> bool:
+        """False where ``[init.<layer>]`` freezes the group."""
         table = self.layer(layer)
         return True if table is None else table.trainable
 
     def resolve(self, layer: str, part: Literal["weight", "bias"] = "weight") -> ResolvedInit:
-        """Merge default → layer table (→ ``init.bias`` → ``init.<layer>.bias`` for biases)."""
+        """Merge default → group table (→ ``init.bias`` → ``init.<group>.bias`` for
+        biases)."""
         tables: list[_InitFields | None] = [self, self.layer(layer)]
         if part == "bias":
             own = self.layer(layer)

@@ -14,12 +14,15 @@ from .base import Section
 
 __all__ = ["DropoutSite", "MAX_DRC_RATES", "MetricsSpec"]
 
-DropoutSite = Literal["embedding", "hidden"]
+# every architecture's dropout sites (spec/architectures.py says whose is whose)
+DropoutSite = Literal["embedding", "hidden", "attention", "mlp"]
 _DRC_RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 MAX_DRC_RATES = 1000  # each rate is drc_samples passes over the test set per DRC epoch
 
 
 def _all_sites() -> list[DropoutSite]:
+    """The mlp's sites: a spec's own default is every site of its architecture (Spec fills it
+    in); this one serves a MetricsSpec made on its own."""
     return ["embedding", "hidden"]
 
 
@@ -46,8 +49,10 @@ class MetricsSpec(Section):
     mc_rate: float = Field(0.3, ge=0.0, lt=1.0)
     """Dropout rate of the MC passes."""
     mc_sites: list[DropoutSite] = Field(default_factory=_all_sites)
-    """Where the MC passes and the DRC drop units: the concatenated embedding, after every
-    hidden layer."""
+    """Where the MC passes and the DRC drop units (default: every site of the architecture).
+    mlp: 'embedding' (the concatenated embedding), 'hidden' (after every hidden layer);
+    transformer: 'embedding' (token plus positional embedding), 'attention' (its output),
+    'mlp' (the MLP's hidden activations); onehot_mlp: 'hidden'."""
     # Dropout Robustness Curve (Fig. 2): test accuracy against the dropout rate.
     drc: bool = True
     """Measure the Dropout Robustness Curve (Fig. 2)."""
@@ -78,7 +83,7 @@ class MetricsSpec(Section):
     @classmethod
     def _some_site(cls, value: list[str]) -> list[str]:
         if not value:
-            raise ValueError("needs at least one of 'embedding', 'hidden'")
+            raise ValueError("needs at least one dropout site")
         return list(dict.fromkeys(value))
 
     @field_validator("drc_rates")

@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .architectures import ARCHITECTURES
 from .base import Section, flatten
-from .init import LAYERS, InitSpec
+from .init import ALL_GROUPS, InitSpec, groups_of
 from .keys import known_path
 from .metrics import MetricsSpec
+from .model import ModelSpec
 from .optimize import OptimizeSpec
 
 __all__ = [
@@ -40,33 +42,6 @@ class TaskSpec(Section):
     """The operation: i + j, i − j, i · j or i · j⁻¹ mod P ('div' needs a prime P)."""
     train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
     """Share of all P² pairs used for training; the rest is the test set."""
-
-
-class ModelSpec(Section):
-    """Embedding of each operand, concatenated, then ReLU MLP layers and a P-way output."""
-
-    embedding_dim: int = Field(128, ge=1, le=65536)
-    """Width of each operand's embedding (the hidden layer sees twice this)."""
-    hidden: int | list[int] = 256
-    """Width of the hidden layer, or a list of widths for several."""
-    activation: Literal["relu", "gelu", "tanh"] = "relu"
-    """Nonlinearity after each hidden layer."""
-    embedding_activation: Literal["none", "relu"] = "none"
-    """'relu' puts a ReLU after the embedding (the paper's Sec. 3.2 variant)."""
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, value: int | list[int]) -> int | list[int]:
-        widths = [value] if isinstance(value, int) else value
-        if not widths:
-            raise ValueError("needs at least one hidden layer")
-        if any(w < 1 or w > 65536 for w in widths):
-            raise ValueError("widths must be between 1 and 65536")
-        return value
-
-    @property
-    def hidden_sizes(self) -> tuple[int, ...]:
-        return (self.hidden,) if isinstance(self.hidden, int) else tuple(self.hidden)
 
 
 class GradFilterSpec(Section):
@@ -132,7 +107,8 @@ class TrainSpec(Section):
     stop_after_generalized: int | None = Field(None, ge=0)
     """Epochs to go on once test accuracy reaches the threshold (unset: the whole budget)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    """Dropout rate during training, at the embedding and after every hidden layer."""
+    """Dropout rate during training, at every dropout site of the architecture (mlp: the
+    embedding and after every hidden layer)."""
     device: str = "auto"
     """'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     grad_filter: GradFilterSpec | None = None
@@ -146,7 +122,8 @@ class TrainSpec(Section):
     """Omnigrok (Liu et al. 2023): rescale all parameters to this L2 norm after each step;
     'fixed' keeps the initial norm."""
     embedding_lr_scale: float = Field(1.0, gt=0.0, le=1e6)
-    """The embedding's learning rate as a multiple of lr."""
+    """The token embedding's learning rate as a multiple of lr (onehot_mlp: its first
+    layer's)."""
 
     @field_validator("weight_norm", mode="before")
     @classmethod
@@ -179,6 +156,8 @@ class TrackingSpec(Section):
     tracking_uri: str | None = None
     """The MLflow store (default: sqlite:///mlruns/mlflow.db under the working directory);
     --tracking-uri and MLFLOW_TRACKING_URI win."""
+    log_model: bool = True
+    """Log each member's final network as an MLflow LoggedModel of its run (false: none)."""
 
 
 # Every section's docstring is a description in the JSON Schema (grokexp schema) users read.
@@ -201,6 +180,24 @@ class Spec(Section):
     """Dotted keys to lists of values (and 'seeds', 'variants'): each combination is a member."""
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     optimize: OptimizeSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sites_of_architecture(cls, raw: Any) -> Any:
+        """``metrics.mc_sites`` left out means every dropout site of the architecture."""
+        if not isinstance(raw, Mapping):
+            return raw
+        model, metrics = raw.get("model", {}), raw.get("metrics", {})
+        name = (model.get("architecture", "mlp") if isinstance(model, Mapping)
+                else getattr(model, "architecture", "mlp"))
+        if not isinstance(name, str) or name not in ARCHITECTURES:
+            return raw
+        sites = list(ARCHITECTURES[name].sites)
+        if isinstance(metrics, Mapping) and "mc_sites" not in metrics:
+            return {**raw, "metrics": {**metrics, "mc_sites": sites}}
+        if isinstance(metrics, MetricsSpec) and "mc_sites" not in metrics.model_fields_set:
+            return {**raw, "metrics": metrics.model_copy(update={"mc_sites": sites})}
+        return raw
 
     @field_validator("sweep")
     @classmethod
@@ -227,13 +224,14 @@ class Spec(Section):
 
     def semantic_problems(self) -> list[tuple[str, str]]:
         """Cross-field rules pydantic's per-field checks cannot see, as (path, message)."""
-        out: list[tuple[str, str]] = []
-        for layer in LAYERS:
+        out = self.model.problems() + self._architecture_problems()
+        groups = groups_of(self.model.architecture)
+        for layer in groups:
             weight = self.init.resolve(layer, "weight").problems()
             bias = [p for p in self.init.resolve(layer, "bias").problems() if p not in weight]
             out += [(f"init.{layer}.{field}", msg) for field, msg in weight]
             out += [(f"init.{layer}.bias.{field}", msg) for field, msg in bias]
-        frozen = [layer for layer in LAYERS if not self.init.trainable(layer)]
+        frozen = [layer for layer in groups if not self.init.trainable(layer)]
         if self.train.weight_norm is not None and frozen:
             out.append(("train.weight_norm", f"cannot hold the norm with a frozen layer "
                         f"(init.{frozen[0]}.trainable = false): the rescale would move it"))
@@ -249,6 +247,19 @@ class Spec(Section):
             out += self.optimize.problems(_known_path)
         return out
 
+    def _architecture_problems(self) -> list[tuple[str, str]]:
+        """An init table or a dropout site the spec's architecture does not have."""
+        name = self.model.architecture
+        facts = ARCHITECTURES[name]
+        out = [(f"init.{group}", f"not an init group of architecture '{name}' (its groups: "
+                                 f"{', '.join(facts.groups)})")
+               for group in ALL_GROUPS
+               if group not in facts.groups and self.init.layer(group) is not None]
+        lacking = [f"'{site}'" for site in self.metrics.mc_sites if site not in facts.sites]
+        if lacking:
+            out.append(("metrics.mc_sites", f"{', '.join(lacking)}: not a dropout site of "
+                        f"architecture '{name}' (its sites: {', '.join(facts.sites)})"))
+        return out
 
     def diagnostic_warnings(self) -> list[tuple[str, str]]:
         """Diagnostics whose chosen epochs fall past ``train.epochs``, as (path, message).

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..diagnostics.metrics.embedding import codiagonal_structure, cosine_matrix
-from ..engine.model import embedded
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, Hook, MemberSeries
 from ..forecast.predict import (
@@ -28,6 +27,7 @@ from ..forecast.predict import (
 )
 from ..grokking import rise_epoch
 from ..spec.optimize import OptimizeSpec
+from ..tracking.logged_model import SEED_WEIGHTS
 from ..tracking.tracker import Tracker
 from .objective import trial_outcome
 from .storage import Heartbeat
@@ -101,7 +101,9 @@ class StudyHook(Hook):
         if self.opt.pruner != "forecast":
             return {}
         with torch.no_grad():
-            seen = embedded(ctx.population.params, ctx.population.arch)  # (K, P, d)
+            seen = ctx.population.arch.token_embedding(ctx.population.params)  # (K, P, d)
+            if seen is None:  # an architecture without one: no indicator, nothing pruned
+                return {}
             return {PRUNE_INDICATOR: codiagonal_structure(cosine_matrix(seen))}
 
     def _calibration(self, epoch: int) -> tuple[float, float, float | None]:
@@ -178,6 +180,9 @@ class StudyHook(Hook):
                       state: dict[str, torch.Tensor]) -> None:
         run = self.by_member[member.index]
         run.histories[member.index] = history
+        if member.spec.tracking.log_model:  # the study's end logs the best trial's networks
+            self.tracker.log_state(run.run_id, state,
+                                   SEED_WEIGHTS.format(seed=member.spec.train.seed))
         if len(run.histories) == len(run.members):
             self._tell(run)
 

@@ -39,7 +39,15 @@ from ..tracking.retry import Backoff, retry
 from ..tracking.tracker import Tracker
 from .ask import ask_batch, counts, frozen_trial, taken
 from .batch import StoreUnavailable, run_batch
-from .report import best_rows, best_spec, completed, format_table, ranked, study_figures
+from .report import (
+    best_rows,
+    best_spec,
+    completed,
+    format_table,
+    log_best_networks,
+    ranked,
+    study_figures,
+)
 from .sampler import make_pruner, make_sampler
 from .space import budget_epochs, check_space
 from .storage import (
@@ -58,6 +66,7 @@ __all__ = ["StudyOptions", "StudyResult", "run_study", "check_study_spec", "stud
 
 _PARENT_ATTR = "mlflow_parent_run_id"
 _HASH_ATTR = "grokexp_spec_hash"
+_MODEL_ATTR = "logged_model_trial"  # the trial whose networks were logged as models
 # a joining worker waits this long for the creator's parent run to be recorded (retry.py)
 _PARENT_WAIT = Backoff(first_s=0.5, cap_s=2.0, attempts=None, within_s=30.0)
 
@@ -246,6 +255,9 @@ def _finish(study: optuna.Study, spec: Spec, opts: StudyOptions, tracker: Tracke
         result.best_toml = opts.out_dir / "best.toml"
         result.best_toml.write_text(text, encoding="utf-8")
         tracker.log_text(parent, masked_spec_toml(chosen), "best.toml")
+        if study.user_attrs.get(_MODEL_ATTR) != best.number and log_best_networks(
+                spec, best, chosen, tracker):  # once per best trial, whichever worker ends
+            study.set_user_attr(_MODEL_ATTR, best.number)
         if result.best_censored:  # the penalty is no measurement: no best_value for it
             result.summary = (f"no trial generalised within the budget of "
                               f"{budget_epochs(spec)} epochs: all {result.complete} complete "

@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING, Any
 from ..figures.study import history_figure, importance_figure, space_figure
 from ..spec.io import spec_to_dict, validate_spec
 from ..spec.schema import Spec
+from ..tracking.logged_model import SEED_WEIGHTS
+from ..tracking.tracker import Tracker
 from .batch import budget_epochs, point_spec, trial_seeds
 
 if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure
 
-__all__ = ["completed", "ranked", "best_rows", "format_table", "best_spec", "study_figures"]
+__all__ = ["completed", "ranked", "best_rows", "format_table", "best_spec", "study_figures",
+           "log_best_networks"]
 
 
 def completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -124,3 +127,31 @@ def study_figures(study: optuna.Study, spec: Spec) -> dict[str, Figure]:
             [bool(t.user_attrs.get("censored")) for t in keep], x, y,
             ylog=dims[y].log, xlog=dims[x].log, title=f"{objective} over ({x}, {y})")
     return figures
+
+
+def log_best_networks(spec: Spec, trial: optuna.trial.FrozenTrial, chosen: Spec,
+                      tracker: Tracker) -> int:
+    """The best trial's network of each seed as a LoggedModel of the trial's run, from the
+    final weights its seeds left there (``SEED_WEIGHTS``); how many were logged. Trials log
+    none themselves; ``[tracking] log_model = false`` logs none here either."""
+    from ..engine.arch import architecture_of
+    from ..engine.data import pair_table
+    from ..run.hooks import EXAMPLE_PAIRS
+
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if not spec.tracking.log_model or not run_id:
+        return 0
+    arch = architecture_of(chosen)
+    example = pair_table(chosen.task).pairs[:EXAMPLE_PAIRS]
+    logged = 0
+    for seed in trial_seeds(spec):
+        state = tracker.load_state(run_id, SEED_WEIGHTS.format(seed=seed))
+        if state is None:
+            continue
+        try:
+            tracker.log_model(run_id, arch.twin(state), example)
+            logged += 1
+        except Exception as err:  # the study's result stands without it
+            logging.getLogger("grokexp.study_report").warning(
+                "trial %d's network (seed %d) not logged: %s", trial.number, seed, err)
+    return logged

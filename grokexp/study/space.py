@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError
+from ..spec.architectures import leave_architecture
 from ..spec.io import set_dotted, spec_to_dict, validate_spec
 from ..spec.optimize import SearchDim
 from ..spec.schema import Spec
@@ -28,6 +29,7 @@ def point_spec(base: Spec, params: dict[str, Any], source: str,
     raw.pop("sweep", None)
     for key, value in params.items():
         set_dotted(raw, key, value)
+    leave_architecture(raw, base.model.architecture, params)
     if seed is not None:
         raw["train"]["seed"] = seed
     return validate_spec(raw, source)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..engine.init import parameter_layout
+from ..engine.arch import architecture_of
 from ..engine.state import LoopState
 from ..errors import GrokexpError
 from ..series import MemberSeries
@@ -133,7 +133,7 @@ def load_member_state(path: Path, spec: Spec, shown: str) -> dict[str, torch.Ten
                            f"{': ' + first if first else ''})") from None
     if not isinstance(raw, dict):
         raise DamagedState(f"{shown}: not a saved network (holds a {type(raw).__name__})")
-    shapes = {name: shape for name, shape, _, _ in parameter_layout(spec)}
+    shapes = {p.name: p.shape for p in architecture_of(spec).layout()}
     unknown = sorted(str(k) for k in raw if k not in shapes)
     if unknown:
         raise DamagedState(f"{shown}: unknown parameter {unknown[0]!r} (the network has "

@@ -1,9 +1,9 @@
 """The real tracker: an MLflow store behind the :class:`~.tracking.Tracker` interface.
 
-Only this module (and journal.py, recovery.py, reader.py and store.py) imports mlflow,
-lazily, so ``grokexp --help`` stays fast. Runs are named by their MLflow run id; metrics are
-buffered and written with ``log_batch`` because one sqlite write per metric costs
-milliseconds. What the store holds is read back through :meth:`MlflowTracker.reader`.
+Only this module (and journal.py, recovery.py, reader.py, store.py and logged_model.py)
+imports mlflow, lazily, so ``grokexp --help`` stays fast. Runs are named by their MLflow run
+id; metrics are buffered and written with ``log_batch`` because one sqlite write per metric
+costs milliseconds. What the store holds is read back through :meth:`MlflowTracker.reader`.
 """
 
 from __future__ import annotations
@@ -258,6 +258,28 @@ class MlflowTracker:
         self._write(f"logging dataset {name}",
                     lambda: self.client.log_inputs(run_id, [dataset_input(entry, context)]),
                     lambda j: j.dataset(run_id, entry, context))
+
+    def log_model(self, run_id: str, module: Any, example: Any, step: int = 0) -> None:
+        """The network as a LoggedModel of the run (logged_model.py), tried once and never
+        journalled: while the store fails none is logged (the weights are in the run). Safe
+        beside the other writes, from another thread."""
+        from .logged_model import log_logged_model
+
+        if self.failure is not None or self.lost is not None:
+            raise store_error(self.tracking_uri, f"not taking writes: {self.failure}")
+        log_logged_model(self.client, self.experiment_id, run_id, module,
+                         example.cpu().numpy(), step)
+
+    def load_state(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
+        """What :meth:`log_state` saved there (``weights_only``), or None where it is not."""
+        import torch
+
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                local = self.client.download_artifacts(run_id, artifact_file, tmp)
+                return dict(torch.load(local, weights_only=True))
+        except Exception:  # not there, or the store did not answer
+            return None
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.flush()

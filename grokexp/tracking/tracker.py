@@ -13,9 +13,13 @@ import re
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import GrokexpError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = [
     "Tracker",
@@ -42,7 +46,9 @@ class Tracker(Protocol):
     ``lost`` why not even the recovery folder takes them; :meth:`recovery_folder` is where
     the writes the store missed are kept, :meth:`reconnect` brings them back once it answers
     again (it raises while the store still fails). :meth:`run_exists` is None when the store
-    did not answer.
+    did not answer. :meth:`log_model` logs a member's network (an ``nn.Module``: ``(N, 2)``
+    int64 pairs in, logits out; ``example`` a few such pairs) as a model of its run;
+    :meth:`load_state` reads back what :meth:`log_state` saved (None when it is not there).
     """
 
     experiment_id: str
@@ -62,6 +68,9 @@ class Tracker(Protocol):
     def log_dataset(self, run_id: str, name: str, digest: str, source: str,
                     schema: str | None = None, profile: str | None = None,
                     context: str = "training") -> None: ...
+    def log_model(self, run_id: str, module: nn.Module, example: torch.Tensor,
+                  step: int = 0) -> None: ...
+    def load_state(self, run_id: str, artifact_file: str) -> dict[str, Any] | None: ...
     def flush(self) -> None: ...
     def end_run(self, run_id: str, status: str = "FINISHED") -> None: ...
     def reopen_run(self, run_id: str) -> None: ...
@@ -128,7 +137,7 @@ class NullTracker:
         run_id = uuid.uuid4().hex
         self.runs[run_id] = {"name": name, "params": dict(params), "tags": dict(tags),
                              "parent": parent_id, "metrics": [], "artifacts": {},
-                             "datasets": [], "status": "RUNNING"}
+                             "datasets": [], "models": [], "status": "RUNNING"}
         return run_id
 
     def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None:
@@ -165,6 +174,15 @@ class NullTracker:
                  "profile": profile, "context": context}
         if entry not in self.runs[run_id]["datasets"]:  # as in MLflow: once per run
             self.runs[run_id]["datasets"].append(entry)
+
+    def log_model(self, run_id: str, module: nn.Module, example: torch.Tensor,
+                  step: int = 0) -> None:
+        self.runs[run_id]["models"].append({"module": module, "example": example,
+                                            "step": step})
+
+    def load_state(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
+        state = self.runs[run_id]["artifacts"].get(artifact_file) if run_id in self.runs else None
+        return dict(state) if isinstance(state, dict) else None
 
     def flush(self) -> None:
         pass

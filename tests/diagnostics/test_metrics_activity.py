@@ -6,7 +6,7 @@ import torch
 
 from grokexp.diagnostics.metrics.activity import activation_sparsity
 from grokexp.diagnostics.metrics.distribution import embedding_shape, histograms, parameter_stats
-from grokexp.engine.model import Architecture
+from grokexp.engine.arch.mlp import MlpArch as Architecture
 
 
 def _hand_built() -> tuple[dict[str, torch.Tensor], Architecture]:

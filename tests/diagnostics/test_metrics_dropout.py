@@ -34,7 +34,7 @@ def _population(k: int = 3):
 
 def test_mc_dropout_at_rate_zero_is_the_test_accuracy_with_no_variance() -> None:
     population, table, splits, (left, right, labels) = _population()
-    reference = accuracy_and_loss(population.logits(table.left, table.right).detach(),
+    reference = accuracy_and_loss(population.logits(table.pairs).detach(),
                                   table.labels, splits.train_mask)["test_acc"]
     mean, var = mc_dropout_accuracy(population.params, population.arch, left, right, labels,
                                     rate=0.0, samples=8, sites=("embedding", "hidden"),
@@ -46,7 +46,7 @@ def test_mc_dropout_at_rate_zero_is_the_test_accuracy_with_no_variance() -> None
 
 def test_drc_at_rate_zero_equals_test_accuracy_and_falls_at_high_rates() -> None:
     population, table, splits, (left, right, labels) = _population()
-    reference = accuracy_and_loss(population.logits(table.left, table.right).detach(),
+    reference = accuracy_and_loss(population.logits(table.pairs).detach(),
                                   table.labels, splits.train_mask)["test_acc"]
     curve = dropout_robustness(population.params, population.arch, left, right, labels,
                                rates=[0.0, 0.5, 0.9], samples=4, sites=("hidden",),

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grokexp.engine.model import Architecture, logits
+from grokexp.engine.arch.mlp import MlpArch as Architecture
+from grokexp.engine.arch.mlp import logits
 from grokexp.engine.step import TrainStep
 
 P = 7

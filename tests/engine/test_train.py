@@ -239,8 +239,9 @@ def test_one_dropout_step_equals_a_plain_autograd_step_with_the_same_masks():
 
 
 def test_dropout_at_half_raises_the_training_loss_of_a_trained_model():
+    from grokexp.engine.arch.mlp import MlpArch as Architecture
+    from grokexp.engine.arch.mlp import logits
     from grokexp.engine.data import make_splits, pair_table
-    from grokexp.engine.model import Architecture, logits
     from grokexp.engine.train import _dropout_masks
 
     grid = members(overrides=["train.epochs=60"])

@@ -50,6 +50,9 @@ PATHS = [
     "train.device", "metrics.every", "metrics.grok_threshold", "tracking.experiment",
     "tracking.tracking_uri", "sweep.seeds", "sweep.train.lr", "sweep.init.scale",
     "sweep.model.hidden", "train.nope", "nope", "task", "model.hidden.x",
+    "model.architecture", "model.d_model", "model.n_heads", "model.layer_norm",
+    "init.attention.scheme", "init.unembed.trainable", "metrics.mc_sites", "tracking.log_model",
+    "sweep.model.architecture",
 ]
 
 scalars = st.one_of(
@@ -57,7 +60,8 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
     st.booleans(),
-    st.sampled_from(["add", "div", "relu", "uniform", "constant", "cpu", "cuda:1", "none"]),
+    st.sampled_from(["add", "div", "relu", "uniform", "constant", "cpu", "cuda:1", "none",
+                     "transformer", "onehot_mlp", "attention", "hidden"]),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8), inner, max_size=3)),

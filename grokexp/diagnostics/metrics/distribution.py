@@ -15,16 +15,21 @@ from .embedding import bimodality_coefficient, two_peaks
 __all__ = ["metric_prefix", "parameter_stats", "embedding_shape", "histograms"]
 
 
-def metric_prefix(name: str, hidden_layers: int) -> str:
-    """'hidden.0.weight' → 'hidden_weight' (one hidden layer) or 'hidden_0_weight' (more)."""
+def metric_prefix(name: str, hidden_layers: int | None = None) -> str:
+    """A parameter's metric name: '.' → '_' ('blocks.0.attn.w_q' → 'blocks_0_attn_w_q').
+
+    ``hidden_layers`` is the paper MLP's hidden layer count, whose names stay the paper's:
+    'hidden.0.weight' → 'hidden_weight' (one hidden layer) or 'hidden_0_weight' (more).
+    """
     if hidden_layers == 1:
         name = name.replace("hidden.0.", "hidden.")
     return name.replace(".", "_")
 
 
 def parameter_stats(params: Mapping[str, torch.Tensor],
-                    hidden_layers: int) -> dict[str, torch.Tensor]:
-    """``<prefix>_mean`` and ``<prefix>_std`` of every parameter, each (K,).
+                    hidden_layers: int | None = None) -> dict[str, torch.Tensor]:
+    """``<prefix>_mean`` and ``<prefix>_std`` of every parameter, each (K,) (the prefix:
+    :func:`metric_prefix`).
 
     The standard deviation is the population one (all values of that member's tensor).
     """

@@ -1,35 +1,38 @@
 """Test accuracy under dropout used as a probe: MC-dropout mean/variance and the DRC.
 
 The weights are frozen; each of M stochastic copies (passes) of every member draws its own
-dropout masks at the chosen sites and is scored on that member's test pairs. All copies run
-batched, (K, c·N, ·) per layer, chunked over the passes only to bound memory.
+dropout masks at the chosen sites and is scored on that member's test pairs. The passes run
+through the architecture's own forward (``Architecture.forward`` with keep-masks), c of them
+at a time laid out as ``(K, c·N, 2)`` pairs, chunked over the passes only to bound memory.
+An architecture may offer a faster path that gives the same values (``dropout_passes``: the
+paper's MLP shares its first layer between passes, ``engine/arch/mlp_probe.py``); there is no
+forward here.
 
-Each member draws from its own generator, pass after pass in a fixed order (the embedding
-site, then each hidden layer), so a member's values depend on its weights, its pairs and its
-generator alone: not on the chunk size, nor on who else is in the population.
+Each member draws from its own generator, pass after pass, and within a pass mask after mask
+in the order of ``arch.mask_shapes`` (a site not chosen draws nothing), so a member's values
+depend on its weights, its pairs and its generator alone: not on the chunk size, nor on who
+else is in the population, nor on which path computed them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 import torch
 
-from ...engine.model import (
-    _ACTIVATIONS,
-    Architecture,
-    activate_,
-    embedded,
-    first_preactivation,
-)
+from ...engine.arch.base import Architecture
 
-__all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness", "SITES",
+__all__ = ["dropout_accuracies", "mc_dropout_accuracy", "dropout_robustness",
            "CHUNK_FLOATS", "keep_mask"]
 
-SITES = ("embedding", "hidden")
 CHUNK_FLOATS = 2**20  # widest activation of one chunk: 4 MB of float32
 QUANTUM = 2**16  # dropout rates are exact to 1/QUANTUM (16 random bits per unit)
+
+# one chunk's keep-masks (one (K, c, N, ...) per chosen mask) and its passes' survivor scales
+# (c,) → the chunk's logits (K, c·N, C)
+Passes = Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]
 
 
 def keep_mask(shape: tuple[int, ...], rate: float, generator: torch.Generator,
@@ -60,127 +63,105 @@ def _survivor_scale(rates: torch.Tensor) -> torch.Tensor:
     return (QUANTUM / (QUANTUM - cut)).float()
 
 
-class _ChunkBuffers:
-    """The tensors of one chunk of passes, allocated once per call at the widest chunk and
-    viewed as a prefix for a shorter last one: a fresh multi-megabyte tensor per op costs
-    page faults and copies comparable to the chunk's matmuls."""
+class _KeepMasks:
+    """One chunk's keep-masks (1.0 kept, 0.0 dropped), drawn into buffers allocated once at
+    the widest chunk and viewed as a prefix for a shorter last one."""
 
-    def __init__(self, k: int, c: int, n: int, widths: Sequence[int], arch: Architecture,
-                 like: torch.Tensor):
-        """Buffers for K members, chunks of up to c passes over N pairs each, of ``like``'s
-        dtype and device (the weights')."""
-        self.k, self.n = k, n
-        device = like.device
+    def __init__(self, k: int, c: int, shapes: Sequence[tuple[int, ...]], like: torch.Tensor):
+        """Masks of one member's ``shapes`` (each (N, ...)) for K members and up to c passes,
+        of ``like``'s dtype and device (the weights')."""
+        self.k, self.shapes = k, list(shapes)
+        sizes = [math.prod(s) for s in self.shapes]
+        self.keep = [torch.empty(k * c * size, dtype=like.dtype, device=like.device)
+                     for size in sizes]
+        self.words = torch.empty(-(-max(sizes, default=1) // 4), dtype=torch.int64,
+                                 device=like.device)
 
-        def flat(width: int) -> torch.Tensor:
-            return torch.empty(k * c * n * width, dtype=like.dtype, device=device)
-
-        self.widths = list(widths)
-        self.keep = [flat(w) for w in widths]  # per site, 1.0 kept and 0.0 dropped
-        self.words = torch.empty(-(-n * max(widths, default=1) // 4), dtype=torch.int64,
-                                 device=device)
-        self.x = flat(2 * arch.embedding_dim)
-        self.hidden = [flat(h) for h in arch.hidden]
-        self.scores = flat(arch.modulus)
-        self.predicted = torch.empty(k * c * n, dtype=torch.int64, device=device)
-
-    @staticmethod
-    def view(buffer: torch.Tensor, *shape: int) -> torch.Tensor:
-        return buffer[: math.prod(shape)].view(shape)
-
-    def keep_masks(self, generators: Sequence[torch.Generator],
-                   rates: Sequence[float]) -> list[torch.Tensor]:
-        """Keep masks (1.0 kept, 0.0 dropped) of one chunk of passes for every member: one
-        (K, c, N, F) per site width.
-
-        Member k draws from ``generators[k]`` pass after pass, and within a pass site after
-        site, so the masks a pass gets do not depend on how the passes are chunked.
-        """
-        c, n = len(rates), self.n
-        masks = [self.view(buf, self.k, c, n, w) for buf, w in zip(self.keep, self.widths,
-                                                                  strict=True)]
+    def draw(self, generators: Sequence[torch.Generator],
+             rates: Sequence[float]) -> list[torch.Tensor]:
+        """Member k draws from ``generators[k]`` pass after pass, and within a pass mask
+        after mask: one (K, c, *shape) tensor per mask."""
+        c = len(rates)
+        masks = [buf[: self.k * c * math.prod(s)].view(self.k, c, *s)
+                 for buf, s in zip(self.keep, self.shapes, strict=True)]
         for member, generator in enumerate(generators):
             for copy, rate in enumerate(rates):
-                for site, width in enumerate(self.widths):
-                    words = self.words[: -(-n * width // 4)]
-                    keep_mask((n, width), rate, generator, masks[site][member, copy], words)
+                for mask, shape in zip(masks, self.shapes, strict=True):
+                    words = self.words[: -(-math.prod(shape) // 4)]
+                    keep_mask(shape, rate, generator, mask[member, copy], words)
         return masks
+
+
+def forward_passes(arch: Architecture, params: Mapping[str, torch.Tensor],
+                   pairs: torch.Tensor, sites: Collection[str]) -> Passes:
+    """Chunks of dropout passes through ``arch.forward``: each pass's pairs repeated along the
+    pair axis, each chosen mask times its pass's scale, a site not chosen multiplied by 1."""
+    k, n, _ = pairs.shape
+    entries = arch.mask_shapes(n)
+
+    def run(keeps: Sequence[torch.Tensor], scales: torch.Tensor) -> torch.Tensor:
+        c = int(scales.shape[0])
+        tiled = pairs[:, None].expand(k, c, n, 2).reshape(k, c * n, 2)
+        chosen = iter([keep * scales.view(1, c, *[1] * (keep.dim() - 2)) for keep in keeps])
+        calls = iter(entries)
+        one = torch.ones((), dtype=scales.dtype, device=scales.device)
+
+        def masks(site: str, shape: tuple[int, ...]) -> torch.Tensor:
+            want, member_shape = next(calls, (None, ()))
+            if site != want or tuple(shape) != (k, c * n, *member_shape[1:]):
+                raise ValueError(f"{arch.name}: the forward asked for a mask {site} "
+                                 f"{tuple(shape)}, its mask_shapes say {want} {member_shape}")
+            return next(chosen).reshape(shape) if site in sites else one.expand(shape)
+
+        logits = arch.forward(params, tiled, masks if keeps else None).logits
+        if keeps and next(calls, None) is not None:
+            raise ValueError(f"{arch.name}: the forward drew fewer masks than mask_shapes")
+        return logits
+
+    return run
 
 
 @torch.no_grad()
 def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
                        left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
                        rates: torch.Tensor, sites: Sequence[str],
-                       generators: Sequence[torch.Generator]) -> torch.Tensor:
+                       generators: Sequence[torch.Generator], fast: bool = True
+                       ) -> torch.Tensor:
     """Accuracy of M dropout copies of each member on its own pairs: (K, M).
 
     ``left``/``right``/``labels`` are (K, N) per member (its test pairs); ``rates`` is (M,),
-    copy m drops units with probability ``rates[m]`` at every site in ``sites`` (the
-    concatenated embedding the first layer reads, and each hidden layer's output);
-    ``generators`` holds one generator per member. The forward pass is engine/model.py's, laid out
-    as (K, c·N, ·) so each member's weights multiply all of its c copies in one batched
-    matmul; without the embedding site the first layer is computed once per member and
-    shared by its copies. Every chunk writes into the same buffers (``_ChunkBuffers``); the
-    shared tensors are never written.
+    copy m drops units with probability ``rates[m]`` at every mask of the sites in ``sites``
+    (the architecture's dropout sites, ``metrics.mc_sites``); ``generators`` holds one
+    generator per member. The passes run c at a time through the architecture's forward, or
+    its ``dropout_passes`` where it has one (``fast``; False: through the forward anyway, to
+    check the one against the other).
     """
     k, n = left.shape
     if len(generators) != k:
         raise ValueError(f"{len(generators)} generators for {k} members")
+    unknown = [site for site in sites if site not in arch.sites]
+    if unknown:
+        raise ValueError(f"{arch.name} has no dropout site {', '.join(unknown)} "
+                         f"(its sites: {', '.join(arch.sites)})")
     m = int(rates.shape[0])
-    widest = max(2 * arch.embedding_dim, *arch.hidden, arch.modulus)
+    entries = arch.mask_shapes(n)
+    widest = max([math.prod(shape[1:]) for _, shape in entries] + [arch.n_classes])
     chunk = max(1, min(m, CHUNK_FLOATS // max(1, k * n * widest)))
-    widths = ([2 * arch.embedding_dim] if "embedding" in sites else [])
-    widths += list(arch.hidden) if "hidden" in sites else []
-    buffers = _ChunkBuffers(k, chunk, n, widths, arch, params["output.weight"])
-    view = buffers.view
-    if "embedding" in sites:
-        emb = embedded(params, arch)  # (K, P, d)
-        d = emb.shape[2]
-        index = torch.cat([left, right], dim=1)[..., None].expand(-1, -1, d)  # (K, 2N, d)
-        rows = torch.gather(emb, 1, index)
-        inputs = torch.cat([rows[:, :n], rows[:, n:]], dim=2)  # (K, N, 2d)
-    else:
-        shared = _ACTIVATIONS[arch.activation](
-            first_preactivation(params, arch, left, right))  # (K, N, H)
+    like = next(iter(params.values()))
+    masks = _KeepMasks(k, chunk, [shape for site, shape in entries if site in sites], like)
+    pairs = torch.stack([left, right], dim=2)  # (K, N, 2)
+    factory: Any = getattr(arch, "dropout_passes", None) if fast else None
+    passes: Passes = (factory(params, pairs, sites, chunk) if factory is not None
+                      else forward_passes(arch, params, pairs, sites))
+    predicted = torch.empty(k * chunk * n, dtype=torch.int64, device=left.device)
     out = []
-    scaled_rates: torch.Tensor | None = None  # the rates of ``scaled``, the embedding rows
-    scaled = torch.empty(0)  # times 1/(1 − rate), kept while the chunks' rates stay the same
     for start in range(0, m, chunk):
         part = rates[start:start + chunk]  # (c,)
         c = int(part.shape[0])
-        scale = _survivor_scale(part).to(left.device).view(1, c, 1, 1)
-        masks = iter(buffers.keep_masks(generators, part.tolist()))
-        if "embedding" in sites:
-            if scaled_rates is None or not torch.equal(scaled_rates, part):
-                # the survivors' scale before the mask (x·s·keep, bitwise x·(keep·s));
-                # consecutive chunks of one rate share it
-                scaled_rates, scaled = part, inputs[:, None] * scale  # (K, c, N, 2d)
-            x = torch.mul(scaled, next(masks), out=view(buffers.x, *scaled.shape))
-            h = torch.baddbmm(params["hidden.0.bias"][:, None, :], x.view(k, c * n, -1),
-                              params["hidden.0.weight"],
-                              out=view(buffers.hidden[0], k, c * n, arch.hidden[0]))
-            h = activate_(arch.activation, h)  # (K, c·N, H)
-        elif "hidden" in sites:  # the shared first layer, scaled into this chunk's buffer
-            h = torch.mul(shared[:, None], scale,
-                          out=view(buffers.hidden[0], k, c, n, arch.hidden[0]))
-        else:
-            h = shared[:, None].expand(k, c, n, shared.shape[2])
-        h = h.reshape(k, c * n, -1)
-        for layer in range(len(arch.hidden)):
-            if layer > 0:
-                h = torch.baddbmm(params[f"hidden.{layer}.bias"][:, None, :], h,
-                                  params[f"hidden.{layer}.weight"],
-                                  out=view(buffers.hidden[layer], k, c * n, arch.hidden[layer]))
-                h = activate_(arch.activation, h)
-            if "hidden" in sites:  # h is this chunk's own buffer
-                survivors = h.view(k, c, n, -1)
-                if layer > 0 or "embedding" in sites:  # (else scaled when copied above)
-                    survivors.mul_(scale)
-                h = survivors.mul_(next(masks)).view(k, c * n, -1)
-        scores = torch.baddbmm(params["output.bias"][:, None, :], h, params["output.weight"],
-                               out=view(buffers.scores, k, c * n, arch.modulus))
-        predicted = torch.argmax(scores, -1, out=view(buffers.predicted, k, c * n))
-        correct = predicted.view(k, c, n) == labels[:, None, :]  # (K, c, N)
+        scales = _survivor_scale(part).to(left.device)
+        scores = passes(masks.draw(generators, part.tolist()), scales)  # (K, c·N, C)
+        best = torch.argmax(scores, -1, out=predicted[: k * c * n].view(k, c * n))
+        correct = best.view(k, c, n) == labels[:, None, :]  # (K, c, N)
         out.append(correct.float().mean(2))
     return torch.cat(out, dim=1)  # (K, M)
 
@@ -188,7 +169,7 @@ def dropout_accuracies(params: Mapping[str, torch.Tensor], arch: Architecture,
 def mc_dropout_accuracy(params: Mapping[str, torch.Tensor], arch: Architecture,
                         left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
                         rate: float, samples: int, sites: Sequence[str],
-                        generators: Sequence[torch.Generator]
+                        generators: Sequence[torch.Generator], fast: bool = True
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """MC-dropout test accuracy: mean and (unbiased) variance over S passes, each (K,).
 
@@ -196,21 +177,23 @@ def mc_dropout_accuracy(params: Mapping[str, torch.Tensor], arch: Architecture,
     network is wrong whatever is dropped, a generalised one right whatever is dropped, and in
     between the answer depends on which units survive.
     """
-    rates = torch.full((samples,), float(rate), device=params["embedding"].device)
-    acc = dropout_accuracies(params, arch, left, right, labels, rates, sites, generators)
+    rates = torch.full((samples,), float(rate), device=left.device)
+    acc = dropout_accuracies(params, arch, left, right, labels, rates, sites, generators, fast)
     return acc.mean(1), acc.var(1)
 
 
 def dropout_robustness(params: Mapping[str, torch.Tensor], arch: Architecture,
                        left: torch.Tensor, right: torch.Tensor, labels: torch.Tensor,
                        rates: Sequence[float], samples: int, sites: Sequence[str],
-                       generators: Sequence[torch.Generator]) -> torch.Tensor:
+                       generators: Sequence[torch.Generator], fast: bool = True
+                       ) -> torch.Tensor:
     """Dropout Robustness Curve: mean test accuracy at each rate, (K, R).
 
     A generalised network keeps its test accuracy up to a sizeable rate (the paper: ≈0.2 with
     little loss, degrading past 0.5); one in transition loses it at the smallest rates.
     """
-    per_rate = torch.tensor([float(r) for r in rates], device=params["embedding"].device)
+    per_rate = torch.tensor([float(r) for r in rates], device=left.device)
     copies = per_rate.repeat_interleave(samples)  # (R·S,)
-    acc = dropout_accuracies(params, arch, left, right, labels, copies, sites, generators)
+    acc = dropout_accuracies(params, arch, left, right, labels, copies, sites, generators,
+                             fast)
     return acc.view(acc.shape[0], len(rates), samples).mean(2)  # (K, R)
