@@ -9,11 +9,16 @@ units that are zero on every training input for sparsity.
 
 Only the weights come from grokexp (one member's state dict, loaded into this module); the
 labels are recomputed here as (i + j) mod P.
+
+The helpers every plain reference shares live here too: loading an MLP member's linear layers
+(:func:`load_linears`), a member's slice of stacked weights, every pair, and the textbook
+training loop (:func:`reference_training`) that the paper's MLP, the one-hot MLP and the
+transformer references (tests/arch/) are trained with.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -37,19 +42,12 @@ class PaperMLP(nn.Module):
     @classmethod
     def from_state(cls, state: Mapping[str, torch.Tensor], embedding_relu: bool = False
                    ) -> PaperMLP:
-        """Load one grokexp member: its linear weights are stored (in, out), nn.Linear's
-        are (out, in)."""
+        """Load one grokexp member (see :func:`load_linears`)."""
         emb = state["embedding"]
-        layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("hidden.")})
-        hidden = [int(state[f"hidden.{i}.bias"].shape[0]) for i in layers]
-        model = cls(int(emb.shape[0]), int(emb.shape[1]), hidden, embedding_relu)
+        model = cls(int(emb.shape[0]), int(emb.shape[1]), hidden_widths(state), embedding_relu)
         with torch.no_grad():
             model.embedding.weight.copy_(emb)
-            for i, layer in enumerate(model.hidden):
-                layer.weight.copy_(state[f"hidden.{i}.weight"].T)
-                layer.bias.copy_(state[f"hidden.{i}.bias"])
-            model.output.weight.copy_(state["output.weight"].T)
-            model.output.bias.copy_(state["output.bias"])
+        load_linears(model, state)
         return model
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -74,6 +72,34 @@ class PaperMLP(nn.Module):
     def forward(self, i: torch.Tensor, j: torch.Tensor, p: float = 0.0,
                 sites: tuple[str, ...] = ()) -> torch.Tensor:
         return self.activations(i, j, p, sites)[-1]
+
+
+def hidden_widths(state: Mapping[str, torch.Tensor]) -> list[int]:
+    """The widths of an MLP member's hidden layers (its ``hidden.{l}.bias``), in order."""
+    layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("hidden.")})
+    return [int(state[f"hidden.{i}.bias"].shape[0]) for i in layers]
+
+
+@torch.no_grad()
+def load_linears(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """An MLP member's ``hidden.{l}`` and ``output`` layers into ``model.hidden[l]`` and
+    ``model.output``: grokexp stores a linear weight (in, out), ``nn.Linear`` keeps (out, in)."""
+    layers = [*(f"hidden.{i}" for i in range(len(model.hidden))), "output"]
+    modules = [*model.hidden, model.output]  # type: ignore[union-attr]
+    for name, layer in zip(layers, modules, strict=True):
+        layer.weight.copy_(state[f"{name}.weight"].T)
+        layer.bias.copy_(state[f"{name}.bias"])
+
+
+def member(params: Mapping[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """Member ``k``'s weights out of a population's stacked ones."""
+    return {name: value[k] for name, value in params.items()}
+
+
+def pair_grid(modulus: int) -> torch.Tensor:
+    """Every pair (i, j), row i·P + j: (P², 2)."""
+    i, j = torch.meshgrid(torch.arange(modulus), torch.arange(modulus), indexing="ij")
+    return torch.stack([i.reshape(-1), j.reshape(-1)], 1)
 
 
 def labels(i: torch.Tensor, j: torch.Tensor, modulus: int) -> torch.Tensor:
@@ -157,21 +183,33 @@ HISTORY_METRICS = ("train_acc", "test_acc", "train_loss", "test_loss")
 
 
 def plain_training(spec, param_groups=None, after_backward=None, after_step=None):
-    """One member of ``spec`` trained the textbook way: this module's network,
-    ``torch.optim.AdamW``, a Python loop over minibatches; grokexp gives only the initial
-    weights, the split and the batch order. ``param_groups(net)`` replaces the one group of
-    all parameters; ``after_backward(net)`` may rewrite the gradients before each step and
-    ``after_step(net)`` the weights after it (as the reducers' authors apply theirs).
-    Returns the history (epoch 0 and every ``metrics.every``) and the trained network."""
-    from grokexp.engine.data import make_splits, pair_table
+    """One member of ``spec`` trained the textbook way on this module's network (see
+    :func:`reference_training`). Returns the history and the trained network."""
     from grokexp.engine.init import init_member
+
+    net = PaperMLP.from_state(init_member(spec))
+    out = reference_training(spec, net, lambda pairs: net(pairs[:, 0], pairs[:, 1]),
+                             param_groups, after_backward, after_step)
+    return out, net
+
+
+def reference_training(spec, net: nn.Module,
+                       forward: Callable[[torch.Tensor], torch.Tensor],
+                       param_groups=None, after_backward=None, after_step=None
+                       ) -> dict[str, list[float]]:
+    """``net`` (a plain reference module holding one member's initial weights) trained the
+    textbook way: ``torch.optim.AdamW``, a Python loop over minibatches; grokexp gives only
+    the split and the batch order. ``forward(pairs)`` maps (N, 2) pairs to ``net``'s logits.
+    ``param_groups(net)`` replaces the one group of all parameters; ``after_backward(net)``
+    may rewrite the gradients before each step and ``after_step(net)`` the weights after it
+    (as the reducers' authors apply theirs). Returns the history (epoch 0 and every
+    ``metrics.every``)."""
+    from grokexp.engine.data import make_splits, pair_table
     from grokexp.engine.seeding import generator_for
 
     p, t = spec.task.modulus, spec.train
-    net = PaperMLP.from_state(init_member(spec))
-    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    left, right = i.reshape(-1), j.reshape(-1)
-    answers = labels(left, right, p)
+    pairs = pair_grid(p)
+    answers = labels(pairs[:, 0], pairs[:, 1], p)
     train_rows = make_splits(spec.task, pair_table(spec.task), [t.split_seed]).train_index[0]
     is_train = torch.zeros(p * p, dtype=torch.bool)
     is_train[train_rows] = True
@@ -183,7 +221,7 @@ def plain_training(spec, param_groups=None, after_backward=None, after_step=None
 
     def record(epoch: int) -> None:
         with torch.no_grad():
-            scores = net(left, right)
+            scores = forward(pairs)
             right_answer = (scores.argmax(1) == answers).float()
             loss = F.cross_entropy(scores, answers, reduction="none")
         out["epochs"].append(epoch)
@@ -196,7 +234,7 @@ def plain_training(spec, param_groups=None, after_backward=None, after_step=None
         rows = train_rows[torch.randperm(len(train_rows), generator=order)]
         for s in range(0, len(rows), t.batch_size):
             batch = rows[s:s + t.batch_size]
-            loss = F.cross_entropy(net(left[batch], right[batch]), answers[batch])
+            loss = F.cross_entropy(forward(pairs[batch]), answers[batch])
             opt.zero_grad()
             loss.backward()
             if after_backward is not None:
@@ -206,4 +244,4 @@ def plain_training(spec, param_groups=None, after_backward=None, after_step=None
                 after_step(net)
         if epoch % spec.metrics.every == 0 or epoch == t.epochs:
             record(epoch)
-    return out, net
+    return out

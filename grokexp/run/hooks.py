@@ -78,7 +78,8 @@ class TrackingHook(Hook):
         self.tracker.log_state(run_id, state, "weights/final.pt")
         if member.spec.tracking.log_model and self._arch is not None:
             assert self._example is not None
-            self.models.submit(run_id, self._arch.twin(state), self._example,
+            arch = self._arch  # the twin is built on the logging thread
+            self.models.submit(run_id, lambda: arch.twin(state), self._example,
                                history.last_epoch)
         self.figure_log.submit(run_id, accuracy_figures, history.only(*ACCURACY_COLUMNS),
                                member.spec.metrics.grok_threshold, member.label)

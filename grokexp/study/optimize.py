@@ -104,6 +104,8 @@ def study_hash(spec: Spec) -> str:
     """What workers of one study must agree on: the spec minus budget and tracking."""
     raw = spec_to_dict(spec)
     raw.pop("tracking", None)
+    if raw.get("model", {}).get("architecture") == "mlp":  # as specs before the key hashed
+        del raw["model"]["architecture"]
     for key in ("n_trials", "batch", "heartbeat_s", "grace_s"):
         raw.get("optimize", {}).pop(key, None)
     blob = json.dumps(raw, sort_keys=True, separators=(",", ":"))

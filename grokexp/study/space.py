@@ -54,17 +54,27 @@ def suggest(trial: optuna.Trial, key: str, dim: SearchDim) -> Any:
 
 
 def check_space(spec: Spec, source: str) -> None:
-    """Every bound and choice of the space must make a valid spec; else exit-2 lines."""
+    """Every bound and choice of the space must make a valid spec; else exit-2 lines.
+
+    Where ``model.architecture`` is a dimension, every other bound and choice is checked under
+    each of its architectures (a key one of them lacks would fail at that trial)."""
     assert spec.optimize is not None
     problems: list[str] = []
-    for key, dim in spec.optimize.dims().items():
+    dims = spec.optimize.dims()
+    arch_dim = dims.get("model.architecture")
+    architectures = [{}] if arch_dim is None or arch_dim.choices is None else [
+        {"model.architecture": name} for name in arch_dim.choices]
+    for key, dim in dims.items():
         values = dim.choices if dim.choices is not None else [dim.low, dim.high]
         for value in values:
-            try:
-                point_spec(spec, {key: value}, source)
-            except SpecError as err:
-                problems += [p.replace(f"{source}: ", f"{source}: optimize.space.{key}: "
-                                       f"{value!r} gives ", 1) for p in err.problems]
+            for arch in [{}] if key == "model.architecture" else architectures:
+                try:
+                    point_spec(spec, {**arch, key: value}, source)
+                except SpecError as err:
+                    under = "".join(f" with {k} = {v!r}" for k, v in arch.items())
+                    problems += [p.replace(f"{source}: ", f"{source}: optimize.space.{key}: "
+                                           f"{value!r}{under} gives ", 1)
+                                 for p in err.problems]
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))
 

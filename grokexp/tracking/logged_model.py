@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,11 +58,15 @@ def log_logged_model(client: Any, experiment_id: str, run_id: str, module: nn.Mo
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
-    with tempfile.TemporaryDirectory(prefix="grokexp-model-") as scratch:
-        folder = os.path.join(scratch, MODEL_NAME)
-        mlflow.pytorch.save_model(module.eval(), folder, serialization_format="pt2",
-                                  input_example=example, pip_requirements=requirements())
-        client.log_model_artifacts(model.model_id, folder)
+    try:
+        with tempfile.TemporaryDirectory(prefix="grokexp-model-") as scratch:
+            folder = os.path.join(scratch, MODEL_NAME)
+            mlflow.pytorch.save_model(module.eval(), folder, serialization_format="pt2",
+                                      input_example=example, pip_requirements=requirements())
+            client.log_model_artifacts(model.model_id, folder)
+    except BaseException:  # marked FAILED, so nobody loads a half-written model
+        client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        raise
     client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
     client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
     return str(model.model_id)
@@ -85,13 +89,23 @@ class ModelLog:
         self._pending: list[tuple[str, Future[None]]] = []
         self.failed: list[str] = []  # "run id: why", for each network that was not logged
 
-    def submit(self, run_id: str, module: nn.Module, example: torch.Tensor,
-               step: int = 0) -> None:
-        """Log ``module`` (which the caller no longer changes) to ``run_id`` soon."""
+    def submit(self, run_id: str, module: nn.Module | Callable[[], nn.Module],
+               example: torch.Tensor, step: int = 0) -> None:
+        """Log ``module`` (which the caller no longer changes) to ``run_id`` soon. A callable
+        that makes the module is called on the background thread (building a module takes time,
+        and draws a throw-away default init from torch's global generator)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-model-log")
         self._pending.append(
-            (run_id, self._pool.submit(self.sink.log_model, run_id, module, example, step)))
+            (run_id, self._pool.submit(self._log, run_id, module, example, step)))
+
+    def _log(self, run_id: str, module: nn.Module | Callable[[], nn.Module],
+             example: torch.Tensor, step: int) -> None:
+        import torch
+
+        if not isinstance(module, torch.nn.Module):
+            module = module()  # training and probes draw from their own generators only
+        self.sink.log_model(run_id, module, example, step)
 
     def finish(self) -> list[str]:
         """Every network submitted is logged (or its failure noted in ``failed``); the thread

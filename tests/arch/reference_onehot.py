@@ -1,5 +1,6 @@
 """An independent one-hot MLP, written from the definition (Gromov; Doshi et al.; Prieto et
-al.): no grokexp code is imported.
+al.): no grokexp code is imported (tests/reference.py loads the weights, as for the paper's
+MLP).
 
 The input is ``concat(onehot(a), onehot(b))``, 2P wide, built outright with ``F.one_hot``;
 then ``nn.Linear`` and the activation per hidden layer, and an ``nn.Linear`` to P logits.
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
+from reference import hidden_widths, load_linears
 from torch import nn
 
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "tanh": torch.tanh}
@@ -35,16 +37,8 @@ class ReferenceOneHotMlp(nn.Module):
     @classmethod
     def from_member(cls, state: Mapping[str, torch.Tensor],
                     activation: str = "relu") -> ReferenceOneHotMlp:
-        modulus = int(state["output.bias"].shape[0])
-        layers = sorted({int(k.split(".")[1]) for k in state if k.startswith("hidden.")})
-        hidden = [int(state[f"hidden.{i}.bias"].shape[0]) for i in layers]
-        model = cls(modulus, hidden, activation)
-        with torch.no_grad():
-            for i, layer in enumerate(model.hidden):
-                layer.weight.copy_(state[f"hidden.{i}.weight"].T)
-                layer.bias.copy_(state[f"hidden.{i}.bias"])
-            model.output.weight.copy_(state["output.weight"].T)
-            model.output.bias.copy_(state["output.bias"])
+        model = cls(int(state["output.bias"].shape[0]), hidden_widths(state), activation)
+        load_linears(model, state)
         return model
 
     def inputs(self, pairs: torch.Tensor) -> torch.Tensor:

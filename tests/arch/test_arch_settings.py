@@ -5,19 +5,25 @@ Each member differs from a baseline in one setting (lr, weight decay, betas, eps
 ``embedding_lr_scale``, Grokfast EMA, Grokfast MA, ⊥Grad, Omnigrok's fixed or given norm, a
 frozen group) or in all of them at once, and equals the plain reference module
 (reference_transformer.py, reference_onehot.py) trained with ``torch.optim.AdamW`` with that
-member's settings and the reducers as their authors apply them to ``p.grad`` (copied below
-from tests/engine/test_reducers.py, which copies them from the authors' repositories).
+member's settings and the reducers as their authors apply them to ``p.grad``
+(tests/authors_reducers.py, copied from the authors' repositories).
 grokexp gives only the initial weights, the split and the batch order.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
+from authors_reducers import (
+    gradfilter_ema,
+    gradfilter_ma,
+    omnigrok_l2,
+    omnigrok_rescale,
+    orthogonalize_gradients,
+)
+from reference import reference_training as shared_training
 from reference_onehot import ReferenceOneHotMlp
 from reference_transformer import ReferenceTransformer
 from torch import nn
@@ -26,7 +32,6 @@ from grokexp.engine import optim
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.init import init_member
 from grokexp.engine.model import Population
-from grokexp.engine.seeding import generator_for
 from grokexp.engine.sweep import Member
 from grokexp.engine.train import TrainData, train
 from grokexp.spec.io import validate_spec
@@ -84,66 +89,6 @@ def spec_of(model: str, variant: str, **train: Any) -> Spec:
     return validate_spec(raw, "settings")
 
 
-# ------------------------------------------------ the authors' code (tests/engine/test_reducers.py)
-
-
-def gradfilter_ma(m: nn.Module, grads: dict[str, deque] | None = None, window_size: int = 100,
-                  lamb: float = 5.0) -> dict[str, deque]:
-    """ironjr/grokfast grokfast.py, filter_type='mean', warmup=True, trigger=False."""
-    if grads is None:
-        grads = {n: deque(maxlen=window_size) for n, p in m.named_parameters()
-                 if p.requires_grad and p.grad is not None}
-    for n, p in m.named_parameters():
-        if p.requires_grad and p.grad is not None:
-            grads[n].append(p.grad.data.detach())
-            if len(grads[n]) == window_size:
-                avg = sum(grads[n]) / len(grads[n])
-                p.grad.data = p.grad.data + avg * lamb
-    return grads
-
-
-def gradfilter_ema(m: nn.Module, grads: dict[str, torch.Tensor] | None = None,
-                   alpha: float = 0.98, lamb: float = 2.0) -> dict[str, torch.Tensor]:
-    """ironjr/grokfast grokfast.py."""
-    if grads is None:
-        grads = {n: p.grad.data.detach() for n, p in m.named_parameters()
-                 if p.requires_grad and p.grad is not None}
-    for n, p in m.named_parameters():
-        if p.requires_grad and p.grad is not None:
-            grads[n] = grads[n] * alpha + p.grad.data.detach() * (1 - alpha)
-            p.grad.data = p.grad.data + grads[n] * lamb
-    return grads
-
-
-@torch.no_grad()
-def orthogonalize_gradients(units: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """OrthoGrad._orthogonalize_gradients (orthograd.py), over (weight, gradient) pairs: a
-    parameter tensor of the model, or a view of one (see :func:`ortho_units`)."""
-    for p, grad in units:
-        w = p.reshape(-1)
-        g = grad.reshape(-1)
-        w_norm_sq = torch.dot(w, w) + 1e-30
-        proj = torch.dot(w, g) / w_norm_sq
-        g_orth = g - proj * w
-        g_norm = g.norm(2)
-        g_orth_norm = g_orth.norm(2) + 1e-30
-        g_orth_scaled = g_orth * (g_norm / g_orth_norm)
-        grad.copy_(g_orth_scaled.view_as(grad))
-
-
-def omnigrok_l2(model: nn.Module) -> torch.Tensor:
-    """Omnigrok mnist-landscape.ipynb ``L2``: the sum of squares of all parameters."""
-    total: Any = 0.0
-    for p in model.parameters():
-        total += torch.sum(p**2)
-    return total
-
-
-def omnigrok_rescale(model: nn.Module, alpha: torch.Tensor) -> None:
-    for p in model.parameters():
-        p.data = alpha * p.data
-
-
 # ------------------------------------------------ the reference modules, by grokexp's names
 
 
@@ -183,62 +128,62 @@ def frozen_params(model: str, net: nn.Module) -> list[nn.Parameter]:
     return [p for n, p in net.named_parameters() if ".attn." in n or ".ln1." in n]
 
 
-def ortho_units(net: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def ortho_units(net: nn.Module) -> list[torch.Tensor]:
     """⊥Grad acts per parameter tensor; grokexp's tensors (Nanda's W_Q, W_K, W_V apart) are
-    one per unit, where nn.MultiheadAttention stacks the three: it is projected per third."""
+    one per unit, where nn.MultiheadAttention stacks the three: it is projected per third
+    (a view of its weights whose ``.grad`` is the view of its gradient, so the authors' code
+    rewrites that third of ``p.grad`` in place)."""
     units = []
     for n, p in net.named_parameters():
         if p.grad is None:
             continue
         if n.endswith("in_proj_weight"):
-            units += list(zip(p.chunk(3), p.grad.chunk(3), strict=True))
+            for weight, grad in zip(p.detach().chunk(3), p.grad.chunk(3), strict=True):
+                weight.grad = grad
+                units.append(weight)
         else:
-            units.append((p, p.grad))
+            units.append(p)
     return units
 
 
 def reference_training(model: str, spec: Spec) -> nn.Module:
-    """One member trained the textbook way with its settings and reducers."""
-    t = spec.train
+    """One member trained the textbook way (tests/reference.py's loop) with its settings and
+    the reducers as their authors apply them."""
+    t, f = spec.train, spec.train.grad_filter
     net = reference_net(model, spec)
     frozen = frozen_params(model, net) if not spec.init.trainable(FROZEN[model][0]) else []
     for p in frozen:
         p.requires_grad_(False)
-    i, j = torch.meshgrid(torch.arange(P), torch.arange(P), indexing="ij")
-    pairs = torch.stack([i.reshape(-1), j.reshape(-1)], 1)
-    answers = (pairs[:, 0] + pairs[:, 1]) % P
-    train_rows = make_splits(spec.task, pair_table(spec.task), [t.split_seed]).train_index[0]
-    first = net.hidden[0].weight if model == "onehot_mlp" else net.token.weight  # type: ignore
-    rest = [p for p in net.parameters() if p is not first and p.requires_grad]
-    opt = torch.optim.AdamW([{"params": [first], "lr": t.lr * t.embedding_lr_scale},
-                             {"params": rest}], lr=t.lr, betas=t.betas, eps=t.eps,
-                            weight_decay=t.weight_decay, foreach=False)
     target = (omnigrok_l2(net).detach() if t.weight_norm == "fixed"
               else torch.tensor(float(t.weight_norm or 0.0) ** 2))
-    order, f = generator_for(t.seed, "order"), t.grad_filter
     state: Any = None  # the filter's: an EMA dict or a deque per parameter
-    for _ in range(t.epochs):
-        rows = train_rows[torch.randperm(len(train_rows), generator=order)]
-        for s in range(0, len(rows), t.batch_size):
-            batch = rows[s:s + t.batch_size]
-            opt.zero_grad()
-            F.cross_entropy(net(pairs[batch]), answers[batch]).backward()
-            if f is not None and f.kind == "ema":
-                state = gradfilter_ema(net, state, f.alpha, f.lamb)
-            elif f is not None and f.kind == "ma":
-                state = gradfilter_ma(net, state, f.window, f.lamb)
-            if t.orthogonal_grad:
-                # gradfilter_ma's deque holds p.grad itself until its window fills, and
-                # OrthoGrad's copy_ would rewrite that history; the MA is a mean of gradients,
-                # so ⊥Grad gets a fresh tensor (as grokexp's ring keeps its own copy)
-                for p in net.parameters():
-                    if p.grad is not None:
-                        p.grad = p.grad.clone()
-                orthogonalize_gradients(ortho_units(net))
-            opt.step()
-            if t.weight_norm is not None:
-                with torch.no_grad():
-                    omnigrok_rescale(net, torch.sqrt(target / omnigrok_l2(net)))
+
+    def groups(net: nn.Module) -> list[dict[str, Any]]:
+        first = net.hidden[0].weight if model == "onehot_mlp" else net.token.weight  # type: ignore
+        rest = [p for p in net.parameters() if p is not first and p.requires_grad]
+        return [{"params": [first], "lr": t.lr * t.embedding_lr_scale}, {"params": rest}]
+
+    def after_backward(net: nn.Module) -> None:
+        nonlocal state
+        if f is not None and f.kind == "ema":
+            state = gradfilter_ema(net, state, f.alpha, f.lamb)
+        elif f is not None and f.kind == "ma":
+            state = gradfilter_ma(net, state, f.window, f.lamb)
+        if t.orthogonal_grad:
+            # gradfilter_ma's deque holds p.grad itself until its window fills, and
+            # OrthoGrad's copy_ would rewrite that history; the MA is a mean of gradients,
+            # so ⊥Grad gets a fresh tensor (as grokexp's ring keeps its own copy)
+            for p in net.parameters():
+                if p.grad is not None:
+                    p.grad = p.grad.clone()
+            orthogonalize_gradients(ortho_units(net))
+
+    def after_step(net: nn.Module) -> None:
+        if t.weight_norm is not None:
+            with torch.no_grad():
+                omnigrok_rescale(net, torch.sqrt(target / omnigrok_l2(net)))
+
+    shared_training(spec, net, net, groups, after_backward, after_step)
     return net
 
 

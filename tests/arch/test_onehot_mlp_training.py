@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
+from reference import reference_training as shared_training
 from reference_onehot import ReferenceOneHotMlp
 
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.init import init_member
 from grokexp.engine.model import Population
-from grokexp.engine.seeding import generator_for
 from grokexp.engine.sweep import Member, expand_members
 from grokexp.engine.train import TrainData, train
 from grokexp.spec.io import validate_spec
@@ -40,47 +39,18 @@ def raw_spec(hidden: int | list[int], activation: str, **sweep: Any) -> dict[str
 
 
 def reference_training(spec: Spec) -> tuple[dict[str, list[float]], ReferenceOneHotMlp]:
-    """One member trained the textbook way: grokexp gives only the initial weights, the split
-    and the batch order. The first layer's lr is ``lr × embedding_lr_scale`` (its own param
-    group: the decoupled decay uses it too)."""
-    p, t = spec.task.modulus, spec.train
+    """One member trained the textbook way (tests/reference.py's loop): grokexp gives only the
+    initial weights, the split and the batch order. The first layer's lr is
+    ``lr × embedding_lr_scale`` (its own param group: the decoupled decay uses it too)."""
+    t = spec.train
     net = ReferenceOneHotMlp.from_member(init_member(spec), spec.model.activation)
-    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    pairs = torch.stack([i.reshape(-1), j.reshape(-1)], 1)
-    answers = (pairs[:, 0] + pairs[:, 1]) % p
-    train_rows = make_splits(spec.task, pair_table(spec.task), [t.split_seed]).train_index[0]
-    is_train = torch.zeros(p * p, dtype=torch.bool)
-    is_train[train_rows] = True
-    first = net.hidden[0].weight
-    rest = [w for w in net.parameters() if w is not first]
-    opt = torch.optim.AdamW([{"params": [first], "lr": t.lr * t.embedding_lr_scale},
-                             {"params": rest}], lr=t.lr, betas=t.betas, eps=t.eps,
-                            weight_decay=t.weight_decay, foreach=False)
-    order = generator_for(t.seed, "order")
-    out: dict[str, list[float]] = {"epochs": [], **{name: [] for name in METRICS}}
 
-    def record(epoch: int) -> None:
-        with torch.no_grad():
-            scores = net(pairs)
-            right = (scores.argmax(1) == answers).float()
-            loss = F.cross_entropy(scores, answers, reduction="none")
-        out["epochs"].append(epoch)
-        for part, rows in (("train", is_train), ("test", ~is_train)):
-            out[f"{part}_acc"].append(float(right[rows].mean()))
-            out[f"{part}_loss"].append(float(loss[rows].mean()))
+    def groups(net: ReferenceOneHotMlp) -> list[dict[str, Any]]:
+        first = net.hidden[0].weight
+        rest = [w for w in net.parameters() if w is not first]
+        return [{"params": [first], "lr": t.lr * t.embedding_lr_scale}, {"params": rest}]
 
-    record(0)
-    for epoch in range(1, t.epochs + 1):
-        rows = train_rows[torch.randperm(len(train_rows), generator=order)]
-        for s in range(0, len(rows), t.batch_size):
-            batch = rows[s:s + t.batch_size]
-            loss = F.cross_entropy(net(pairs[batch]), answers[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if epoch % spec.metrics.every == 0 or epoch == t.epochs:
-            record(epoch)
-    return out, net
+    return shared_training(spec, net, net, groups), net
 
 
 def grokexp_training(members: list[Member]) -> tuple[Any, Population]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from reference import member, pair_grid
 from reference_transformer import ReferenceTransformer
 
 from grokexp.engine.arch.transformer import TransformerArch
@@ -33,13 +34,9 @@ def stacked(a: TransformerArch, k: int, seed: int = 0) -> dict[str, torch.Tensor
     return out
 
 
-def member(params: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
-    return {name: value[k] for name, value in params.items()}
-
-
 def all_pairs(k: int) -> torch.Tensor:
-    i, j = torch.meshgrid(torch.arange(P), torch.arange(P), indexing="ij")
-    return torch.stack([i.reshape(-1), j.reshape(-1)], 1).expand(k, -1, -1).contiguous()
+    """Every pair for each of k members: (k, P², 2)."""
+    return pair_grid(P).expand(k, -1, -1).contiguous()
 
 
 CASES = [(1, False, "relu"), (1, True, "relu"), (2, False, "gelu"), (2, True, "relu")]

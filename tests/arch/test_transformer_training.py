@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
+from reference import reference_training as shared_training
 from reference_transformer import ReferenceTransformer
 
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.init import init_member
 from grokexp.engine.model import Population
-from grokexp.engine.seeding import generator_for
 from grokexp.engine.sweep import Member, expand_members
 from grokexp.engine.train import TrainData, train
 from grokexp.spec.io import validate_spec
@@ -35,44 +34,12 @@ def raw_spec(layers: int, layer_norm: bool) -> dict[str, Any]:
 
 
 def reference_training(spec: Spec) -> tuple[dict[str, list[float]], ReferenceTransformer]:
-    """One member trained the textbook way: grokexp gives only the initial weights, the split
-    and the batch order."""
-    p, t, m = spec.task.modulus, spec.train, spec.model
+    """One member trained the textbook way (tests/reference.py's loop): grokexp gives only the
+    initial weights, the split and the batch order."""
+    m = spec.model
     net = ReferenceTransformer.from_member(init_member(spec), m.n_heads, m.layer_norm,
                                            m.activation)
-    i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    pairs = torch.stack([i.reshape(-1), j.reshape(-1)], 1)
-    answers = (pairs[:, 0] + pairs[:, 1]) % p
-    train_rows = make_splits(spec.task, pair_table(spec.task), [t.split_seed]).train_index[0]
-    is_train = torch.zeros(p * p, dtype=torch.bool)
-    is_train[train_rows] = True
-    opt = torch.optim.AdamW(net.parameters(), lr=t.lr, betas=t.betas, eps=t.eps,
-                            weight_decay=t.weight_decay, foreach=False)
-    order = generator_for(t.seed, "order")
-    out: dict[str, list[float]] = {"epochs": [], **{name: [] for name in METRICS}}
-
-    def record(epoch: int) -> None:
-        with torch.no_grad():
-            scores = net(pairs)
-            right = (scores.argmax(1) == answers).float()
-            loss = F.cross_entropy(scores, answers, reduction="none")
-        out["epochs"].append(epoch)
-        for part, rows in (("train", is_train), ("test", ~is_train)):
-            out[f"{part}_acc"].append(float(right[rows].mean()))
-            out[f"{part}_loss"].append(float(loss[rows].mean()))
-
-    record(0)
-    for epoch in range(1, t.epochs + 1):
-        rows = train_rows[torch.randperm(len(train_rows), generator=order)]
-        for s in range(0, len(rows), t.batch_size):
-            batch = rows[s:s + t.batch_size]
-            loss = F.cross_entropy(net(pairs[batch]), answers[batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if epoch % spec.metrics.every == 0 or epoch == t.epochs:
-            record(epoch)
-    return out, net
+    return shared_training(spec, net, net), net
 
 
 def grokexp_training(members: list[Member]) -> tuple[Any, Population]:
@@ -89,7 +56,7 @@ def test_member_equals_reference_adamw_and_itself_alone(layers, layer_norm):
     assert len(members) == 3
     together, population = grokexp_training(members)
     chosen = members[1]
-    alone, _ = grokexp_training([Member(0, chosen.spec, chosen.varied)])
+    alone, alone_population = grokexp_training([Member(0, chosen.spec, chosen.varied)])
     ours, theirs = together.by_index(chosen.index), alone.members[0]
     assert ours.epochs == theirs.epochs == [0, 5, 10, 15, 20, 25]
     for name in METRICS:  # bitwise on the CPU: members never mix
@@ -106,20 +73,42 @@ def test_member_equals_reference_adamw_and_itself_alone(layers, layer_norm):
     for name in ("train_acc", "test_acc"):
         gap = max(abs(x - y) for x, y in zip(ours.metrics[name], reference[name], strict=True))
         assert gap <= 1 / 24 + 1e-6, name  # one pair at most (a near tie may flip)
-    # the final weights too (the population keeps every member: none groks in 50 steps);
+    # every final weight too (the population keeps every member: none groks in 50 steps);
     # measured gaps ~2e-7 on weights of order 0.1..1
     assert population.params["embedding"].shape[0] == 3
     final = {name: value.detach() for name, value in net.named_parameters()}
-    pairs = {"embedding": final["token.weight"], "positional": final["position.weight"],
-             "blocks.0.mlp.w_in": final["blocks.0.fc_in.weight"].T,
-             "blocks.0.mlp.b_out": final["blocks.0.fc_out.bias"],
-             "blocks.0.attn.w_o": final["blocks.0.attn.out_proj.weight"].T,
-             "unembed.weight": final["unembed.weight"].T}
+    theirs_by_name = reference_names(final, layers, layer_norm)
+    assert set(theirs_by_name) == set(population.params)  # every parameter is compared
     start = population_init(members)
-    for name, theirs in pairs.items():
+    for name, theirs in theirs_by_name.items():
         ours_now = population.params[name][chosen.index].detach()
-        assert (ours_now - start[name][chosen.index]).abs().max() > 1e-3  # it moved
+        if not name.endswith("ln1.bias"):  # (a bias of zeros may barely move)
+            assert (ours_now - start[name][chosen.index]).abs().max() > 1e-4, name  # it moved
         torch.testing.assert_close(ours_now, theirs, rtol=0, atol=2e-6)
+        # and the member trained alone ends on the same bits
+        assert torch.equal(alone_population.params[name][0], ours_now), name
+
+
+def reference_names(final: dict[str, torch.Tensor], layers: int,
+                    layer_norm: bool) -> dict[str, torch.Tensor]:
+    """The reference's parameters under grokexp's names, (in, out) as grokexp stores them."""
+    out = {"embedding": final["token.weight"], "positional": final["position.weight"],
+           "unembed.weight": final["unembed.weight"].T}
+    for layer in range(layers):
+        ref, ours = f"blocks.{layer}.", f"blocks.{layer}."
+        q, k, v = final[ref + "attn.in_proj_weight"].chunk(3)
+        out.update({ours + "attn.w_q": q.T, ours + "attn.w_k": k.T, ours + "attn.w_v": v.T,
+                    ours + "attn.w_o": final[ref + "attn.out_proj.weight"].T,
+                    ours + "mlp.w_in": final[ref + "fc_in.weight"].T,
+                    ours + "mlp.b_in": final[ref + "fc_in.bias"],
+                    ours + "mlp.w_out": final[ref + "fc_out.weight"].T,
+                    ours + "mlp.b_out": final[ref + "fc_out.bias"]})
+        if layer_norm:
+            out.update({ours + f"{ln}.{part}": final[ref + f"{ln}.{part}"]
+                        for ln in ("ln1", "ln2") for part in ("weight", "bias")})
+    if layer_norm:
+        out.update({f"ln_final.{part}": final[f"ln_final.{part}"] for part in ("weight", "bias")})
+    return out
 
 
 def population_init(members: list[Member]) -> dict[str, torch.Tensor]:
