@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..engine.arch.base import Architecture
 from ..engine.sweep import Member
 from ..engine.train import EvalContext, History, Hook, MemberSeries, TrainData
 from ..figures.render import FigurePool
@@ -32,7 +33,15 @@ from ..tracking.figure_log import FigureLog
 from ..tracking.tracker import NullTracker, Tracker
 from .metrics.embedding import cosine_matrix
 from .probe_queue import MAX_IN_FLIGHT, Probe, ProbeQueue
-from .probes import cadence_metrics, cadence_probe, drc_key, drc_probe, mc_probe, not_measured
+from .probes import (
+    cadence_metrics,
+    cadence_probe,
+    drc_key,
+    drc_probe,
+    figure_weights,
+    mc_probe,
+    not_measured,
+)
 from .schedule import EvaluationClock, due
 
 __all__ = ["DiagnosticsHook", "cadence_metrics", "Report", "PROBE_GROUPS"]
@@ -67,6 +76,7 @@ class DiagnosticsHook(Hook):
         self._ended: list[tuple[Member, MemberSeries]] = []  # left, probes in flight
         self._clock = EvaluationClock()
         self._said: set[str] = set()  # what a diagnostic could not measure, said once
+        self._arch: Architecture | None = None  # the population's, seen at each evaluation
 
     def start(self) -> None:
         """Start the probe process now, so that its start-up overlaps the caller's set-up."""
@@ -91,6 +101,7 @@ class DiagnosticsHook(Hook):
         self._apply(self._probes.finished(at_most=MAX_IN_FLIGHT - 1))
         device = ctx.population.device
         arch, data = ctx.population.arch, ctx.data
+        self._arch = arch  # what a member's final weights are drawn as
         cadence = cfg.embedding_cos or cfg.distributions or cfg.inactive_neurons
         mc = cfg.mc_dropout and epoch % cfg.mc_dropout_every == 0
         drc = cfg.drc and bool(due(cfg.drc_epochs, previous, epoch))
@@ -170,7 +181,8 @@ class DiagnosticsHook(Hook):
                       state: dict[str, torch.Tensor]) -> None:
         """The member's figures wait for its probes still in flight, not the training: they
         are drawn once those are in (at a later evaluation, or when the population ends)."""
-        self._record(member).final = {n: t.numpy() for n, t in state.items()}
+        self._record(member).final = (figure_weights(self._arch, state) if self._arch is not None
+                                      else {n: t.numpy() for n, t in state.items()})
         self._ended.append((member, history))
         self._apply(self._probes.finished())
 

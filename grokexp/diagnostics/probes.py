@@ -32,10 +32,11 @@ from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
 from .metrics.embedding import codiagonal_structure, cosine_matrix
 from .metrics.progress import fourier_power_share, weight_norm
 
-__all__ = ["ProbeWork", "Values", "mc_probe", "drc_probe", "cadence_probe", "cadence_metrics",
-           "drc_key", "frozen_params", "not_measured"]
+__all__ = ["ProbeWork", "Values", "figure_weights", "mc_probe", "drc_probe", "cadence_probe",
+           "cadence_metrics", "drc_key", "frozen_params", "not_measured"]
 
 Values = dict[str, torch.Tensor]  # name → (K,)
+TOKEN_EMBEDDING = "token_embedding"  # figure_weights' key: not a parameter name
 
 
 def drc_key(rate: float) -> str:
@@ -53,6 +54,19 @@ def frozen_params(population: Population) -> dict[str, torch.Tensor]:
     """A copy of every member's weights that later training steps cannot change (the probe
     queue makes its own: probes handed to it may take the live weights)."""
     return {n: t.detach().clone() for n, t in population.params.items()}
+
+
+@torch.no_grad()
+def figure_weights(arch: Architecture, state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """One member's final weights for its figures (numpy): every parameter as it is, and
+    ``token_embedding``, the architecture's token embedding as the next layer reads it (the
+    transformer's without its ``=`` row; the one-hot MLP's two first-layer blocks side by
+    side): the rows the embedding metrics measure. None where it has no token embedding."""
+    out = {name: t.detach().cpu().numpy() for name, t in state.items()}
+    token = arch.token_embedding({name: t[None] for name, t in state.items()})
+    if token is not None:
+        out[TOKEN_EMBEDDING] = token[0].detach().cpu().numpy()
+    return out
 
 
 @torch.no_grad()

@@ -57,8 +57,11 @@ def run_figures(record: MemberSnapshots, part: int = 0, parts: int = 1) -> dict[
     if record.cosine:
         made.append(("figures/fig3_cosine.png", lambda: fp.fig3_cosine(record.cosine)))
     if record.final:
-        layers = ({"embedding": seen_embedding(record, np.asarray(record.final["embedding"]))}
-                  if "embedding" in record.final else {})  # the one-hot MLP has none
+        # the token embedding as the embedding metrics see it (else the paper MLP's own)
+        token = record.final.get("token_embedding")
+        layers = ({"embedding": np.asarray(token)} if token is not None else
+                  {"embedding": seen_embedding(record, np.asarray(record.final["embedding"]))}
+                  if "embedding" in record.final else {})
         layers.update({k.replace(".", "_").replace("_0_", "_"): v for k, v in
                        record.final.items() if k.endswith("weight")})
         made.append(("figures/fig4_histograms.png", lambda: fp.fig4_final_histograms(

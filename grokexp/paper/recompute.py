@@ -18,6 +18,7 @@ import torch
 
 from ..diagnostics.metrics.dropout import dropout_robustness
 from ..diagnostics.metrics.embedding import cosine_matrix
+from ..diagnostics.probes import figure_weights
 from ..engine.arch import architecture_of
 from ..engine.data import make_splits, pair_table
 from ..engine.seeding import generator_for
@@ -82,8 +83,8 @@ def load_record(reader: RunReader, run: TrackedRun,
         names = {a.path for a in reader.artifacts(run_id, "weights")}
         if "weights/final.pt" in names:
             final = reader.download(run_id, "weights/final.pt", tmp)
-            record.final = {k: v.numpy() for k, v in load_member_state(
-                final, spec, f"run {run_id}: weights/final.pt").items()}
+            record.final = figure_weights(architecture_of(spec), load_member_state(
+                final, spec, f"run {run_id}: weights/final.pt"))
     epochs = sorted(checkpoints)
     arch = architecture_of(spec)
 
