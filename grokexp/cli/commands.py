@@ -20,6 +20,7 @@ import click
 from .. import __version__
 from ..errors import GrokexpError, SpecError
 from .common import diagnostic_warnings, read_spec
+from .paper import suite_option
 from .signals import interrupts_like_sigint
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -184,10 +185,11 @@ def _figures(run_id: str, tracking_uri: str | None) -> None:
                    "the store.")
 @uri_option
 @memory_option
+@suite_option
 def reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...], reuse: bool,
-              tracking_uri: str | None, memory_gib: float | None) -> None:
+              tracking_uri: str | None, memory_gib: float | None, suite: str) -> None:
     """Run the paper's specs, check its claims and write a figure gallery (index.html)."""
-    _reproduce(out_dir, quick, specs_dir, only, reuse, tracking_uri, memory_gib)
+    _reproduce(out_dir, quick, specs_dir, only, reuse, tracking_uri, memory_gib, suite)
 
 
 @clean_errors

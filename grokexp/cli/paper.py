@@ -16,7 +16,12 @@ from ..errors import SpecError
 from .common import git_commit, require_store, resolve_tracking_uri, store_label
 from .run import memory_limit
 
-__all__ = ["do_figures", "do_reproduce"]
+__all__ = ["do_figures", "do_reproduce", "suite_option"]
+
+suite_option = click.option(
+    "--suite", type=click.Choice(["paper", "beyond"]), default="paper", show_default=True,
+    help="paper: the paper's specs and claims (claims.md, index.html); beyond: its "
+         "indicators on other models, specs from SPECS_DIR/beyond/ (claims-beyond.md).")
 
 
 def do_figures(run_id: str, tracking_uri: str | None) -> None:
@@ -51,8 +56,9 @@ def artifact_location(artifact_uri: str) -> str | None:
 
 
 def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...],
-                 reuse: bool, tracking_uri: str | None, memory_gib: float | None = None
-                 ) -> None:
+                 reuse: bool, tracking_uri: str | None, memory_gib: float | None = None,
+                 suite: str = "paper") -> None:
+    from ..paper.beyond import BEYOND_SPECS, beyond_markdown, evaluate_beyond
     from ..paper.reproduce import (
         PAPER_SPECS,
         claims_markdown,
@@ -69,14 +75,17 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
     from .progress import ProgressHook
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    unknown = sorted(set(only) - set(PAPER_SPECS))
+    beyond = suite == "beyond"
+    known, folder = (BEYOND_SPECS, Path(specs_dir) / "beyond") if beyond else (PAPER_SPECS,
+                                                                                 Path(specs_dir))
+    unknown = sorted(set(only) - set(known))
     if unknown:
-        raise SpecError([f"--only {name}: not a paper spec ({', '.join(PAPER_SPECS)})"
+        raise SpecError([f"--only {name}: not a {suite} spec ({', '.join(known)})"
                          for name in unknown])
-    names = [n for n in PAPER_SPECS if not only or n in only]
+    names = [n for n in known if not only or n in only]
     texts = {}
     for name in [] if reuse else names:
-        path = Path(specs_dir) / f"{name}.toml"
+        path = folder / f"{name}.toml"
         try:
             texts[name] = path.read_text(encoding="utf-8")
         except OSError as err:
@@ -107,8 +116,15 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
             outcome = run_spec(name, *prepared[name], uri, quick, tags, [hook])
             click.echo(f"reproduce: {name}: {len(outcome.run_ids)} member(s) in "
                        f"{outcome.seconds:.0f} s", err=True)
-        collect_figures(reader, outcome, out)
+        if not beyond:
+            collect_figures(reader, outcome, out)
         outcomes.append(outcome)
+    if beyond:
+        groups = {o.name: o.members for o in outcomes}
+        table = beyond_markdown(evaluate_beyond(groups), groups, outcomes)
+        (out / "claims-beyond.md").write_text(table, encoding="utf-8")
+        click.echo(table, nl=False)
+        return
     claims = evaluate_claims({o.name: o.members for o in outcomes})
     (out / "index.html").write_text(gallery_html(outcomes, claims, quick), encoding="utf-8")
     table = claims_markdown(claims, outcomes)

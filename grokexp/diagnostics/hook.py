@@ -9,7 +9,8 @@ tracker, the one every measured value takes). At chosen epochs the hook keeps co
 and embedding values of the architecture's token embedding. A diagnostic the architecture
 cannot have (no token embedding, no ReLU layer) is said once in the log and not logged. When
 a member ends, its per-run figures are drawn by the figure pool's processes (once its probes
-still in flight are in) and logged with its tables; the training never waits for them.
+still in flight are in) and logged with its tables, and its key frequencies at the last
+Fourier measure are tagged; the training never waits for them.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from .probes import (
     drc_key,
     drc_probe,
     figure_weights,
+    fourier_cannot,
+    fourier_probe,
+    key_frequency_tag,
     mc_probe,
     not_measured,
 )
@@ -77,6 +81,7 @@ class DiagnosticsHook(Hook):
         self._clock = EvaluationClock()
         self._said: set[str] = set()  # what a diagnostic could not measure, said once
         self._arch: Architecture | None = None  # the population's, seen at each evaluation
+        self._key_frequencies: dict[int, str] = {}  # member → at its last Fourier measure
 
     def start(self) -> None:
         """Start the probe process now, so that its start-up overlaps the caller's set-up."""
@@ -110,6 +115,10 @@ class DiagnosticsHook(Hook):
         if cadence:
             self._probes.submit(epoch, ctx.members, device,
                                 cadence_probe(params, arch, data, cfg))
+        cannot = fourier_cannot(ctx.members[0].spec.task, arch) if cfg.fourier else None
+        if cfg.fourier and cannot is None:
+            self._probes.submit(epoch, ctx.members, device,
+                                fourier_probe(params, arch, data, cfg))
         for probe, wanted in ((mc_probe, mc), (drc_probe, drc)):
             for rows in self._member_groups(len(ctx.members), device) if wanted else []:
                 part = {n: t[rows] for n, t in params.items()}
@@ -118,7 +127,8 @@ class DiagnosticsHook(Hook):
                 self._probes.submit(epoch, members, device, probe(
                     part, arch, TrainData(data.table, data.splits.select(keep)), cfg,
                     members, epoch))
-        for line in not_measured(params, arch, cfg) if cadence else []:
+        lines = not_measured(params, arch, cfg, data.table.residues) if cadence else []
+        for line in [*lines, *([cannot] if cannot else [])]:
             if line not in self._said:
                 self._said.add(line)
                 _log.warning(line)
@@ -161,6 +171,9 @@ class DiagnosticsHook(Hook):
             for pos, member in enumerate(probe.members):
                 record = self._record(member)
                 row = {name: vals[pos] for name, vals in values.items()}
+                tag = key_frequency_tag(row)  # the last measure's, for the run's tag
+                if tag is not None:
+                    self._key_frequencies[member.index] = tag
                 drc = {drc_key(rate) for rate in record.drc_rates}
                 for name, value in row.items():
                     if name not in drc:
@@ -203,6 +216,9 @@ class DiagnosticsHook(Hook):
         run_id = self.run_ids.get(member.index)
         if self.tracker is None or run_id is None:
             return  # nothing to log to: the record keeps the final weights for the caller
+        if member.index in self._key_frequencies:
+            self.tracker.set_tags(run_id, {"fourier_key_frequencies":
+                                           self._key_frequencies.pop(member.index)})
         tables = {}
         if record.drc:
             tables["diagnostics/drc.csv"] = drc_csv(record.drc_rates, record.drc)

@@ -25,15 +25,17 @@ from ..engine.model import Population
 from ..engine.seeding import generator_for
 from ..engine.sweep import Member
 from ..engine.train import TrainData
-from ..spec.schema import MetricsSpec
+from ..spec.schema import MetricsSpec, TaskSpec
 from .metrics.activity import activation_sparsity
 from .metrics.distribution import embedding_shape, parameter_stats
 from .metrics.dropout import dropout_robustness, mc_dropout_accuracy
 from .metrics.embedding import codiagonal_structure, cosine_matrix
+from .metrics.fourier import KEY_FREQUENCY, fourier_measures
 from .metrics.progress import fourier_power_share, weight_norm
 
 __all__ = ["ProbeWork", "Values", "figure_weights", "mc_probe", "drc_probe", "cadence_probe",
-           "cadence_metrics", "drc_key", "frozen_params", "not_measured"]
+           "cadence_metrics", "drc_key", "frozen_params", "not_measured", "fourier_probe",
+           "fourier_cannot", "key_frequency_tag"]
 
 Values = dict[str, torch.Tensor]  # name → (K,)
 TOKEN_EMBEDDING = "token_embedding"  # figure_weights' key: not a parameter name
@@ -82,19 +84,46 @@ def cadence_metrics(params: Mapping[str, torch.Tensor], arch: Architecture, data
     architecture lacks is not measured (:func:`not_measured`).
     """
     tr = data.splits.train_index  # (K, N_train)
-    return _cadence_values(params, arch, cfg, data.table.left[tr], data.table.right[tr])
+    return _cadence_values(params, arch, cfg, data.table.left[tr], data.table.right[tr],
+                           data.table.residues)
 
 
 def not_measured(params: Mapping[str, torch.Tensor], arch: Architecture,
-                 cfg: MetricsSpec) -> list[str]:
-    """What :func:`cadence_metrics` leaves out for this architecture, and why: a line each."""
+                 cfg: MetricsSpec, residues: bool = True) -> list[str]:
+    """What :func:`cadence_metrics` leaves out for this architecture and task (``residues``:
+    ``PairTable.residues``), and why: a line each."""
     out = []
+    if cfg.embedding_cos and not residues:
+        out.append("the tokens are not residues mod P (s5): the embedding's codiagonal "
+                   "structure and Fourier share are not measured")
     if (cfg.embedding_cos or cfg.distributions) and arch.token_embedding(params) is None:
         out.append(f"{arch.name} has no token embedding: its cosine structure, Fourier "
                    "share, bimodality and peaks are not measured")
     if cfg.inactive_neurons and not arch.relu_sites:
         out.append(f"{arch.name} has no ReLU layer here: inactive neurons are not measured")
     return out
+
+
+def fourier_cannot(task: TaskSpec, arch: Architecture) -> str | None:
+    """Why the Fourier progress measures cannot apply to this task and architecture (a line
+    to say once), or None when they can: they need every pair of the P × P grid of Z_P and
+    a ReLU layer whose activations give the key frequencies."""
+    what = "the Fourier progress measures are not measured"
+    if task.operation == "div":
+        return f"task 'div' has no pairs with b = 0, so no whole P × P grid: {what}"
+    if task.operation == "s5" or not getattr(task, "residues", True):
+        return f"task '{task.operation}' is not over the cyclic group Z_P: {what}"
+    if not arch.relu_sites:
+        return f"{arch.name} has no ReLU layer here to find key frequencies in: {what}"
+    return None
+
+
+def key_frequency_tag(row: dict[str, float]) -> str | None:
+    """Takes a Fourier probe's key frequencies out of its row (they are no metric) and
+    returns them as a tag value, '14,35,41'; None when the row has none."""
+    names = sorted((n for n in row if n.startswith(KEY_FREQUENCY)),
+                   key=lambda n: int(n[len(KEY_FREQUENCY):]))
+    return ",".join(str(int(row.pop(n))) for n in names) if names else None
 
 
 def _stat_layers(arch: Architecture) -> int | None:
@@ -104,10 +133,11 @@ def _stat_layers(arch: Architecture) -> int | None:
 
 
 def _cadence_values(params: Mapping[str, torch.Tensor], arch: Architecture, cfg: MetricsSpec,
-                    train_left: torch.Tensor, train_right: torch.Tensor) -> Values:
+                    train_left: torch.Tensor, train_right: torch.Tensor,
+                    residues: bool = True) -> Values:
     out: Values = {}
     seen = arch.token_embedding(params)  # what the next layer reads (after a ReLU, if any)
-    if cfg.embedding_cos and seen is not None:
+    if cfg.embedding_cos and seen is not None and residues:  # both assume Z_P's order
         out["embedding_cos_structure"] = codiagonal_structure(cosine_matrix(seen))
         out["embedding_fourier_share"] = fourier_power_share(seen)
     if cfg.distributions:
@@ -173,9 +203,27 @@ def drc_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: Trai
                      *_test_pairs(data))
 
 
+def _fourier_values(params: Mapping[str, torch.Tensor], arch: Architecture, n: int,
+                    train_left: torch.Tensor, train_right: torch.Tensor,
+                    train_labels: torch.Tensor, test_left: torch.Tensor,
+                    test_right: torch.Tensor, test_labels: torch.Tensor) -> Values:
+    return fourier_measures(params, arch, (train_left, train_right, train_labels),
+                            (test_left, test_right, test_labels), n)
+
+
+def fourier_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
+                  cfg: MetricsSpec) -> ProbeWork:
+    """The Fourier progress measures at this epoch (``metrics/fourier.py``), as work to run:
+    the excluded loss on each member's training pairs, the restricted loss on its test
+    pairs."""
+    table, tr = data.table, data.splits.train_index
+    return ProbeWork(_fourier_values, dict(params), arch, cfg.fourier_frequencies,
+                     table.left[tr], table.right[tr], table.labels[tr], *_test_pairs(data))
+
+
 def cadence_probe(params: Mapping[str, torch.Tensor], arch: Architecture, data: TrainData,
                   cfg: MetricsSpec) -> ProbeWork:
     """:func:`cadence_metrics` at this epoch, as work to run."""
     tr = data.splits.train_index
     return ProbeWork(_cadence_values, dict(params), arch, cfg, data.table.left[tr],
-                     data.table.right[tr])
+                     data.table.right[tr], data.table.residues)

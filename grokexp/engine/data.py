@@ -1,4 +1,5 @@
-"""The modular-arithmetic data set and its train/test splits, one split per member.
+"""The algorithmic data set (modular arithmetic or S5) and its train/test splits, one split
+per member.
 
 Every member of a population sees the same table of pairs; only which pairs are training
 pairs differs (by ``split_seed``). Evaluation therefore runs once over the whole table.
@@ -7,6 +8,7 @@ pairs differs (by ``split_seed``). Evaluation therefore runs once over the whole
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,10 +30,11 @@ _DIGEST_CHARS = 12
 class PairTable:
     """All operand pairs of the task and their labels."""
 
-    modulus: int
+    modulus: int  # the number of tokens, which is the number of classes: P, or 120 for s5
     left: torch.Tensor  # (N,) int64, first operand i
     right: torch.Tensor  # (N,) int64, second operand j
-    labels: torch.Tensor  # (N,) int64, (i ∘ j) mod P
+    labels: torch.Tensor  # (N,) int64, i ∘ j
+    residues: bool = True  # tokens are the residues mod P in order (TaskSpec.residues)
 
     @property
     def size(self) -> int:
@@ -41,6 +44,11 @@ class PairTable:
     def pairs(self) -> torch.Tensor:
         """(N, 2) int64: each pair's operands, as an architecture's forward takes them."""
         return torch.stack([self.left, self.right], dim=1)
+
+    def to(self, device: torch.device) -> PairTable:
+        """The same table on ``device``, every field kept (the loop moves it once)."""
+        return PairTable(self.modulus, self.left.to(device), self.right.to(device),
+                         self.labels.to(device), self.residues)
 
 
 @dataclass
@@ -80,23 +88,45 @@ class TrainData:
 
 
 def pair_table(task: TaskSpec) -> PairTable:
-    """Every (i, j) with i, j in [0, P) (j ≠ 0 for division), labelled by the operation."""
-    p = task.modulus
+    """Every pair (i, j) of tokens (j ≠ 0 for division), labelled by the operation."""
+    if task.operation == "s5":
+        return _s5_table()
+    p = task.tokens
     i, j = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     i, j = i.reshape(-1), j.reshape(-1)
-    if task.operation == "div":
+    if task.operation == "div":  # i · j^(P-2) mod P, Fermat's inverse (P prime: the spec)
         keep = j != 0
         i, j = i[keep], j[keep]
-    if task.operation == "add":
-        labels = (i + j) % p
-    elif task.operation == "sub":
-        labels = (i - j) % p
-    elif task.operation == "mul":
-        labels = (i * j) % p
-    else:  # div: i · j^(P-2) mod P, Fermat's inverse (P is prime, checked by the spec)
         inverse = torch.tensor([pow(int(b), p - 2, p) for b in range(p)])
         labels = (i * inverse[j]) % p
+    else:  # int64 holds i³ + ij for every P the spec allows (≤ 4096)
+        labels = _POLYNOMIALS[task.operation](i, j) % p
     return PairTable(p, i.contiguous(), j.contiguous(), labels.contiguous())
+
+
+_POLYNOMIALS = {
+    "add": lambda i, j: i + j,
+    "sub": lambda i, j: i - j,
+    "mul": lambda i, j: i * j,
+    "x**2+y**2": lambda i, j: i**2 + j**2,
+    "x**2+x*y+y**2": lambda i, j: i**2 + i * j + j**2,
+    "x**3+x*y": lambda i, j: i**3 + i * j,
+}
+
+
+def _s5_table() -> PairTable:
+    """S5: token n is the n-th permutation of (0..4) in lexicographic order; the label of
+    (a, b) is the index of a∘b, (a∘b)(x) = a[b[x]]."""
+    perms = torch.tensor(list(itertools.permutations(range(5))))  # (120, 5)
+    n = perms.shape[0]
+    a, b = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    a, b = a.reshape(-1), b.reshape(-1)
+    composed = torch.gather(perms[a], 1, perms[b])  # (N, 5): a[b[x]]
+    digits = 5 ** torch.arange(4, -1, -1)  # a permutation read as a base-5 number
+    index = torch.full((5**5,), -1, dtype=torch.long)  # that number → the permutation's index
+    index[perms @ digits] = torch.arange(n)
+    return PairTable(n, a.contiguous(), b.contiguous(), index[composed @ digits].contiguous(),
+                     residues=False)
 
 
 def train_size(task: TaskSpec, table_size: int) -> int:
@@ -123,8 +153,8 @@ def split_digest(train_indices: torch.Tensor | Sequence[int], task: TaskSpec,
     """The identity of one split: equal digests mean the same training pairs of one task.
 
     The first 12 hex digits of the SHA-256 of: the JSON object ``{"modulus", "operation",
-    "split_seed", "train_fraction"}`` (keys sorted, no spaces), a newline, then the sorted
-    training indices into :func:`pair_table` as little-endian int64.
+    "split_seed", "train_fraction"}`` (keys sorted, no spaces; ``modulus`` null for s5), a
+    newline, then the sorted training indices into :func:`pair_table` as little-endian int64.
     """
     header = json.dumps({"modulus": task.modulus, "operation": task.operation,
                          "split_seed": split_seed, "train_fraction": task.train_fraction},
@@ -158,7 +188,8 @@ def split_dataset(task: TaskSpec, split_seed: int, table: PairTable | None = Non
               "train_fraction": task.train_fraction, "split_seed": split_seed}
     columns = [{"name": name, "type": "long"} for name in ("left", "right", "label")]
     return SplitDataset(
-        name=f"{task.operation}-mod{task.modulus}-train{task.train_fraction:g}",
+        name=(f"{task.operation}{'' if task.modulus is None else f'-mod{task.modulus}'}"
+              f"-train{task.train_fraction:g}"),
         digest=split_digest(splits.train_index[0], task, split_seed),
         source=json.dumps({"generator": "grokexp.data.make_splits", **recipe}),
         schema=json.dumps({"mlflow_colspec": columns}),

@@ -47,10 +47,13 @@ class Member:
 
 def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
     """Each variant (in order) × the cartesian product of the sweep's value lists (in key
-    order) × its seeds."""
+    order) × its seeds; ``split_seeds``, when given, pair with the seeds (member i of a point
+    gets ``train.seed = seeds[i]`` and ``train.split_seed = split_seeds[i]``), so that the
+    seeds sample the data split as well as the initialisation."""
     base = spec_to_dict(spec)
     grid = dict(base.pop("sweep", None) or {})
     seeds = grid.pop("seeds", None)
+    splits = grid.pop("split_seeds", None)
     variants: list[dict[str, Any]] = grid.pop("variants", None) or [{}]
     keys = list(grid)
     count = (math.prod(len(grid[k]) for k in keys) * (len(seeds) if seeds is not None else 1)
@@ -61,14 +64,18 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
     problems: list[str] = []
     for variant, point in itertools.product(variants, itertools.product(*(grid[k]
                                                                           for k in keys))):
-        for seed in seeds if seeds is not None else [None]:
+        for n, seed in enumerate(seeds if seeds is not None else [None]):
             varied = {**variant, **dict(zip(keys, point, strict=True))}
             if seed is not None:
                 varied["train.seed"] = seed
+            if splits is not None:  # validated: as many as seeds
+                varied["train.split_seed"] = splits[n]
             raw = apply_overrides(base, [])
             for key, value in varied.items():
                 set_dotted(raw, key, value)
             leave_architecture(raw, spec.model.architecture, varied)
+            if varied.get("task.operation") == "s5" and "task.modulus" not in varied:
+                raw.get("task", {}).pop("modulus", None)  # the base's P: s5 has none
             try:
                 member_spec = validate_spec(raw, source)
             except SpecError as err:

@@ -18,7 +18,7 @@ import torch
 from ..series import MemberSeries
 from .accuracy import accuracy_and_loss
 from .arch import DropoutMasks
-from .data import PairTable, TrainData
+from .data import TrainData
 from .hooks import EvalContext, Hook
 from .model import Population
 from .optim import PopulationAdamW
@@ -95,10 +95,7 @@ class PopulationLoop:
         self.population = population
         self.hooks: list[Hook] = [*(rule() for rule in RULES), *hooks]
         device = population.device
-        table = data.table
-        self.data = TrainData(PairTable(table.modulus, table.left.to(device),
-                                        table.right.to(device), table.labels.to(device)),
-                              data.splits.to(device))
+        self.data = TrainData(data.table.to(device), data.splits.to(device))
         self.members = MemberList(members)
         self.histories = MemberList(MemberSeries(m.index, threshold=m.spec.metrics.grok_threshold,
                                                  budget=m.spec.train.epochs) for m in members)

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from ..grokking import grok_epoch, grokking_delay, rise_epoch
 from ..series import MemberSeries, MemberSnapshots
 from . import paper as fp
+from .fourier import fourier_figure
 
 __all__ = ["run_figures", "sweep_figures", "seen_embedding", "drc_csv", "parse_drc_csv",
            "short_value"]
@@ -81,7 +82,20 @@ def run_figures(record: MemberSnapshots, part: int = 0, parts: int = 1) -> dict[
     if zero:
         made.append(("figures/fig11_inactive.png", lambda: fp.fig11_inactive(
             [100 * z for z in zero], train11, test11, dead)))
+    if epochs and "fourier_restricted_loss" in series.columns:
+        made.append(("figures/fourier_progress.png",
+                     lambda: _fourier(series, epochs, train, test)))
     return {path: draw() for path, draw in made[part::parts]}
+
+
+def _fourier(series: MemberSeries, epochs: list[int], train: list[float],
+             test: list[float]) -> Figure:
+    """The Fourier progress measures beside the accuracy (``figures/fourier.py``)."""
+    measured, (restricted, excluded) = _aligned(series, ["fourier_restricted_loss",
+                                                         "fourier_excluded_loss"])
+    gini_epochs, gini = series.columns.get("fourier_gini", ([], []))
+    return fourier_figure(epochs, train, test, measured, restricted, excluded,
+                          gini_epochs, gini)
 
 
 def _recipe(table: Mapping[str, Any]) -> str:

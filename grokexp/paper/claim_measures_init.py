@@ -111,6 +111,9 @@ def _shift_sweep(group: Sequence[tuple[Mapping[str, Any], MemberSnapshots]], key
     if len(found) != 4:
         return Measured(problem="needs the four cases")
     delays = [{s: grokking_delay(r) for s, r in seeds.items()} for _, seeds in found]
+    # memorised (train ≥ threshold) and generalised (test ≥ threshold) per case and seed
+    grokked = [([grok_epoch(r, "train_acc") for r in seeds.values()],
+                [grok_epoch(r) for r in seeds.values()]) for _, seeds in found]
     peaks = [{s: max(r.series.values("test_acc"), default=0.0) for s, r in seeds.items()}
              for _, seeds in found]
     base = seeds_median(list(delays[0].values()))
@@ -118,7 +121,10 @@ def _shift_sweep(group: Sequence[tuple[Mapping[str, Any], MemberSnapshots]], key
     return Measured([delays[1][s] < base and delays[2][s] < base and peaks[3][s] < DAMPED
                      for s in seeds],
                     {"cases": [value for value, _ in found], "delays": delays, "peaks": peaks,
-                     "base": base, "last_epochs": [last_epoch(r) for _, r in group]})
+                     "base": base, "last_epochs": [last_epoch(r) for _, r in group],
+                     "grokked": grokked,
+                     "budgets": [r.series.budget for seeds in (c for _, c in found)
+                                 for r in seeds.values()]})
 
 
 def shift_sweep_delays(members: Members) -> Measured:

@@ -117,16 +117,25 @@ def _case_label(value: Any) -> str:
     return str(value)
 
 
+def _generalised(test: Sequence[float]) -> str:
+    """Test grok epochs of the members that generalised, and how many are censored."""
+    done = [t for t in test if not math.isinf(t)]
+    return (f"generalised at {span(done) if done else '-'} ({len(test) - len(done)} of "
+            f"{len(test)} censored at the budget)")
+
+
 def shift_sweep_delays(m: Measured) -> str:
     if m.problem:
         return m.problem
     v = m.values
-    text = "; ".join(f"case {i} {_case_label(value)}: delay {span(list(d.values()))}, max test "
+    budget = span([b for b in v["budgets"] if b is not None])
+    text = "; ".join(f"case {i} {_case_label(value)}: memorised at {span(train)}, "
+                     f"{_generalised(test)}, delay {span(list(d.values()))}, max test "
                      f"{span(list(p.values()), '{:.2f}')}"
-                     for i, (value, d, p) in enumerate(zip(v["cases"], v["delays"], v["peaks"],
-                                                           strict=True)))
-    return text + (f"; case 0 median delay {_one(v['base'])}; budget "
-                   f"{span(v['last_epochs'])} epochs")
+                     for i, (value, (train, test), d, p) in enumerate(zip(
+                         v["cases"], v["grokked"], v["delays"], v["peaks"], strict=True)))
+    return text + (f"; case 0 median delay {_one(v['base'])}; budget {budget} epochs, last "
+                   f"evaluation at {span(v['last_epochs'])}")
 
 
 def layer_shift_delays(m: Measured) -> str:

@@ -35,7 +35,7 @@ from .claim_measures_init import (
 )
 from .claim_rules import Measured, Members, is_censored
 
-__all__ = ["Claim", "CLAIMS", "evaluate_claims"]
+__all__ = ["Claim", "CLAIMS", "evaluate_claims", "splits_covered", "verdict_of"]
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Claim:
     measured: str = ""
     verdict: str = "not measured"
     censored: str = ""  # "1 of 3" (one spec) or "spec 1/3, spec 0/3"
+    splits: str = ""  # distinct split seeds of its members: "3" (one spec) or "spec 3, spec 1"
 
 
 def _censored(members: Members, specs: Sequence[str]) -> str:
@@ -56,7 +57,17 @@ def _censored(members: Members, specs: Sequence[str]) -> str:
     return ", ".join(f"{s} {c}/{n}" for s, c, n in counts)
 
 
-def _verdict(flags: Sequence[bool]) -> str:
+def splits_covered(members: Members, specs: Sequence[str]) -> str:
+    """How many distinct train/test splits each spec's members cover ("?" when a member's
+    split seed is not known: runs from before reproduce recorded it)."""
+    counts = []
+    for s in specs:
+        seen = {v.get("train.split_seed") for v, _ in members[s]}
+        counts.append((s, "?" if None in seen else str(len(seen))))
+    return counts[0][1] if len(counts) == 1 else ", ".join(f"{s} {n}" for s, n in counts)
+
+
+def verdict_of(flags: Sequence[bool]) -> str:
     if not flags:
         return "not measured"
     return "held" if all(flags) else ("not held" if not any(flags) else
@@ -126,7 +137,8 @@ def evaluate_claims(members: Members) -> list[Claim]:
         if all(members.get(s) for s in claim.specs):
             measured = measure(members)
             claim.measured = wording(measured)
-            claim.verdict = _verdict(measured.flags)
+            claim.verdict = verdict_of(measured.flags)
             claim.censored = _censored(members, claim.specs)
+            claim.splits = splits_covered(members, claim.specs)
         out.append(claim)
     return out

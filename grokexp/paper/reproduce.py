@@ -28,12 +28,13 @@ from .recompute import load_record
 
 __all__ = ["PAPER_SPECS", "SpecOutcome", "paper_members", "run_spec", "collect_figures",
            "gallery_html", "claims_markdown", "overrides", "outcome_from_store",
-           "evaluate_claims"]
+           "evaluate_claims", "runs_table", "FULL_SPLITS"]
 
 PAPER_SPECS = ("baseline", "scale_sweep", "shifted", "shift_sweep", "embedding_shift_sweep",
                "layer_shift", "frozen_embedding", "embedding_relu", "constant_embedding",
                "constant_rest")
 FULL_SEEDS, QUICK_EPOCHS = [0, 1, 2], 600
+FULL_SPLITS = [0, 1, 2]  # paired with FULL_SEEDS: every member has its own init and split
 SECONDS_TAG = "grokexp.reproduce_seconds"  # a spec's wall time, on its top run
 
 
@@ -49,19 +50,26 @@ class SpecOutcome:
     commit: str = ""  # the git commit the runs were trained at (their source tag)
 
 
-def overrides(quick: bool, epochs: int) -> list[str]:
-    """Three seeds as one population; or one seed and a capped budget for a quick look."""
+def overrides(quick: bool, epochs: int, sweep: Mapping[str, Any] | None = None) -> list[str]:
+    """Three members as one population, each with its own init seed and split seed (the
+    split matters: Fig. 9's largest shift groks or not by it); a spec whose ``[sweep]`` sets
+    ``split_seeds`` keeps its own seeds and splits. Or, for a quick look, the first pair and a
+    capped budget."""
+    seeds, splits = FULL_SEEDS, FULL_SPLITS
+    if sweep and "split_seeds" in sweep:
+        seeds, splits = list(sweep["seeds"]), list(sweep["split_seeds"])
     if not quick:
-        return [f"sweep.seeds={FULL_SEEDS}"]
-    return ["sweep.seeds=[0]", f"train.epochs={min(epochs, QUICK_EPOCHS)}",
-            "metrics.mc_dropout_every=100", "metrics.drc_epochs=[0, 300, 600]"]
+        return [f"sweep.seeds={seeds}", f"sweep.split_seeds={splits}"]
+    return [f"sweep.seeds={seeds[:1]}", f"sweep.split_seeds={splits[:1]}",
+            f"train.epochs={min(epochs, QUICK_EPOCHS)}", "metrics.mc_dropout_every=100",
+            "metrics.drc_epochs=[0, 300, 600]"]
 
 
 def paper_members(name: str, text: str, quick: bool) -> tuple[Spec, list[Member]]:
-    """One paper spec as reproduce trains it (its seeds, and the quick budget): the spec and
-    its members."""
+    """One paper spec as reproduce trains it (its seed/split pairs, and the quick budget): the
+    spec and its members."""
     plain = load_spec(text, f"{name}.toml")
-    spec = load_spec(text, f"{name}.toml", overrides(quick, plain.train.epochs))
+    spec = load_spec(text, f"{name}.toml", overrides(quick, plain.train.epochs, plain.sweep))
     return spec, expand_members(spec, f"{name}.toml")
 
 
@@ -77,9 +85,10 @@ def run_spec(name: str, spec: Spec, members: Sequence[Member], uri: str, quick: 
                           [m.run_id for m in result.members],
                           commit=tags.get("mlflow.source.git.commit", ""))
     reader = tracker.reader()
+    splits = {m.index: m.spec.train.split_seed for m in members}
     for member, run_id in zip(result.members, outcome.run_ids, strict=True):
         record = load_record(reader, reader.run(run_id), with_checkpoints=False)
-        outcome.members.append((dict(member.varied), record))
+        outcome.members.append((_with_split(member.varied, splits[member.index]), record))
     # to the tenth of a second it is tagged with, so that --reuse's gallery rounds the same
     outcome.seconds = round(time.perf_counter() - start, 1)
     tracker.set_tags(result.parent_run_id or outcome.run_ids[0],
@@ -124,9 +133,16 @@ def outcome_from_store(reader: RunReader, name: str, quick: bool) -> SpecOutcome
                           commit=top.tags.get("mlflow.source.git.commit", ""),
                           seconds=float(top.tags.get(SECONDS_TAG, 0.0)))
     for member in members:
-        outcome.members.append((member.varied, load_record(reader, member,
-                                                           with_checkpoints=False)))
+        split = member.params.get("train.split_seed")
+        varied = _with_split(member.varied, int(split)) if split is not None else member.varied
+        outcome.members.append((varied, load_record(reader, member, with_checkpoints=False)))
     return outcome
+
+
+def _with_split(varied: Mapping[str, Any], split_seed: int) -> dict[str, Any]:
+    """The member's varied values and its split seed, varied or not (the "splits" column
+    counts them)."""
+    return {**varied, "train.split_seed": varied.get("train.split_seed", split_seed)}
 
 
 def _claims_table(claims: list[Claim], escape: Callable[[str], str]) -> list[str]:
@@ -134,7 +150,8 @@ def _claims_table(claims: list[Claim], escape: Callable[[str], str]) -> list[str
     for c in claims:
         rows.append(f"<tr class='{c.verdict.split()[0]}'><td>{escape(c.statement)}</td>"
                     f"<td>{escape(c.figure)}</td><td>{escape(', '.join(c.specs))}</td>"
-                    f"<td>{escape(c.measured)}</td><td>{escape(c.censored)}</td>"
+                    f"<td>{escape(c.measured)}</td><td>{escape(c.splits)}</td>"
+                    f"<td>{escape(c.censored)}</td>"
                     f"<td>{escape(c.verdict)}</td></tr>")
     return rows
 
@@ -151,7 +168,8 @@ def gallery_html(outcomes: list[SpecOutcome], claims: list[Claim], quick: bool) 
              "</style>",
              "<h1>Tracing the Path to Grokking, reproduced with grokexp</h1>",
              f"<p>Mode: {e(mode)}.</p><h2>Claims</h2><table><tr><th>paper claim</th>"
-             "<th>figure</th><th>spec</th><th>measured (range over seeds)</th><th>censored</th>"
+             "<th>figure</th><th>spec</th><th>measured (range over seeds)</th><th>splits</th>"
+             "<th>censored</th>"
              "<th>verdict</th>"
              "</tr>", *_claims_table(claims, e), "</table>"]
     for o in outcomes:
@@ -171,18 +189,24 @@ def gallery_html(outcomes: list[SpecOutcome], claims: list[Claim], quick: bool) 
 def claims_markdown(claims: list[Claim], outcomes: Sequence[SpecOutcome] = ()) -> str:
     """The claims table; with outcomes, the runs (and commit) each spec's rows come from.
 
+    "splits": how many distinct train/test splits (split seeds) the row's members cover;
     "censored": seeds whose test accuracy never reached their grok threshold within the
     budget (see grokexp.grokking; claim_measures.py says how each check counts them).
     """
-    lines = ["| claim (paper) | figure | measured (range over seeds) | censored | verdict |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {c.statement} | {c.figure} | {c.measured} | {c.censored} | {c.verdict} |"
-              for c in claims]
+    lines = ["| claim (paper) | figure | measured (range over seeds) | splits | censored | "
+             "verdict |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c.statement} | {c.figure} | {c.measured} | {c.splits} | {c.censored} | "
+              f"{c.verdict} |" for c in claims]
     if outcomes:
-        lines += ["", "| spec | run (parent, or the member) | members | seconds | commit |",
-                  "|---|---|---|---:|---|"]
-        lines += [f"| {o.name} | {o.parent_run_id or o.run_ids[0]} | {len(o.run_ids)} | "
-                  f"{o.seconds:.0f} | {o.commit[:12] or 'unknown'} |" for o in outcomes]
-        lines += [f"| all | | {sum(len(o.run_ids) for o in outcomes)} | "
-                  f"{sum(o.seconds for o in outcomes):.0f} | |"]
+        lines += ["", *runs_table(outcomes)]
     return "\n".join(lines) + "\n"
+
+
+def runs_table(outcomes: Sequence[SpecOutcome]) -> list[str]:
+    """The runs (and commit) a table's rows come from, and their wall time."""
+    lines = ["| spec | run (parent, or the member) | members | seconds | commit |",
+             "|---|---|---|---:|---|"]
+    lines += [f"| {o.name} | {o.parent_run_id or o.run_ids[0]} | {len(o.run_ids)} | "
+              f"{o.seconds:.0f} | {o.commit[:12] or 'unknown'} |" for o in outcomes]
+    return lines + [f"| all | | {sum(len(o.run_ids) for o in outcomes)} | "
+                    f"{sum(o.seconds for o in outcomes):.0f} | |"]

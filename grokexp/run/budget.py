@@ -42,7 +42,7 @@ INDEX = 8
 
 
 def _pairs(spec: Spec) -> int:
-    p = spec.task.modulus
+    p = spec.task.tokens
     return p * (p - 1) if spec.task.operation == "div" else p * p
 
 
@@ -55,7 +55,7 @@ def estimate_bytes(spec: Spec, members: int) -> int:
 
 def _mlp_bytes(spec: Spec, members: int) -> int:
     """The paper's MLP, written out: see the module docstring."""
-    k, p, d = members, spec.task.modulus, spec.model.embedding_dim
+    k, p, d = members, spec.task.tokens, spec.model.embedding_dim
     hidden = spec.model.hidden_sizes
     widths = [2 * d, *hidden]
     n_params = p * d + sum(a * b + b for a, b in zip(widths, hidden, strict=False)) + \
@@ -149,12 +149,14 @@ def check_population(spec: Spec, members: int, limit_bytes: int, limit_source: s
     not fit in ``limit_bytes`` (``grokexp optimize`` checks its largest batch this way)."""
     need = estimate_bytes(spec, members)
     if need > limit_bytes:
+        task = (f"task.modulus={spec.task.modulus}" if spec.task.modulus is not None
+                else f"task.operation={spec.task.operation}")
         sizes = (f"model.embedding_dim={spec.model.embedding_dim}, "
                  f"model.hidden={list(spec.model.hidden_sizes)}"
                  if architecture_name(spec) == "mlp" else
                  f"model.architecture={architecture_name(spec)}")
         err = GrokexpError(
-            f"population of {members} member(s) (task.modulus={spec.task.modulus}, "
+            f"population of {members} member(s) ({task}, "
             f"{sizes}) needs ~{need / GIB:.1f} GiB, "
             f"limit {limit_bytes / GIB:.1f} GiB ({limit_source}); make the task, the "
             "widths or the sweep smaller, or raise --memory-limit")

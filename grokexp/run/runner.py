@@ -125,7 +125,7 @@ class SplitProvenance:
         task, seed = spec.task, spec.train.split_seed
         key = (task.model_dump_json(), seed)
         if key not in self._splits:
-            table_key = (task.modulus, task.operation)
+            table_key = (task.tokens, task.operation)
             if table_key not in self._tables:
                 self._tables[table_key] = pair_table(task)
             self._splits[key] = split_dataset(task, seed, self._tables[table_key])

@@ -6,9 +6,9 @@ with them; the cross-field rules that tie it to ``[train]`` stay on ``Spec``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
 
 from .base import Section
 
@@ -18,6 +18,8 @@ __all__ = ["DropoutSite", "MAX_DRC_RATES", "MetricsSpec"]
 DropoutSite = Literal["embedding", "hidden", "attention", "mlp"]
 _DRC_RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 MAX_DRC_RATES = 1000  # each rate is drc_samples passes over the test set per DRC epoch
+FOURIER_FREQUENCIES = 5  # key frequencies Nanda et al. found at P = 113
+_FOURIER_DEFAULTS = {"fourier": True, "fourier_frequencies": FOURIER_FREQUENCIES}
 
 
 def _all_sites() -> list[DropoutSite]:
@@ -75,9 +77,25 @@ class MetricsSpec(Section):
     # Inactive hidden ReLU units over the training inputs (Fig. 11).
     inactive_neurons: bool = True
     """Inactive hidden ReLU units over the training inputs (Fig. 11)."""
+    # Fourier progress measures (Nanda et al. 2023), on modular tasks over the P × P grid.
+    fourier: bool = True
+    """The Fourier progress measures at every evaluation: restricted and excluded loss, the
+    token embedding's Gini coefficient over frequencies, the key frequencies (a tag); only
+    on tasks over the whole P × P grid of Z_P (not 'div', not 's5')."""
+    fourier_frequencies: int = Field(FOURIER_FREQUENCIES, ge=1, le=2048)
+    """How many key frequencies the Fourier measures keep: those of largest power in the
+    last ReLU layer's activations (5 at P = 113 in Nanda et al.; at most ⌊P/2⌋ are kept)."""
     # Log-spaced checkpoints of every member's weights (0 switches them off).
     checkpoints: int = Field(16, ge=0, le=1000)
     """Log-spaced checkpoints of every member's weights, for grokexp figures (0: none)."""
+
+    @model_serializer(mode="wrap")
+    def _fourier_when_changed(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The Fourier keys are dumped only when not at their defaults, so a spec's dump and
+        hash (its runs' resume, its studies) stay what they were before the keys existed."""
+        dumped: dict[str, Any] = handler(self)
+        return {k: v for k, v in dumped.items()
+                if k not in _FOURIER_DEFAULTS or v != _FOURIER_DEFAULTS[k]}
 
     @field_validator("mc_sites")
     @classmethod

@@ -2,7 +2,8 @@
 
 The key names here are a contract with users' spec files; add keys, never rename them.
 This module holds the sections as pydantic models and the cross-field rules; io.py turns
-text into a ``Spec`` and back, optimize.py holds the ``[optimize]`` section.
+text into a ``Spec`` and back, optimize.py holds the ``[optimize]`` section, task.py
+the ``[task]``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .keys import known_path
 from .metrics import MetricsSpec
 from .model import ModelSpec
 from .optimize import OptimizeSpec
+from .task import TaskSpec
 
 __all__ = [
     "Spec",
@@ -31,17 +33,6 @@ __all__ = [
     "MetricsSpec",
     "TrackingSpec",
 ]
-
-
-class TaskSpec(Section):
-    """The algorithmic data set: every pair (i, j) of residues mod P, labelled i ∘ j mod P."""
-
-    modulus: int = Field(53, ge=2, le=4096)
-    """P: the operands and the label are residues mod P."""
-    operation: Literal["add", "sub", "mul", "div"] = "add"
-    """The operation: i + j, i − j, i · j or i · j⁻¹ mod P ('div' needs a prime P)."""
-    train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
-    """Share of all P² pairs used for training; the rest is the test set."""
 
 
 class GradFilterSpec(Section):
@@ -177,7 +168,7 @@ class Spec(Section):
     train: TrainSpec = Field(default_factory=TrainSpec)
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     sweep: dict[str, Any] | None = None
-    """Dotted keys to lists of values (and 'seeds', 'variants'): each combination is a member."""
+    """Dotted keys to lists of values (and 'seeds', 'split_seeds', 'variants'): members."""
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     optimize: OptimizeSpec | None = None
 
@@ -213,9 +204,9 @@ class Spec(Section):
             if not all(isinstance(v, Mapping) for v in variants):
                 raise ValueError("'variants' must be a list of tables of dotted keys")
             flat["variants"] = [flatten(v) for v in variants]
-        seeds = flat.get("seeds")
-        if seeds is not None and not all(isinstance(s, int) and s >= 0 for s in seeds):
-            raise ValueError("'seeds' must be a list of non-negative integers")
+        for name in ("seeds", "split_seeds"):  # split_seeds[i] pairs with seeds[i]
+            if name in flat and not all(isinstance(s, int) and s >= 0 for s in flat[name]):
+                raise ValueError(f"'{name}' must be a list of non-negative integers")
         return flat
 
     @property
@@ -235,11 +226,14 @@ class Spec(Section):
         if self.train.weight_norm is not None and frozen:
             out.append(("train.weight_norm", f"cannot hold the norm with a frozen layer "
                         f"(init.{frozen[0]}.trainable = false): the rescale would move it"))
-        if self.task.operation == "div" and not _is_prime(self.task.modulus):
-            out.append(("task.modulus", f"must be prime for 'div' (got {self.task.modulus})"))
+        out += self.task.problems()
         for key in (self.sweep or {}):
-            if key not in ("seeds", "variants") and not _known_path(key):
+            if key not in ("seeds", "split_seeds", "variants") and not _known_path(key):
                 out.append((f"sweep.{key}", "unknown key"))
+        pairs = [len((self.sweep or {}).get(k, [])) for k in ("split_seeds", "seeds")]
+        if pairs[0] and pairs[0] != pairs[1]:
+            out.append(("sweep.split_seeds", f"{pairs[0]} value(s) for {pairs[1]} sweep.seeds: "
+                        "each pairs with the seed at its position, so give as many"))
         for n, variant in enumerate((self.sweep or {}).get("variants", [])):
             out += [(f"sweep.variants[{n}].{key}", "unknown key")
                     for key in variant if not _known_path(key)]
@@ -283,10 +277,6 @@ class Spec(Section):
                 out.append((f"metrics.{key}", f"{shown} past train.epochs = {epochs}: "
                             "not measured"))
         return out
-
-
-def _is_prime(n: int) -> bool:
-    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
 def _known_path(dotted: str) -> bool:

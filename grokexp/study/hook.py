@@ -102,8 +102,8 @@ class StudyHook(Hook):
             return {}
         with torch.no_grad():
             seen = ctx.population.arch.token_embedding(ctx.population.params)  # (K, P, d)
-            if seen is None:  # an architecture without one: no indicator, nothing pruned
-                return {}
+            if seen is None or not ctx.data.table.residues:  # no token embedding, or s5's
+                return {}  # tokens, not Z_P's: no indicator, nothing pruned
             return {PRUNE_INDICATOR: codiagonal_structure(cosine_matrix(seen))}
 
     def _calibration(self, epoch: int) -> tuple[float, float, float | None]:

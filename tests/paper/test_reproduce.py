@@ -57,7 +57,7 @@ drc = false
 "train.lr" = [1e-2, 2e-2]
 """
 PER_RUN = ["accuracy", "fig11_inactive", "fig3_cosine", "fig4_histograms", "fig6_mean_std",
-           "fig7_embedding_histograms"]
+           "fig7_embedding_histograms", "fourier_progress"]
 EXPECTED_FIGURES = sorted(
     [f"baseline/member_0/figures/{n}.png" for n in [*PER_RUN, "fig1_mc_dropout", "fig2_drc"]]
     + [f"constant_rest/member_0/figures/{n}.png" for n in PER_RUN]
@@ -65,7 +65,8 @@ EXPECTED_FIGURES = sorted(
 
 
 def _rows(markdown: str) -> dict[str, list[str]]:
-    """The claims table of claims.md: statement → [figure, measured, censored, verdict]."""
+    """The claims table of claims.md: statement → [figure, measured, splits, censored,
+    verdict]."""
     out = {}
     for line in markdown.split("\n\n")[0].splitlines()[2:]:
         cells = [c.strip() for c in line.strip("|").split(" | ")]
@@ -104,15 +105,16 @@ def test_reproduce_quick_writes_gallery_and_reuse_rebuilds_it(tmp_path, tracking
     by_key = {c.key: rows[c.statement] for c, *_ in CLAIMS}
     span = (f"{finals[0]:.2f}" if f"{finals[0]:.2f}" == f"{finals[1]:.2f}"
             else f"{finals[0]:.2f}–{finals[1]:.2f}")
-    figure, measured, censored, verdict = by_key["const_rest"]
+    figure, measured, splits, censored, verdict = by_key["const_rest"]
+    assert splits == "1"  # quick: one seed/split pair per grid point, split seed 0
     assert measured == f"final train acc {span}"  # the store's values, not a placeholder
     assert verdict == ("held" if finals[1] < 0.5 else "not held" if finals[0] >= 0.5
                        else "held in 1 of 2 seeds")
     tests = [client.get_metric_history(r.info.run_id, "test_acc") for r in children]
     assert censored == f"{sum(max(m.value for m in t) < 0.95 for t in tests)} of 2"
     for key in ("scale_delay", "shift_sweep", "embedding_shift", "frozen"):
-        assert by_key[key][1:] == ["", "", "not measured"], key  # their specs were not run
-    assert by_key["mc_peak"][3] != "not measured"  # the baseline logged MC dropout
+        assert by_key[key][1:] == ["", "", "", "not measured"], key  # their specs were not run
+    assert by_key["mc_peak"][4] != "not measured"  # the baseline logged MC dropout
     commit = parent.data.tags.get("mlflow.source.git.commit", "")
     seconds = float(parent.data.tags["grokexp.reproduce_seconds"])
     assert 0 < seconds < 600

@@ -225,6 +225,8 @@ def with_overrides(text: str, overrides: list[str], source: str = "x.toml") -> d
             tree, parts = tomllib.loads(f"{key.strip()} = 0"), []
         except tomllib.TOMLDecodeError:
             continue
+        if not tree:  # the key is a TOML comment ('#...'): it names no field
+            continue
         while isinstance(tree, dict):
             (part, tree), = tree.items()
             parts.append(part)
@@ -343,7 +345,8 @@ CASES = [  # (file name, its text, --set items, the exact lines on stderr)
      ['{spec}: train.lr: must be a number (got "fast")', "{spec}: train.nope: unknown key"]),
     ("x.json", '{"name": "j", "task": {"modulus": 1, "operation": "pow"}}', [],
      ["{spec}: task.modulus: must be >= 2 (got 1)",
-      "{spec}: task.operation: must be one of 'add', 'sub', 'mul' or 'div' (got \"pow\")"]),
+      "{spec}: task.operation: must be one of 'add', 'sub', 'mul', 'div', 'x**2+y**2', "
+      "'x**2+x*y+y**2', 'x**3+x*y' or 's5' (got \"pow\")"]),
     ("x.toml", 'name = "s"\n', ["model.hidden=[8, 0]"],
      ["--set model.hidden=[8, 0]: model.hidden: widths must be between 1 and 65536"]),
     ("x.toml", 'name = "s"\n', ["train.betas=[0.9, 1.5]"],

@@ -59,7 +59,7 @@ class MlpArch(Architecture):
     @classmethod
     def from_spec(cls, spec: Spec) -> MlpArch:
         m = spec.model
-        return cls(spec.task.modulus, m.embedding_dim, m.hidden_sizes, m.activation,
+        return cls(spec.task.tokens, m.embedding_dim, m.hidden_sizes, m.activation,
                    m.embedding_activation)
 
     def layout(self) -> list[Param]:

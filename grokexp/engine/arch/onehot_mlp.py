@@ -66,7 +66,7 @@ class OneHotMlpArch(Architecture):
     @classmethod
     def from_spec(cls, spec: Spec) -> OneHotMlpArch:
         """From ``spec.model.hidden`` (int or list), ``spec.model.activation`` and
-        ``spec.task.modulus`` (P tokens and P classes)."""
+        ``spec.task.tokens`` (P tokens and P classes; 120 for s5)."""
         return from_spec(spec)
 
     def layout(self) -> list[Param]:
@@ -200,5 +200,5 @@ class OneHotMlpTwin(nn.Module):
 
 def from_spec(spec: Spec) -> OneHotMlpArch:
     """The one-hot MLP of a spec: ``model.hidden`` (int or list), ``model.activation``,
-    P = ``task.modulus`` tokens and classes."""
-    return OneHotMlpArch(spec.task.modulus, spec.model.hidden_sizes, spec.model.activation)
+    ``task.tokens`` tokens and classes (P; 120 for s5)."""
+    return OneHotMlpArch(spec.task.tokens, spec.model.hidden_sizes, spec.model.activation)

@@ -283,6 +283,7 @@ class TransformerTwin(nn.Module):
 
 def from_spec(spec: Any) -> TransformerArch:
     """The transformer of a spec: ``model.d_model, n_heads, d_mlp, n_layers, layer_norm,
-    activation`` (their defaults where the spec lacks a key), P = ``task.modulus``."""
+    activation`` (their defaults where the spec lacks a key), ``task.tokens`` tokens and
+    classes (P; 120 for s5)."""
     sizes = {key: getattr(spec.model, key, default) for key, default in _DEFAULTS.items()}
-    return TransformerArch(spec.task.modulus, **sizes)
+    return TransformerArch(spec.task.tokens, **sizes)

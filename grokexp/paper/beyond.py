@@ -1,0 +1,176 @@
+"""``grokexp reproduce --suite beyond``: the paper's indicators on models beyond its own.
+
+The paper asks whether its indicators of grokking (MC-dropout variance, the DRC, the
+embedding's cosine structure and bimodality, inactive neurons, the delay against the init
+scale) carry over to other models. Each row here calls the *same* measure and wording as the
+paper's claims table (``claims.CLAIMS``), given a beyond spec's members in the role that
+measure reads (``{"baseline": transformer_members}``, ``{"scale_sweep": ...}``): only the
+mapping below is new. A row whose indicator has nothing to read on that model (no such series
+logged: no ReLU site, no embedding) says "does not apply", never a number.
+
+Beside each model, the Fourier progress measures (Nanda et al.), when its members logged
+them: the onset of the restricted loss falling and of the excluded loss rising, each
+relative to the test accuracy's onset (``grokking.onset``; falling = the negated series').
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import grokking
+from ..series import MemberSnapshots
+from .claim_rules import Members, column, is_censored
+from .claim_wording import span
+from .claims import CLAIMS, splits_covered, verdict_of
+from .reproduce import SpecOutcome, runs_table
+
+__all__ = ["BeyondModel", "Indicator", "BeyondRow", "MODELS", "INDICATORS", "BEYOND_SPECS",
+           "VERDICTS", "roles", "evaluate_beyond", "fourier_onsets", "beyond_markdown"]
+
+Group = Sequence[tuple[Mapping[str, Any], MemberSnapshots]]
+
+
+@dataclass(frozen=True)
+class BeyondModel:
+    """A model and task of the suite: its spec (specs/beyond/<spec>.toml) takes the paper's
+    baseline's role; its init-scale sweep, if it has one, the scale sweep's."""
+
+    label: str
+    spec: str
+    scale_spec: str | None = None
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One of the paper's claims as an indicator: its key in ``claims.CLAIMS``, the paper
+    spec whose place a beyond spec takes, and what the measure needs logged (a column, or a
+    varied key) without which the indicator does not apply."""
+
+    key: str
+    short: str
+    role: str
+    needs: str
+    missing: str  # why it would be absent, said in the row
+
+
+MODELS = (
+    BeyondModel("1-layer transformer (Nanda et al.), a + b mod 53", "beyond_transformer"),
+    BeyondModel("one-hot MLP [200, 200], a + b mod 53", "beyond_onehot_mlp",
+                "beyond_onehot_scale"),
+)
+BEYOND_SPECS = tuple(dict.fromkeys(
+    name for m in MODELS for name in (m.spec, m.scale_spec) if name is not None))
+
+INDICATORS = (
+    Indicator("mc_peak", "MC-dropout variance peaks during the test rise", "baseline",
+              "mc_dropout_acc_var", "no MC-dropout variance logged (no dropout site probed)"),
+    Indicator("drc", "test accuracy robust to dropout < 0.2 once generalised", "baseline",
+              "drc_acc_r0", "no dropout robustness curve logged"),
+    Indicator("cosine", "codiagonal cosine structure before the test rise", "baseline",
+              "embedding_cos_structure", "no embedding to take cosines of"),
+    Indicator("bimodal", "embedding bimodal, peaks near ±0.4", "baseline",
+              "embedding_bimodality", "no embedding whose bimodality can be tested"),
+    Indicator("inactive", "inactive-neuron share falls, then rises", "baseline",
+              "zero_activation_frac", "no ReLU site whose zero outputs can be counted"),
+    Indicator("scale_delay", "grokking delay grows linearly with init scale α", "scale_sweep",
+              "init.scale", "no init-scale sweep of this model in the suite"),
+)
+# the words a row's verdict may be (``claims.verdict_of`` adds "held in k of n seeds")
+VERDICTS = ("held", "not held", "does not apply", "not measured")
+FOURIER_FALLS, FOURIER_RISES = "fourier_restricted_loss", "fourier_excluded_loss"
+
+_PAPER = {claim.key: (claim, measure, wording) for claim, measure, wording in CLAIMS}
+
+
+@dataclass
+class BeyondRow:
+    model: str
+    claim: str
+    figure: str
+    measured: str = ""
+    splits: str = ""
+    censored: str = ""
+    verdict: str = "not measured"
+
+
+def roles(model: BeyondModel, groups: Members) -> dict[str, Group]:
+    """The members of the model's specs under the names of the paper specs whose places they
+    take: what the paper's measure functions read."""
+    out: dict[str, Group] = {}
+    for role, name in (("baseline", model.spec), ("scale_sweep", model.scale_spec)):
+        if name is not None and groups.get(name):
+            out[role] = groups[name]
+    return out
+
+
+def _logged(group: Group, needs: str) -> bool:
+    return any(needs in varied or column(record, needs)[1] for varied, record in group)
+
+
+def _row(model: BeyondModel, members: Members, indicator: Indicator) -> BeyondRow:
+    paper, measure, wording = _PAPER[indicator.key]
+    row = BeyondRow(model.label, indicator.short, paper.figure)
+    group = members.get(indicator.role)
+    if not group:
+        row.measured = (indicator.missing if indicator.role == "scale_sweep"
+                        else "its spec was not run")
+        return row
+    row.splits = splits_covered(members, [indicator.role])
+    row.censored = f"{sum(is_censored(r) for _, r in group)} of {len(group)}"
+    if not _logged(group, indicator.needs):
+        row.measured, row.verdict = f"{indicator.missing} ({indicator.needs})", "does not apply"
+        return row
+    measured = measure(members)
+    row.measured, row.verdict = wording(measured), verdict_of(measured.flags)
+    return row
+
+
+def evaluate_beyond(groups: Members, models: Sequence[BeyondModel] = MODELS
+                    ) -> list[BeyondRow]:
+    """One row per model × indicator, from the members of each spec that was run."""
+    rows = []
+    for model in models:
+        members = roles(model, groups)
+        rows += [_row(model, members, indicator) for indicator in INDICATORS]
+    return rows
+
+
+def fourier_onsets(group: Group) -> str:
+    """Onsets of the restricted loss falling and the excluded loss rising, in epochs after
+    the test accuracy's onset (negative: before it), as ranges over members; "not logged"
+    when no member has both series."""
+    falls: list[float | None] = []
+    rises: list[float | None] = []
+    for _, record in group:
+        restricted, excluded = column(record, FOURIER_FALLS), column(record, FOURIER_RISES)
+        if not restricted[1] or not excluded[1]:
+            continue
+        test = grokking.onset(*column(record, "test_acc"))
+        fall = grokking.onset(restricted[0], [-v for v in restricted[1]])
+        rise = grokking.onset(*excluded)
+        falls.append(None if test is None or fall is None else fall - test)
+        rises.append(None if test is None or rise is None else rise - test)
+    if not falls:
+        return "not logged"
+    return (f"restricted loss falls {span(falls, '{:+.0f}')} epochs, excluded loss rises "
+            f"{span(rises, '{:+.0f}')} epochs from the test accuracy's onset ({len(falls)} "
+            "members; − is before)")
+
+
+def beyond_markdown(rows: Sequence[BeyondRow], groups: Members,
+                    outcomes: Sequence[SpecOutcome] = (),
+                    models: Sequence[BeyondModel] = MODELS) -> str:
+    """The beyond table, the Fourier measures per model, and the runs they come from."""
+    lines = ["| model / task | claim (paper) | measured (range over seeds) | splits | censored "
+             "| verdict |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r.model} | {r.claim} ({r.figure}) | {r.measured} | {r.splits} | "
+              f"{r.censored} | {r.verdict} |" for r in rows]
+    lines += ["", "| model / task | Fourier progress measures (onsets against the test "
+              "accuracy's onset) |", "|---|---|"]
+    lines += [f"| {m.label} | {fourier_onsets(groups.get(m.spec, ()))} |" for m in models
+              if groups.get(m.spec)]
+    if outcomes:
+        lines += ["", *runs_table(outcomes)]
+    return "\n".join(lines) + "\n"
