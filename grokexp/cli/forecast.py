@@ -60,11 +60,11 @@ def do_forecast(spec_file: str | None, run_ids: Sequence[str], overrides: tuple[
 
         require_store(uri)
         _check_store(uri)
-    trajectories, experiment = read_members(uri, run_ids)
+    trajectories, experiment, frozen = read_members(uri, run_ids)
     if len(trajectories) < 2:
         raise GrokexpError(f"--runs: {len(trajectories)} member run(s) found; a forecast "
                            "needs a population of at least 2")
-    report = analyse(trajectories)
+    report = analyse(trajectories, frozen)
     forecast_run = _log(uri, experiment, run_ids, trajectories, report)
     if as_json:
         click.echo(json.dumps({"forecast_run_id": forecast_run, "source_runs": list(run_ids),
@@ -112,14 +112,17 @@ def _train(spec_file: str, overrides: tuple[str, ...], tracking_uri: str | None,
     return uri, [m.run_id for m in result.members]
 
 
-def read_members(uri: str, run_ids: Sequence[str]) -> tuple[list[MemberSeries], str]:
-    """Every member's series from the store (a sweep's parent stands for its members), and
-    the (first) experiment's name."""
-    from ..forecast.history import TARGET
+def read_members(uri: str, run_ids: Sequence[str]
+                 ) -> tuple[list[MemberSeries], str, list[bool]]:
+    """Every member's series from the store (a sweep's parent stands for its members), the
+    (first) experiment's name, and which members are frozen (an init group's ``trainable``
+    param false)."""
+    from ..forecast.history import TARGET, is_frozen
     from ..tracking.reader import RunReader
 
     reader = RunReader.open(uri)
     members: list[MemberSeries] = []
+    frozen: list[bool] = []
     experiment = ""
     seen: set[str] = set()
     for run_id in run_ids:
@@ -137,7 +140,8 @@ def read_members(uri: str, run_ids: Sequence[str]) -> tuple[list[MemberSeries], 
                 raise SpecError([f"--runs: {run.run_id}: not a grokexp member run "
                                  f"(no {TARGET} history or train.epochs param)"])
             members.append(reader.series(run))
-    return members, experiment
+            frozen.append(is_frozen(run.params))
+    return members, experiment, frozen
 
 
 def _log(uri: str, experiment: str, run_ids: Sequence[str], trajectories: Sequence[Any],
@@ -168,7 +172,8 @@ def _log(uri: str, experiment: str, run_ids: Sequence[str], trajectories: Sequen
                        "figures/forecast_vs_measured.png")
     for f in report.forecasts:
         if f.mdape is not None and math.isfinite(f.mdape):
-            key = "mdape." + "".join(c if c.isalnum() else "_" for c in f.method)
+            at = "" if f.share == report.forecasts[0].share else f"at{f.share * 100:.0f}."
+            key = f"mdape.{at}" + "".join(c if c.isalnum() else "_" for c in f.method)
             tracker.log_metrics(run_id, 0, {key: f.mdape})
     tracker.end_run(run_id, "FINISHED")
     return run_id

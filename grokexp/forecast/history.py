@@ -19,8 +19,8 @@ from ..series import MemberSeries
 from .predict import EARLY_SHARE
 
 __all__ = ["member_from_points", "grid", "target_epochs", "indicator_series", "member_rise",
-           "generalised", "early_epoch", "known_early", "turning_point", "OSCILLATION_WINDOW",
-           "TARGET", "SKIP"]
+           "generalised", "early_epoch", "known_early", "is_frozen", "turning_point",
+           "OSCILLATION_WINDOW", "TARGET", "SKIP"]
 
 OSCILLATION_WINDOW = 10  # evaluations over which the loss-oscillation score is an RMS
 TARGET = "test_acc"  # what the indicators should warn of
@@ -71,20 +71,32 @@ def generalised(member: MemberSeries) -> bool:
     return not censored(member.test_grok_epoch, member.budget)
 
 
-def early_epoch(member: MemberSeries) -> int:
-    """The last evaluated epoch at or before EARLY_SHARE of the budget."""
+def early_epoch(member: MemberSeries, share: float = EARLY_SHARE) -> int:
+    """The last evaluated epoch at or before ``share`` of the budget."""
     epochs = target_epochs(member)
-    known = epochs[epochs <= EARLY_SHARE * (member.budget or 0)]
+    known = epochs[epochs <= share * (member.budget or 0)]
     return int(known[-1]) if known.size else int(epochs[0])
 
 
-def known_early(member: MemberSeries) -> bool:
+def known_early(member: MemberSeries, share: float = EARLY_SHARE) -> bool:
     """Whether the member's value at its early epoch says something about its future: it had
     not generalised by then (else the value is a post-grok one) and was still evaluated at
-    EARLY_SHARE of its budget (else the value is its last one, from before)."""
+    ``share`` of its budget (else the value is its last one, from before)."""
     g = member.test_grok_epoch
-    return ((g is None or g > early_epoch(member))
-            and target_epochs(member)[-1] >= EARLY_SHARE * (member.budget or 0))
+    return ((g is None or g > early_epoch(member, share))
+            and target_epochs(member)[-1] >= share * (member.budget or 0))
+
+
+def is_frozen(settings: Mapping[str, Any]) -> bool:
+    """Whether some init group does not train: a key ``init[.<group>].trainable`` (a param or
+    a varied value, ``varied.`` prefix allowed) that is false. Such a member cannot generalise
+    for a reason no indicator needs to foresee."""
+    for key, value in settings.items():
+        key = key.removeprefix("varied.")
+        if key.startswith("init.") and key.endswith("trainable"):
+            if value is False or str(value).strip().lower() == "false":
+                return True
+    return False
 
 
 def _oscillation(log_loss: np.ndarray, window: int) -> np.ndarray:

@@ -18,11 +18,14 @@ from numpy.typing import ArrayLike
 from ..grokking import SMOOTH
 
 __all__ = ["PRUNE_INDICATOR", "PRIOR_LEVEL", "PRIOR_RISE_TO_GROK", "FIT_WINDOW", "EARLY_SHARE",
+           "LATE_SHARE", "SHARES",
            "PRUNE_SLACK", "PRUNE_PATIENCE", "extrapolate", "level_at", "calibrated_scale",
            "scaled", "mdape", "prune_reason", "trial_forecast", "value_at", "delay_law"]
 
 FIT_WINDOW = 10  # evaluations in the line fitted at the early epoch
 EARLY_SHARE = 0.2  # the early epoch: this share of the member's budget
+LATE_SHARE = 0.4  # a second, later epoch the forecasts are also made at
+SHARES = (EARLY_SHARE, LATE_SHARE)
 PRUNE_SLACK = 0.5  # "clearly worse": a forecast more than 50 % later than the best trial's
 # A trial stops only when a rule has fired at this many consecutive evaluations (fixed before
 # the benchmark was rerun): one noisy line fit (a flat or dipping stretch: "never") is not enough.

@@ -1,7 +1,8 @@
 """Every indicator over a population: lead time, how often it leads, early separation, forecast.
 
 ``analyse(members)`` is the whole table; ``to_json`` and ``table_text`` are its two faces
-(``--json`` and the terminal). Onsets, rises and grok epochs are ``grokexp.grokking``'s.
+(``--json`` and the terminal). Onsets, rises and grok epochs are ``grokexp.grokking``'s; the
+forecasters are ``forecasters.py``'s.
 """
 
 from __future__ import annotations
@@ -15,38 +16,25 @@ import numpy as np
 
 from ..grokking import ONSET_SHARE, RISE_LEVEL, onset
 from ..series import MemberSeries
+from .forecasters import DELAY_LAW, FORECASTERS, MEDIAN, ONSET_LEAD, ForecastRow, forecast_rows
 from .history import (
     early_epoch,
     generalised,
     indicator_series,
+    is_frozen,
     known_early,
     member_rise,
     target_epochs,
     turning_point,
 )
-from .predict import (
-    EARLY_SHARE,
-    LawFacts,
-    calibrated_scale,
-    delay_law,
-    extrapolate,
-    level_at,
-    mdape,
-    scaled,
-    value_at,
-)
+from .predict import EARLY_SHARE, LATE_SHARE, SHARES, value_at
 from .separation import bootstrap_auc, roc_auc
 
-__all__ = ["aligned", "IndicatorRow", "ForecastRow", "MemberRow", "Report", "analyse", "table_text",
-           "FORECASTERS", "DELAY_LAW", "CHANGE"]
+__all__ = ["aligned", "IndicatorRow", "ForecastRow", "MemberRow", "Report", "analyse",
+           "table_text", "FORECASTERS", "ONSET_LEAD", "DELAY_LAW", "MEDIAN", "CHANGE"]
 
-# The forecasts made (name → indicator extrapolated); "median" forecasts the others' median.
-FORECASTERS = {"log ‖θ‖², measured rate": "log_weight_norm_sq",
-               "embedding_cos_structure": "embedding_cos_structure",
-               "embedding_fourier_share": "embedding_fourier_share"}
 TURNING = ("test_loss",)  # these also get a row for their turning point (the peak)
 CHANGE = f"{ONSET_SHARE:.0%} change"  # the onset rule's name in the table ("50% change")
-DELAY_LAW = "delay law, c · lr · wd"
 
 
 @dataclass
@@ -69,19 +57,12 @@ class IndicatorRow:
     auc_high: float | None
     auc_members: int
     leads: list[float] = field(default_factory=list)  # one per member with an onset
-
-
-@dataclass
-class ForecastRow:
-    """One forecaster's row: its error on the held-out members' test grok epochs (MdAPE)
-    and how often it told "within the budget or not" right."""
-
-    method: str
-    held_out: int  # members forecast (they generalised after their early epoch)
-    mdape: float | None
-    within_budget_right: int  # members whose "within the budget or not" the forecast got
-    judged: int  # members judged (all but those generalised by the early epoch)
-    missing: int = 0  # members without the indicator: no forecast for them
+    # the same AUC without the frozen members (some init group not trained): they cannot
+    # generalise whatever the indicator says, so they make separation look easy
+    auc_unfrozen: float | None = None
+    auc_unfrozen_low: float | None = None
+    auc_unfrozen_high: float | None = None
+    auc_unfrozen_members: int = 0
 
 
 @dataclass
@@ -97,6 +78,9 @@ class MemberRow:
     budget: int
     early_epoch: int
     forecasts: dict[str, float | None] = field(default_factory=dict)
+    late_epoch: int = 0  # the epoch at LATE_SHARE of the budget, and the forecasts made there
+    late_forecasts: dict[str, float | None] = field(default_factory=dict)
+    frozen: bool = False
 
 
 @dataclass
@@ -105,7 +89,7 @@ class Report:
 
     members: list[MemberRow]
     indicators: list[IndicatorRow]
-    forecasts: list[ForecastRow]
+    forecasts: list[ForecastRow]  # each forecaster at EARLY_SHARE, then at LATE_SHARE
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready data (``--json``, ``forecast.json``); NaN becomes null."""
@@ -120,17 +104,19 @@ class Report:
                 return [clean(v) for v in x]
             return x
         return clean({"rise_level": RISE_LEVEL, "early_share": EARLY_SHARE,
+                      "late_share": LATE_SHARE,
                       "members": [asdict(m) for m in self.members],
                       "indicators": [asdict(r) for r in self.indicators],
                       "forecasts": [asdict(f) for f in self.forecasts]})
 
 
 def _indicator_row(name: str, rule: str, members: Sequence[MemberSeries],
-                   series: Sequence[dict[str, np.ndarray]]) -> IndicatorRow:
+                   series: Sequence[dict[str, np.ndarray]], frozen: Sequence[bool]
+                   ) -> IndicatorRow:
     leads, shares = [], []
     rising = with_onset = first = 0
-    scores, labels = [], []
-    for member, ind in zip(members, series, strict=True):
+    scores, labels, stuck = [], [], []
+    for member, ind, fixed in zip(members, series, frozen, strict=True):
         values = ind.get(name)
         if values is None:
             continue
@@ -139,6 +125,7 @@ def _indicator_row(name: str, rule: str, members: Sequence[MemberSeries],
         if known_early(member) and math.isfinite(value):
             scores.append(value)
             labels.append(generalised(member))
+            stuck.append(fixed)
         rise = member_rise(member)
         if rise is None:
             continue
@@ -153,95 +140,38 @@ def _indicator_row(name: str, rule: str, members: Sequence[MemberSeries],
         mem, grok = member.train_grok_epoch, member.test_grok_epoch
         if mem is not None and grok is not None and grok > mem:
             shares.append(lead / (grok - mem))
-    auc = roc_auc(scores, labels)
-    ci = bootstrap_auc(scores, labels) if auc is not None else None
+    auc, low, high = _auc(scores, labels)
+    keep = [k for k, fixed in enumerate(stuck) if not fixed]
+    free = _auc([scores[k] for k in keep], [labels[k] for k in keep])
     return IndicatorRow(
         name, rule, rising, with_onset,
         float(np.median(leads)) if leads else None,
         float(min(leads)) if leads else None, float(max(leads)) if leads else None,
-        float(np.median(shares)) if shares else None, first, auc,
-        ci[0] if ci else None, ci[1] if ci else None, len(scores), [float(x) for x in leads])
+        float(np.median(shares)) if shares else None, first, auc, low, high, len(scores),
+        [float(x) for x in leads], *free, len(keep))
 
 
-def _forecasts(members: Sequence[MemberSeries], series: Sequence[dict[str, np.ndarray]]
-               ) -> dict[str, list[float | None]]:
-    """Leave-one-out: each member's forecast from the level and scale of all the others."""
-    early = [early_epoch(m) for m in members]
-    grok = [m.test_grok_epoch for m in members]
-    epochs = [target_epochs(m) for m in members]
-    out: dict[str, list[float | None]] = {}
-    for method, name in FORECASTERS.items():
-        if not any(name in s for s in series):
-            continue  # not logged at all: analyse reports the row as missing
-        levels = [level_at(e, s[name], g) if g is not None and name in s else math.nan
-                  for e, s, g in zip(epochs, series, grok, strict=True)]
-        result: list[float | None] = []
-        for i, s in enumerate(series):
-            others = [j for j in range(len(members)) if j != i and grok[j] is not None
-                      and math.isfinite(levels[j])]
-            if name not in s or not others:
-                result.append(None)
-                continue
-            level = float(np.median([levels[j] for j in others]))
-            raw_others = [extrapolate(epochs[j], series[j][name], early[j], level)
-                          for j in others]
-            scale = calibrated_scale(raw_others, [float(grok[j]) for j in others],  # type: ignore[arg-type]
-                                     [float(early[j]) for j in others])
-            raw = extrapolate(epochs[i], s[name], early[i], level)
-            result.append(scaled(raw, early[i], scale))
-        out[method] = result
-    out[DELAY_LAW] = delay_law([_law_facts(m, s) for m, s in zip(members, series, strict=True)],
-                               early)
-    others_median: list[float | None] = []
-    for i in range(len(members)):
-        known = [g for j, g in enumerate(grok) if j != i and g is not None]
-        others_median.append(float(np.median(known)) if known else None)
-    out["median of the others"] = others_median
-    return out
+def _auc(scores: Sequence[float], labels: Sequence[bool]
+         ) -> tuple[float | None, float | None, float | None]:
+    """ROC-AUC and its bootstrap interval (None without both classes)."""
+    auc = roc_auc(scores, labels)
+    ci = bootstrap_auc(scores, labels) if auc is not None else None
+    return auc, ci[0] if ci else None, ci[1] if ci else None
 
 
-def _law_facts(member: MemberSeries, series: dict[str, np.ndarray]) -> LawFacts | None:
-    """(T_mem, log ‖θ_mem‖², T_grok, log ‖θ_grok‖², lr · wd), or None when the member has
-    not memorised or its norm, lr or weight decay is not known."""
-    log_sq = series.get("log_weight_norm_sq")
-    mem, grok = member.train_grok_epoch, member.test_grok_epoch
-    if log_sq is None or mem is None or member.lr is None or not member.weight_decay:
-        return None
-    epochs = target_epochs(member)
-    l_grok = value_at(epochs, log_sq, grok) if grok is not None else math.nan
-    return mem, value_at(epochs, log_sq, mem), grok, l_grok, member.lr * member.weight_decay
-
-
-def _forecast_row(method: str, values: Sequence[float | None],
-                  members: Sequence[MemberSeries], missing: int = 0) -> ForecastRow:
-    held, measured = [], []
-    right = judged = 0
-    for f, m in zip(values, members, strict=True):
-        g, e = m.test_grok_epoch, early_epoch(m)
-        if f is None or (g is not None and g <= e):
-            continue  # no forecast, or generalised before anything needed forecasting
-        judged += 1
-        right += (f <= (m.budget or 0)) == generalised(m)
-        if g is not None:
-            held.append(f)
-            measured.append(float(g))
-    return ForecastRow(method, len(held), mdape(held, measured), right, judged, missing)
-
-
-def analyse(members: Sequence[MemberSeries]) -> Report:
-    """The whole table for a population of members."""
+def analyse(members: Sequence[MemberSeries], frozen: Sequence[bool] | None = None) -> Report:
+    """The whole table for a population of members. ``frozen[i]``: member i has an init group
+    that does not train (default: read from its varied values, ``history.is_frozen``)."""
+    stuck = [is_frozen(m.varied) for m in members] if frozen is None else list(frozen)
     series = [indicator_series(m) for m in members]
     names = sorted({n for s in series for n in s})
-    rows = [_indicator_row(n, CHANGE, members, series) for n in names]
-    rows += [_indicator_row(n, "peak", members, series) for n in TURNING if n in names]
-    forecasts = _forecasts(members, series)
+    rows = [_indicator_row(n, CHANGE, members, series, stuck) for n in names]
+    rows += [_indicator_row(n, "peak", members, series, stuck) for n in TURNING if n in names]
+    (early, late), rows_f = forecast_rows(members, series)
     rows_m = [MemberRow(m.label, m.run_id, m.train_grok_epoch, member_rise(m), m.test_grok_epoch,
-                        m.budget or 0, early_epoch(m), {k: f[i] for k, f in forecasts.items()})
+                        m.budget or 0, early_epoch(m), {k: f[i] for k, f in early.items()},
+                        early_epoch(m, LATE_SHARE), {k: f[i] for k, f in late.items()}, stuck[i])
               for i, m in enumerate(members)]
-    missing = {k: sum(n not in s for s in series) for k, n in FORECASTERS.items()}
-    rows_f = [_forecast_row(k, f, members, missing.get(k, 0)) for k, f in forecasts.items()]
-    rows_f += [ForecastRow(k, 0, None, 0, 0, len(members)) for k in FORECASTERS
-               if k not in forecasts]
     return Report(rows_m, rows, rows_f)
 
 
@@ -272,28 +202,74 @@ def _num(x: float | None, fmt: str = "{:.0f}") -> str:
     return "∞" if math.isinf(x) else fmt.format(x)
 
 
+def _auc_text(auc: float | None, low: float | None, high: float | None, n: int) -> str:
+    return "-" if auc is None else f"{auc:.2f} ({low:.2f}–{high:.2f}) n={n}"
+
+
+def _indicator_lines(report: Report, frozen: int) -> list[str]:
+    head = (f"{'indicator':<28} {'rule':<10} {'onset':>7} {'lead median':>11} "
+            f"{'range':>13} {'× delay':>8} {'first':>7}  {'AUC early (95% CI)':<24}")
+    lines = [(head + (" AUC unfrozen (95% CI)" if frozen else "")).rstrip()]
+
+    def order(r: IndicatorRow) -> float:
+        return math.inf if r.lead_median is None else -r.lead_median
+
+    for r in sorted(report.indicators, key=order):
+        rng = "-" if r.lead_min is None else f"{r.lead_min:.0f}…{r.lead_max:.0f}"
+        auc = _auc_text(r.auc, r.auc_low, r.auc_high, r.auc_members)
+        line = (f"{r.name:<28} {r.rule:<10} {r.with_onset:>3}/{r.rising:<3} "
+                f"{_num(r.lead_median):>11} {rng:>13} "
+                f"{_num(r.lead_share_median, '{:.2f}'):>8} "
+                f"{r.first:>3}/{r.rising:<3}  ")
+        if frozen:
+            line += f"{auc:<24} " + _auc_text(r.auc_unfrozen, r.auc_unfrozen_low,
+                                         r.auc_unfrozen_high, r.auc_unfrozen_members)
+        else:
+            line += auc
+        lines.append(line.rstrip())
+    return lines
+
+
+def _cells(row: ForecastRow | None) -> str:
+    if row is None:
+        return f"{'-':>5} {'-':>7} {'-':>7} {'-':>7}"
+    return (f"{row.held_out:>5} {_num(row.mdape, '{:.1%}'):>7} "
+            f"{f'{row.within_budget_right}/{row.judged}':>7} {row.not_yet or '-':>7}")
+
+
+def _forecast_lines(report: Report) -> list[str]:
+    rows: dict[str, dict[float, ForecastRow]] = {}
+    for f in report.forecasts:
+        rows.setdefault(f.method, {})[f.share] = f
+    width = 38
+    lines = [f"{'':<{width}}" + "".join(f" {f'at {s:.0%} of the budget':^29} " for s in SHARES),
+             f"{'forecast of test_grok_epoch':<{width}}"
+             + "".join(f" {'held':>5} {'MdAPE':>7} {'right':>7} {'not yet':>7} " for _ in SHARES)]
+    for method, by_share in rows.items():
+        first = by_share[min(by_share)]
+        if first.missing == len(report.members):
+            lines.append(f"{method:<{width}} not logged")
+            continue
+        note = f"  ({first.missing} member(s) lack the indicator)" if first.missing else ""
+        lines.append((f"{method:<{width}}"
+                      + "".join(f" {_cells(by_share.get(s))} " for s in SHARES)).rstrip() + note)
+    lines += ["held: members forecast that generalised after that epoch (the MdAPE is over them);",
+              "right: \"within the budget or not\" right / members judged; not yet: onset + lead",
+              "forecasts made without an onset by then"]
+    return [line.rstrip() for line in lines]
+
+
 def table_text(report: Report) -> str:
     """The terminal table: one line per indicator, then the forecasts."""
-    lines = [f"{len(report.members)} member(s); rise = first epoch with test acc ≥ "
-             f"{RISE_LEVEL}; "
-             f"early epoch = {EARLY_SHARE:.0%} of the budget",
-             f"{'indicator':<28} {'rule':<10} {'onset':>7} {'lead median':>11} "
-             f"{'range':>13} {'× delay':>8} {'first':>7}  {'AUC early (95% CI)':<20}"]
-    for r in sorted(report.indicators, key=lambda r: math.inf if r.lead_median is None
-                    else -r.lead_median):
-        rng = "-" if r.lead_min is None else f"{r.lead_min:.0f}…{r.lead_max:.0f}"
-        auc = "-" if r.auc is None else (f"{r.auc:.2f} ({r.auc_low:.2f}–{r.auc_high:.2f})"
-                                         f" n={r.auc_members}")
-        lines.append(f"{r.name:<28} {r.rule:<10} {r.with_onset:>3}/{r.rising:<3} "
-                     f"{_num(r.lead_median):>11} {rng:>13} "
-                     f"{_num(r.lead_share_median, '{:.2f}'):>8} "
-                     f"{r.first:>3}/{r.rising:<3}  {auc}")
-    lines.append("")
-    lines.append(f"{'forecast of test_grok_epoch':<32} {'held out':>8} {'MdAPE':>7} "
-                 f"{'within budget right':>20}")
-    for f in report.forecasts:
-        right = f"{f.within_budget_right}/{f.judged}"
-        note = f"  ({f.missing} member(s) lack the indicator)" if f.missing else ""
-        lines.append(f"{f.method:<32} {f.held_out:>8} {_num(f.mdape, '{:.1%}'):>7} "
-                     f"{right:>20}{note}")
+    frozen = sum(m.frozen for m in report.members)
+    grok = sorted(m.test_grok_epoch for m in report.members
+                  if m.test_grok_epoch is not None and m.test_grok_epoch <= m.budget)
+    rose = sum(m.rise_epoch is not None for m in report.members)
+    spread = (f" (test grok epoch {grok[0]}–{grok[-1]}" + (f", {grok[-1] / grok[0]:.1f}× apart)"
+                                                          if grok[0] > 0 else ")")) if grok else ""
+    lines = [f"{len(report.members)} member(s), {frozen} frozen; rise = first epoch with test "
+             f"acc ≥ {RISE_LEVEL}; early epoch = {SHARES[0]:.0%} of the budget"
+             + ("" if frozen else " (so the AUC is over unfrozen members only)"),
+             f"{rose} rose, {len(grok)} generalised within the budget{spread}",
+             *_indicator_lines(report, frozen), "", *_forecast_lines(report)]
     return "\n".join(lines) + "\n"
