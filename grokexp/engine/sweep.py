@@ -23,6 +23,7 @@ from ..errors import SpecError
 from ..spec.architectures import leave_architecture
 from ..spec.io import apply_overrides, set_dotted, spec_to_dict, validate_spec
 from ..spec.schema import Spec
+from ..spec.task import leave_modulus
 
 __all__ = ["Member", "expand_members", "group_by_shape", "shape_key", "MAX_MEMBERS",
            "PER_MEMBER"]
@@ -74,8 +75,7 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
             for key, value in varied.items():
                 set_dotted(raw, key, value)
             leave_architecture(raw, spec.model.architecture, varied)
-            if varied.get("task.operation") == "s5" and "task.modulus" not in varied:
-                raw.get("task", {}).pop("modulus", None)  # the base's P: s5 has none
+            leave_modulus(raw, varied)
             try:
                 member_spec = validate_spec(raw, source)
             except SpecError as err:

@@ -59,6 +59,7 @@ MODELS = (
     BeyondModel("1-layer transformer (Nanda et al.), a + b mod 53", "beyond_transformer"),
     BeyondModel("one-hot MLP [200, 200], a + b mod 53", "beyond_onehot_mlp",
                 "beyond_onehot_scale"),
+    BeyondModel("one-hot MLP [200, 200], s5 (non-abelian)", "beyond_onehot_s5"),
 )
 BEYOND_SPECS = tuple(dict.fromkeys(
     name for m in MODELS for name in (m.spec, m.scale_spec) if name is not None))
@@ -69,7 +70,7 @@ INDICATORS = (
     Indicator("drc", "test accuracy robust to dropout < 0.2 once generalised", "baseline",
               "drc_acc_r0", "no dropout robustness curve logged"),
     Indicator("cosine", "codiagonal cosine structure before the test rise", "baseline",
-              "embedding_cos_structure", "no embedding to take cosines of"),
+              "embedding_cos_structure", "no codiagonal order: the tokens are not residues mod P"),
     Indicator("bimodal", "embedding bimodal, peaks near ±0.4", "baseline",
               "embedding_bimodality", "no embedding whose bimodality can be tested"),
     Indicator("inactive", "inactive-neuron share falls, then rises", "baseline",
@@ -115,7 +116,7 @@ def _row(model: BeyondModel, members: Members, indicator: Indicator) -> BeyondRo
     group = members.get(indicator.role)
     if not group:
         row.measured = (indicator.missing if indicator.role == "scale_sweep"
-                        else "its spec was not run")
+                        and model.scale_spec is None else "its spec was not run")
         return row
     row.splits = splits_covered(members, [indicator.role])
     row.censored = f"{sum(is_censored(r) for _, r in group)} of {len(group)}"

@@ -231,6 +231,11 @@ class Spec(Section):
             if key not in ("seeds", "split_seeds", "variants") and not _known_path(key):
                 out.append((f"sweep.{key}", "unknown key"))
         pairs = [len((self.sweep or {}).get(k, [])) for k in ("split_seeds", "seeds")]
+        sweeps_split = "train.split_seed" in (self.sweep or {}) or any(
+            "train.split_seed" in v for v in (self.sweep or {}).get("variants", []))
+        if pairs[0] and sweeps_split:
+            out.append(("sweep.split_seeds", "given beside a sweep of train.split_seed: "
+                        "each member would take both; keep one"))
         if pairs[0] and pairs[0] != pairs[1]:
             out.append(("sweep.split_seeds", f"{pairs[0]} value(s) for {pairs[1]} sweep.seeds: "
                         "each pairs with the seed at its position, so give as many"))

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from .base import Section
 
-__all__ = ["TaskSpec", "OPERATIONS", "S5_ELEMENTS", "DEFAULT_MODULUS"]
+__all__ = ["TaskSpec", "OPERATIONS", "S5_ELEMENTS", "DEFAULT_MODULUS", "leave_modulus"]
 
 OPERATIONS = ("add", "sub", "mul", "div", "x**2+y**2", "x**2+x*y+y**2", "x**3+x*y", "s5")
 S5_ELEMENTS = 120  # 5!: the permutations of (0, 1, 2, 3, 4)
@@ -73,3 +73,13 @@ class TaskSpec(Section):
 
 def _is_prime(n: int) -> bool:
     return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+def leave_modulus(raw: dict[str, Any], changed: Mapping[str, Any]) -> None:
+    """A spec dumped with its P (``raw``) and moved to 's5' by ``changed`` (a sweep point or
+    a study's parameters) drops that P, in place: s5 has none, and P was the base's, not
+    asked for. A P that ``changed`` sets itself stays, and validation then names it."""
+    if changed.get("task.operation") == "s5" and "task.modulus" not in changed:
+        task = raw.get("task")
+        if isinstance(task, dict):
+            task.pop("modulus", None)

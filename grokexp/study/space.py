@@ -14,6 +14,7 @@ from ..spec.architectures import leave_architecture
 from ..spec.io import set_dotted, spec_to_dict, validate_spec
 from ..spec.optimize import SearchDim
 from ..spec.schema import Spec
+from ..spec.task import leave_modulus
 
 if TYPE_CHECKING:
     import optuna
@@ -30,6 +31,7 @@ def point_spec(base: Spec, params: dict[str, Any], source: str,
     for key, value in params.items():
         set_dotted(raw, key, value)
     leave_architecture(raw, base.model.architecture, params)
+    leave_modulus(raw, params)
     if seed is not None:
         raw["train"]["seed"] = seed
     return validate_spec(raw, source)

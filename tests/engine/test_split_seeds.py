@@ -72,3 +72,13 @@ def test_members_of_a_run_log_their_paired_split(tmp_path, tracking_uri) -> None
     assert [(s, p) for s, p, _ in logged] == [(0, 5), (1, 5), (2, 6)]
     assert logged[0][2] == logged[1][2] != logged[2][2]  # one split seed, one split
     assert all(r.data.params["varied.train.split_seed"] in ("5", "6") for r in children)
+
+
+def test_split_seeds_beside_a_split_seed_sweep_is_one_line() -> None:
+    """Both would set each member's split: the members would silently repeat."""
+    expected = ["x.toml: sweep.split_seeds: given beside a sweep of train.split_seed: each "
+                "member would take both; keep one"]
+    assert _problems('name = "s"\n[sweep]\nseeds = [0, 1]\nsplit_seeds = [5, 6]\n'
+                     '"train.split_seed" = [0, 1]\n') == expected
+    assert _problems('name = "s"\n[sweep]\nseeds = [0, 1]\nsplit_seeds = [5, 6]\n'
+                     'variants = [{"train.split_seed" = 3}]\n') == expected

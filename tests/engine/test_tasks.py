@@ -206,3 +206,15 @@ def test_a_sweep_over_operations_gives_s5_no_modulus():
     by_operation = {m.spec.task.operation: m.spec.task for m in members}
     assert by_operation["add"].modulus == 11 and by_operation["add"].tokens == 11
     assert by_operation["s5"].modulus is None and by_operation["s5"].tokens == 120
+
+
+def test_a_study_over_operations_checks_s5_without_the_bases_modulus():
+    """An optimize space choosing 's5' passes its check and gives s5 trials no modulus."""
+    from grokexp.study.space import check_space, point_spec
+
+    spec = validate_spec({"name": "ops", "task": {"modulus": 11}, "optimize": {
+        "space": {"task.operation": {"choices": ["add", "s5"]}}}}, "x.toml")
+    check_space(spec, "x.toml")  # raises SpecError naming task.modulus without the rule
+    s5 = point_spec(spec, {"task.operation": "s5"}, "x.toml")
+    assert s5.task.modulus is None and s5.task.tokens == 120
+    assert point_spec(spec, {"task.operation": "add"}, "x.toml").task.modulus == 11
