@@ -118,3 +118,24 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(write_spec, tracking_uri):
                  "--tracking-uri", tracking_uri)
     assert single.exit_code == 1
     assert single.output.strip().endswith("a forecast needs a population of at least 2")
+
+
+# the same members, each also with its embedding frozen: frozen members read back from the
+# store by their ``trainable = false`` param, and the table's AUC with and without them
+FROZEN_SPEC = SPEC.replace("epochs = 200", "epochs = 120") + \
+    '"init.embedding.trainable" = [true, false]\n'
+
+
+def test_frozen_members_come_from_their_params(write_spec, tracking_uri):
+    result = CliRunner().invoke(main, ["forecast", write_spec(FROZEN_SPEC), "--tracking-uri",
+                                       tracking_uri, "--json", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for member in out["members"]:
+        params = client.get_run(member["run_id"]).data.params
+        assert member["frozen"] == (params["varied.init.embedding.trainable"] == "False")
+    assert sum(m["frozen"] for m in out["members"]) == 2
+    # the unfrozen AUC counts only the two trained members at most
+    assert all(r["auc_unfrozen_members"] <= 2 for r in out["indicators"])
