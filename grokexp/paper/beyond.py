@@ -138,10 +138,26 @@ def evaluate_beyond(groups: Members, models: Sequence[BeyondModel] = MODELS
     return rows
 
 
+def _onset_from_extreme(epochs: Sequence[int], values: Sequence[float],
+                        sign: int) -> int | None:
+    """The onset (``grokking.onset``) of the rise (``sign`` +1) that follows a series' lowest
+    point, or of the fall (-1) that follows its highest; None when it makes no such move.
+    Nanda et al.'s excluded loss first falls with the training loss and rises only later,
+    so an onset over the whole series would date that first fall."""
+    finite = [(e, v) for e, v in zip(epochs, values, strict=True) if v == v]
+    if len(finite) < 2:
+        return None
+    start = min(range(len(finite)), key=lambda i: sign * finite[i][1])
+    tail = finite[start:]
+    if len(tail) < 2 or sign * (tail[-1][1] - tail[0][1]) <= 0:
+        return None
+    return grokking.onset([e for e, _ in tail], [v for _, v in tail])
+
+
 def fourier_onsets(group: Group) -> str:
-    """Onsets of the restricted loss falling and the excluded loss rising, in epochs after
-    the test accuracy's onset (negative: before it), as ranges over members; "not logged"
-    when no member has both series."""
+    """Onsets of the restricted loss falling (from its highest point) and the excluded loss
+    rising (from its lowest), in epochs after the test accuracy's onset (negative: before
+    it), as ranges over members; "not logged" when no member has both series."""
     falls: list[float | None] = []
     rises: list[float | None] = []
     for _, record in group:
@@ -149,8 +165,8 @@ def fourier_onsets(group: Group) -> str:
         if not restricted[1] or not excluded[1]:
             continue
         test = grokking.onset(*column(record, "test_acc"))
-        fall = grokking.onset(restricted[0], [-v for v in restricted[1]])
-        rise = grokking.onset(*excluded)
+        fall = _onset_from_extreme(*restricted, sign=-1)
+        rise = _onset_from_extreme(*excluded, sign=+1)
         falls.append(None if test is None or fall is None else fall - test)
         rises.append(None if test is None or rise is None else rise - test)
     if not falls:

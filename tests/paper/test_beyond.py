@@ -129,6 +129,26 @@ def test_fourier_onsets_against_the_test_accuracys_onset() -> None:
     assert fourier_onsets([_member(0)]) == "not logged"
 
 
+def test_the_excluded_loss_rise_is_dated_from_its_lowest_point() -> None:
+    """Nanda's excluded loss falls with the training loss first (4 → 0.5 over epochs
+    100–300) and rises later (0.5 → 2 over 1100–1290): the onset is of that rise, dated on
+    the series from its minimum; an onset over the whole series would date the first fall.
+    A restricted loss that only rises has no fall to date."""
+    epochs, first = _ramp(100, 300, 4.0, 0.5)
+    _, later = _ramp(1100, 1290, 0.0, 1.5)
+    excluded = [a + b for a, b in zip(first, later, strict=True)]
+    low = int(np.argmin(excluded))  # the first epoch at 0.5
+    rising = _ramp(800, 990, 0.1, 1.0)
+    varied, record = _member(0, fourier_restricted_loss=rising,
+                             fourier_excluded_loss=(epochs, excluded))
+    test = _onset_reference(*record.series.columns["test_acc"])
+    rises = _onset_reference(epochs[low:], excluded[low:]) - test
+    assert _onset_reference(epochs, excluded) < 1000 < rises + test  # whole series: the fall
+    assert fourier_onsets([(varied, record)]) == (
+        f"restricted loss falls 1 missing epochs, excluded loss rises {rises:+d} epochs from "
+        "the test accuracy's onset (1 members; − is before)")
+
+
 TINY = {  # the probes each claim reads, on the transformer; the one-hot MLP with none
     "beyond_transformer": '[model]\narchitecture = "transformer"\nd_model = 8\nn_heads = 2\n'
                           'd_mlp = 16\n[metrics]\nevery = 2\nmc_dropout_every = 2\n'
