@@ -56,7 +56,8 @@ class Indicator:
 
 
 MODELS = (
-    BeyondModel("1-layer transformer (Nanda et al.), a + b mod 53", "beyond_transformer"),
+    BeyondModel("1-layer transformer (Nanda et al.), a + b mod 53", "beyond_transformer",
+                "beyond_transformer_scale"),
     BeyondModel("one-hot MLP [200, 200], a + b mod 53", "beyond_onehot_mlp",
                 "beyond_onehot_scale"),
     BeyondModel("one-hot MLP [200, 200], s5 (non-abelian)", "beyond_onehot_s5"),

@@ -91,12 +91,14 @@ def test_rows_measure_with_the_papers_checks_and_say_what_does_not_apply() -> No
     assert "zero_activation_frac" in inactive.measured and inactive.censored == "0 of 3"
     scale = mine["grokking delay grows linearly with init scale α"]
     assert scale.verdict == "not measured" and scale.splits == ""
+    assert scale.measured == "its spec was not run"  # the transformer's α sweep
     # the one-hot MLP's specs did not run: its rows say so, with no number
     other = [r for r in rows if r.model == MODELS[1].label]
     assert {r.verdict for r in other} == {"not measured"}
     assert all(r.splits == r.censored == "" for r in other)
     assert {r.measured for r in other} == {"its spec was not run"}  # α sweep included
-    assert scale.measured == "no init-scale sweep of this model in the suite"
+    (s5_scale,) = [r for r in rows if r.model == MODELS[2].label and "init scale" in r.claim]
+    assert s5_scale.measured == "no init-scale sweep of this model in the suite"
 
 
 def test_scale_sweep_role_fits_the_delay_line() -> None:
@@ -154,6 +156,10 @@ TINY = {  # the probes each claim reads, on the transformer; the one-hot MLP wit
                           'd_mlp = 16\n[metrics]\nevery = 2\nmc_dropout_every = 2\n'
                           'mc_samples = 2\ndrc_epochs = [0, 4]\ndrc_rates = [0.0, 0.2]\n'
                           'drc_samples = 1\n',
+    "beyond_transformer_scale": '[model]\narchitecture = "transformer"\nd_model = 8\n'
+                                'n_heads = 2\nd_mlp = 16\n[metrics]\nevery = 2\n'
+                                'mc_dropout = false\ndrc = false\nfourier = false\n[sweep]\n'
+                                '"init.scale" = [2.0]\n',
     "beyond_onehot_mlp": '[model]\narchitecture = "onehot_mlp"\nhidden = [8, 8]\n[metrics]\n'
                          'every = 2\nmc_dropout = false\ndrc = false\n',
     "beyond_onehot_scale": '[model]\narchitecture = "onehot_mlp"\nhidden = [8, 8]\n[metrics]\n'
@@ -187,8 +193,8 @@ def test_the_suite_runs_and_writes_a_row_per_model_and_claim(tmp_path, tracking_
         (m.label, i.short) for m in MODELS for i in INDICATORS}
     assert all(VERDICT.match(r[5]) for r in rows), [r[5] for r in rows]
     unmeasured = [(r[0], r[5]) for r in rows if r[3] != "3"]  # others cover three splits
-    # no α sweep of the transformer nor of the one-hot MLP on s5 in the suite
-    assert unmeasured == [(MODELS[0].label, "not measured"), (MODELS[2].label, "not measured")]
+    # no α sweep of the one-hot MLP on s5 in the suite
+    assert unmeasured == [(MODELS[2].label, "not measured")]
     s5_rows = {r[1].rsplit(" (", 1)[0]: r for r in rows if r[0] == MODELS[2].label}
     assert s5_rows["codiagonal cosine structure before the test rise"][5] == "does not apply"
     fourier = table.split("\n\n")[1].splitlines()[2:]  # one line per model, either way
