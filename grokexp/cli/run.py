@@ -87,8 +87,7 @@ def recovery_base(option: str) -> Path:
 def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str | None,
            device: str | None, as_json: bool, quiet: bool, resume: str | None,
            recovery_dir: str, memory_gib: float | None, force: bool = False) -> None:
-    from ..tracking.redact import redact_uri
-    from .common import diagnostic_warnings, git_commit, read_spec, resolve_tracking_uri
+    from .common import read_spec, resolve_tracking_uri
 
     checkpoint, experiment = None, None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line per error
@@ -116,6 +115,21 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         spec, members = read_spec(spec_file, overrides)
         recovery = recovery_base(recovery_dir)
         uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
+    from ..run.helpers import helpers_for
+
+    with helpers_for(spec) as helpers:  # their imports overlap the command's own from here
+        _run(spec, members, checkpoint, experiment, spec_file, tracking_uri, uri, resume,
+             recovery, memory_gib, force, as_json, quiet, helpers)
+
+
+def _run(spec: Any, members: Any, checkpoint: Any, experiment: Any, spec_file: str | None,
+         tracking_uri: str | None, uri: str, resume: str | None, recovery: Path,
+         memory_gib: float | None, force: bool, as_json: bool, quiet: bool,
+         helpers: Any) -> None:
+    """The run of a spec read (or of a checkpoint found), with its helper processes started."""
+    from ..tracking.redact import redact_uri
+    from .common import diagnostic_warnings, git_commit
+
     # grokexp retries and then keeps a recovery folder itself: MLflow's own HTTP retries
     # (7 by default, with exponential backoff) would only delay that by minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -150,7 +164,8 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         try:
             result = run_experiment(
                 spec, members, tracker, hooks=hooks, tags=tags, resume=checkpoint,
-                should_stop=lambda: stop.requested or tracker.failure is not None)
+                should_stop=lambda: stop.requested or tracker.failure is not None,
+                helpers=helpers)
         except RunInterrupted as err:
             shown = "" if tracking_uri is None else f" --tracking-uri {redact_uri(uri)}"
             if tracker.lost is not None:
@@ -173,7 +188,9 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
-        _print_summary(result, uri)
+        from .summary import print_summary
+
+        print_summary(result, uri)
     failed = [m for m in result.members if m.status == "FAILED"]
     if failed:
         click.echo(f"error: {len(failed)} of {len(result.members)} member(s) failed:", err=True)
@@ -228,45 +245,6 @@ def _recovery_message(tracker: Any, uri: str, root_run_id: str | None) -> None:
     if root_run_id:
         click.echo(f"then continue with: grokexp run --resume {root_run_id} "
                    f"--tracking-uri {redact_uri(uri)}", err=True)
-
-
-def _print_summary(result: Any, uri: str) -> None:
-    from .common import store_label, store_location
-
-    click.echo(f"experiment {result.experiment_id} in {store_label(uri)}")
-    if (where := store_location(uri)) is not None:
-        click.echo(f"on disk: {where}")
-    if result.parent_run_id:
-        click.echo(f"parent run {result.parent_run_id}")
-    for line in summary_table(result.members):
-        click.echo(line)
-
-
-def summary_table(members: Any) -> list[str]:
-    """One row per member: the values its sweep varied (one column per key, as members.md
-    has them), its grok epochs and final accuracies, status and run id."""
-    from ..tracking.redact import redact_text
-
-    def show(v: Any) -> str:
-        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-
-    keys = list(dict.fromkeys(k for m in members for k in m.varied))
-    leaves = [k.rsplit(".", 1)[-1] for k in keys]
-    headers = [leaf if leaves.count(leaf) == 1 else key
-               for key, leaf in zip(keys, leaves, strict=True)]
-    cells = [["-" if k not in m.varied else redact_text(str(m.varied[k])) for k in keys]
-             for m in members]
-    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
-    varied = "".join(f" {h:>{w}}" for h, w in zip(headers, widths, strict=True))
-    lines = [f"{'member':>6}{varied} {'train grok':>10} {'test grok':>9} {'delay':>6} "
-             f"{'train acc':>9} {'test acc':>8}  status    run"]
-    for m, row in zip(members, cells, strict=True):
-        values = "".join(f" {v:>{w}}" for v, w in zip(row, widths, strict=True))
-        lines.append(f"{m.index:>6}{values} {show(m.train_grok_epoch):>10} "
-                     f"{show(m.test_grok_epoch):>9} {show(m.grokking_delay):>6} "
-                     f"{show(m.final_train_acc):>9} {show(m.final_test_acc):>8}  "
-                     f"{m.status:<9} {m.run_id}")
-    return lines
 
 
 def do_relog(folder: str, tracking_uri: str | None) -> None:

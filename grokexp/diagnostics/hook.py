@@ -33,6 +33,7 @@ from ..series import MemberSnapshots
 from ..tracking.figure_log import FigureLog
 from ..tracking.tracker import NullTracker, Tracker
 from .metrics.embedding import cosine_matrix
+from .probe_process import ProbeProcess
 from .probe_queue import MAX_IN_FLIGHT, Probe, ProbeQueue
 from .probes import (
     cadence_metrics,
@@ -62,17 +63,18 @@ class DiagnosticsHook(Hook):
 
     ``report`` receives every probe's values (to log them); ``tracker`` and ``run_ids`` say
     where each member's tables and figures go, drawn by ``figure_log`` (one is made, and
-    closed by :meth:`finish`, when not given).
+    closed by :meth:`finish`, when not given). ``probe_process``: one already started, which
+    the hook's queue takes over.
     """
 
     def __init__(self, tracker: Tracker | None = None,
                  run_ids: Mapping[int, str] | None = None, figures: bool = True,
                  background_probes: bool = True, figure_log: FigureLog | None = None,
-                 report: Report | None = None):
+                 report: Report | None = None, probe_process: ProbeProcess | None = None):
         self.tracker, self.run_ids, self.figures = tracker, dict(run_ids or {}), figures
         self.report = report
         self.records: dict[int, MemberSnapshots] = {}
-        self._probes = ProbeQueue(background_probes)
+        self._probes = ProbeQueue(background_probes, probe_process)
         self._own_figure_log = figure_log is None
         self._figure_log = figure_log or FigureLog(tracker or NullTracker(),
                                                    FigurePool() if background_probes

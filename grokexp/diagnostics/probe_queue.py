@@ -1,128 +1,33 @@
 """How probes run beside the training: the probe process, the queue, the hand-over.
 
 What a probe measures is ``probes.py``'s. The queue copies a probe's tensors when it is handed
-over (:func:`sent`) and sends it to one worker process with one intra-op thread, which it owns
-(started by ``start`` or the first probe, replaced when found dead, stopped by ``close``). Not
-a thread: each of a probe's small ops takes the GIL, which the training thread's ops must take
-back, and beside a thread of small ops the one-member training ran 30 % slower. Its values are
-those computed in place: a probe is a module-level function of inputs that travel by value.
-Off the CPU the probes run in place.
+over (``probe_process.sent``) and sends it to one worker process with one intra-op thread,
+which it owns (started by ``start`` or the first probe, replaced when found dead, stopped by
+``close``), once that process is ready: until then a caller that waits measures the probes
+itself. Off the CPU the probes run in place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..engine.sweep import Member
 from ..engine.workers import no_grad_call
-from ..figures.render import children_without_main, leave_interrupts_to_the_parent
+from .probe_process import ProbeProcess, SentWork, run_in_worker, sent
 from .probes import ProbeWork, Values
 
-__all__ = ["Probe", "ProbeState", "ProbeProcess", "ProbeQueue", "SentWork", "sent", "MAX_IN_FLIGHT"]
+__all__ = ["Probe", "ProbeState", "ProbeQueue", "MAX_IN_FLIGHT"]
 
 MAX_IN_FLIGHT = 16  # then the caller waits: weight copies never pile up behind the process
-
-
-@dataclass(frozen=True)
-class _Array:
-    array: np.ndarray
-
-
-def _by_value(obj: Any) -> Any:
-    """Tensors as copies in numpy arrays (sent as bytes, never through shared memory)."""
-    if isinstance(obj, torch.Tensor):
-        return _Array(obj.detach().cpu().numpy().copy())
-    if isinstance(obj, dict):
-        return {k: _by_value(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_by_value(v) for v in obj)
-    return obj
-
-
-def _as_tensors(obj: Any) -> Any:  # _by_value's inverse, in the probe process
-    if isinstance(obj, _Array):
-        return torch.from_numpy(obj.array)
-    if isinstance(obj, dict):
-        return {k: _as_tensors(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_as_tensors(v) for v in obj)
-    return obj
-
-
-@dataclass(frozen=True)
-class SentWork:
-    """:class:`ProbeWork` with its tensors copied into numpy arrays."""
-
-    fn: Callable[..., Values]
-    args: tuple[Any, ...]
-
-    def __call__(self) -> Values:
-        return self.fn(*_as_tensors(self.args))
-
-
-def sent(work: ProbeWork) -> SentWork:
-    """The same work on copies of its tensors, made now: what the probe process gets (the
-    copies travel by value), and what training going on cannot change."""
-    return SentWork(work.fn, _by_value(work.args))
-
-
-def _run_in_worker(work: SentWork) -> dict[str, np.ndarray]:
-    """In the probe process: the work's values, as arrays (they travel back by value)."""
-    with torch.no_grad():
-        return {name: value.numpy() for name, value in work().items()}
-
-
-def _start_worker() -> None:
-    """The probe process: one intra-op thread (the cores are the training's), and Ctrl-C
-    left to the parent, which stops the run and still wants the probes in flight."""
-    leave_interrupts_to_the_parent()
-    torch.set_num_threads(1)
-
-
-def _ready() -> None:  # submitted once: the process starts before the first probe is due
-    pass
-
-
-class ProbeProcess:
-    """One worker process (``spawn``: importing torch there costs about 2 s of CPU), started
-    on first use, replaced when it is found dead, stopped by :meth:`close`."""
-
-    def __init__(self) -> None:
-        self._executor: ProcessPoolExecutor | None = None
-        self._lock = threading.Lock()
-
-    def executor(self) -> Executor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    1, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker)
-                with children_without_main():  # the process starts within this submit
-                    self._executor.submit(_ready)
-            return self._executor
-
-    def forget(self, broken: Executor | None) -> None:  # not a successor started meanwhile
-        with self._lock:
-            if broken is not None and self._executor is broken:
-                self._executor.shutdown(wait=False)
-                self._executor = None
-
-    def close(self) -> None:
-        with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown()
 
 
 class ProbeState(Enum):
@@ -167,9 +72,12 @@ class ProbeQueue:
     ones to the process already).
     """
 
-    def __init__(self, background: bool = True) -> None:
+    def __init__(self, background: bool = True, process: ProbeProcess | None = None) -> None:
+        """``process``: one started ahead of the queue (by the command, as soon as it has read
+        its spec), which the queue then owns; else the queue starts one on :meth:`start`."""
         self.background = background
-        self._process = ProbeProcess()
+        self._process = process if process is not None else ProbeProcess()
+        self._process.on_ready = self._dispatch
         self._pending: list[Probe] = []
         self._lock = threading.RLock()  # the process's callbacks dispatch from their thread
         self._closed = False  # once closed, a landing probe sends no next one
@@ -179,6 +87,10 @@ class ProbeQueue:
         start-up overlaps whatever the caller does before the first evaluation."""
         if self.background:
             self._process.executor()
+
+    def ready(self) -> bool:
+        """Whether probes go to the probe process now (else a waiting caller measures them)."""
+        return self.background and self._process.ready()
 
     def close(self) -> None:  # what is still queued stays QUEUED, for a caller to measure
         with self._lock:
@@ -198,28 +110,31 @@ class ProbeQueue:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Send the oldest queued probe to the process, unless one of ours is there."""
+        """Send the oldest queued probe to the process, unless one of ours is there or the
+        process is not ready yet (started now if there is none: it calls this when ready)."""
         with self._lock:
             if self._closed or any(p.state is ProbeState.SENT for p in self._pending):
                 return
             probe = next((p for p in self._pending if p.state is ProbeState.QUEUED), None)
             if probe is None:
                 return
+            self._process.executor()
+            if not self._process.ready():
+                return
             probe.state = ProbeState.SENT
         assert probe.work is not None
-        future = None
-        for _ in range(2):  # a process found broken is replaced once
-            executor = self._process.executor()
-            try:
-                future = executor.submit(_run_in_worker, probe.work)
-                break
-            except BrokenProcessPool:
-                self._process.forget(executor)
-            except RuntimeError:  # shut down meanwhile (interpreter exit): leave it here
-                break
+        executor, future = self._process.executor(), None
+        try:
+            future = executor.submit(run_in_worker, probe.work)
+        except BrokenProcessPool:  # found dead: a successor starts, and is sent it when ready
+            self._process.forget(executor)
+        except RuntimeError:  # shut down meanwhile (interpreter exit): leave it here
+            pass
         if future is None:
             with self._lock:
                 probe.state = ProbeState.QUEUED  # for a waiting caller to measure here
+            if not self._closed:
+                self._process.executor()
             return
         probe.sent_to = executor
         future.add_done_callback(lambda landed: self._landed(probe, landed))

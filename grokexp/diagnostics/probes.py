@@ -170,7 +170,7 @@ def _drc_values(params: Mapping[str, torch.Tensor], arch: Architecture, cfg: Met
 
 class ProbeWork:
     """A probe as work to run: a module-level function and its arguments (the tensors among
-    them are read when it runs; ``probe_queue.sent`` copies them for the probe process)."""
+    them are read when it runs; ``probe_process.sent`` copies them for the probe process)."""
 
     def __init__(self, fn: Callable[..., Values], *args: Any):
         self.fn, self.args = fn, args

@@ -8,10 +8,12 @@ loss rises, the embedding's Gini coefficient over frequencies rises.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from .margins import WIDE_LEFT, fixed_figure
+
+if TYPE_CHECKING:  # drawn by a figure worker: importing this needs no matplotlib
+    from matplotlib.figure import Figure
 
 __all__ = ["fourier_figure", "FOURIER_COLUMNS"]
 

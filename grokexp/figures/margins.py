@@ -11,11 +11,10 @@ tests/figures/test_margins.py checks with the renderer that every text fits.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from matplotlib import rcParams
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.textpath import TextToPath
+if TYPE_CHECKING:  # matplotlib is imported by what draws (a figure worker), not by importers
+    from matplotlib.figure import Figure
 
 __all__ = ["fixed_figure", "text_width", "LEFT", "WIDE_LEFT", "RIGHT", "BOTTOM", "TOP",
            "SUPTITLE", "TITLE_LINE"]
@@ -35,6 +34,8 @@ def fixed_figure(width: float, height: float, *, left: float = LEFT, right: floa
                  wgap: float = 0.0, hgap: float = 0.0) -> Figure:
     """A Figure of ``width`` × ``height`` inches whose subplots leave these margins, and
     ``wgap`` / ``hgap`` inches between the ``cols`` × ``rows`` grid's panels."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(width, height))
     panel_w = (width - left - right - (cols - 1) * wgap) / cols
     panel_h = (height - bottom - top - (rows - 1) * hgap) / rows
@@ -49,6 +50,10 @@ def fixed_figure(width: float, height: float, *, left: float = LEFT, right: floa
 def text_width(texts: Iterable[str], size: float | str | None = None) -> float:
     """Width in inches of the widest text in the default font (0 for none): for a margin
     that must fit labels only known at call time, measured without drawing anything."""
+    from matplotlib import rcParams
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
     prop = FontProperties(size=size if size is not None else rcParams["font.size"])
     measure = TextToPath()
     return max((measure.get_text_width_height_descent(text, prop, ismath=False)[0] / 72

@@ -10,11 +10,14 @@ so no global state or GUI backend is involved; the caller logs them.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .margins import RIGHT, SUPTITLE, TITLE_LINE, TOP, WIDE_LEFT, fixed_figure
+
+if TYPE_CHECKING:  # drawn by a figure worker: importing this needs no matplotlib
+    from matplotlib.figure import Figure
 
 __all__ = [
     "fig1_mc_dropout", "fig2_drc", "fig3_cosine", "fig4_final_histograms", "fig6_mean_std",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from ..series import MemberSeries
+from .margins import fixed_figure
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..series import MemberSeries  # noqa: E402
-from .margins import fixed_figure  # noqa: E402
+if TYPE_CHECKING:  # drawn by a figure worker: importing this needs no matplotlib
+    from matplotlib.figure import Figure
 
 __all__ = ["ACCURACY_COLUMNS", "accuracy_figure", "accuracy_overlay", "accuracy_figures",
            "overlay_figures"]
@@ -48,6 +46,8 @@ def accuracy_overlay(histories: Sequence[MemberSeries], labels: Sequence[str],
     """Every member's train (solid) and test (dashed) accuracy on one axis, one colour each."""
     fig = fixed_figure(8, 4.5)
     ax = fig.subplots()
+    import matplotlib
+
     colors = matplotlib.colormaps["viridis"]
     for n, (history, label) in enumerate(zip(histories, labels, strict=True)):
         color = colors(n / max(1, len(histories) - 1))

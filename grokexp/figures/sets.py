@@ -8,15 +8,17 @@ figures``); ``run_figures`` and ``sweep_figures`` turn them into named Figures.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from ..grokking import grok_epoch, grokking_delay, rise_epoch
 from ..series import MemberSeries, MemberSnapshots
 from . import paper as fp
 from .fourier import fourier_figure
+
+if TYPE_CHECKING:  # drawn by a figure worker: importing this needs no matplotlib
+    from matplotlib.figure import Figure
 
 __all__ = ["run_figures", "sweep_figures", "seen_embedding", "drc_csv", "parse_drc_csv",
            "short_value"]

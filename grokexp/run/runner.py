@@ -31,8 +31,6 @@ from ..engine.model import Population
 from ..engine.sweep import Member, group_by_shape
 from ..engine.train import History, Hook, Interrupted, LoopState, MemberSeries, TrainData, train
 from ..errors import RunInterrupted
-from ..figures.render import MAX_WORKERS as MAX_FIGURE_WORKERS
-from ..figures.render import FigurePool
 from ..figures.run import ACCURACY_COLUMNS, overlay_figures
 from ..figures.sets import sweep_figures
 from ..spec.base import flatten
@@ -44,6 +42,7 @@ from ..tracking.figure_log import FigureLog
 from ..tracking.redact import redact_params
 from ..tracking.resume import CHECKPOINT_ID_TAG
 from ..tracking.tracker import Tracker
+from .helpers import Helpers, start_helpers
 from .hooks import CheckpointHook, TrackingHook
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
@@ -172,12 +171,15 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                    hooks: Sequence[Hook] = (), device: torch.device | None = None,
                    tags: dict[str, str] | None = None, *,
                    should_stop: Callable[[], bool] | None = None,
-                   resume: Checkpoint | None = None) -> ExperimentResult:
+                   resume: Checkpoint | None = None,
+                   helpers: Helpers | None = None) -> ExperimentResult:
     """Train every member, logging to the tracker; returns the per-member results.
 
     When ``should_stop`` answers True between two epochs, a checkpoint is logged on the root
     run (the parent, or the only run), open runs end KILLED and :class:`RunInterrupted` is
     raised. ``resume`` is such a checkpoint: its runs are reopened and training goes on.
+    ``helpers``: figure workers and a probe process the caller started (``start_helpers``),
+    which the run takes over and stops.
     """
     tags = tags or {}
     by_index = {m.index: m for m in members}
@@ -202,12 +204,13 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
         for h in [*done, *resume.state.histories]:
             if h.index not in resume.state.active:
                 finished(by_index[h.index], h)
-    pool = FigurePool(MAX_FIGURE_WORKERS)  # draws every figure of the run
-    pool.start()  # the workers start while the population is set up and trains
-    figure_log = FigureLog(tracker, pool)
+    # the figure workers and the probe process: the command's, or started now, so that
+    # their start-up overlaps the population's set-up at least
+    helpers = helpers or start_helpers(spec.train.device)
+    figure_log = FigureLog(tracker, helpers.figures)
     tracking = TrackingHook(tracker, run_ids, finished, figure_log)
-    diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=figure_log, report=tracking.log)
-    diagnostics.start()  # the probe process's start-up overlaps the population's set-up
+    diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=figure_log, report=tracking.log,
+                                  probe_process=helpers.probes)
     ours: list[Hook] = [CheckpointHook(tracker, run_ids), diagnostics, tracking]
     open_runs = set(run_ids.values()) | ({parent_id} if parent_id else set())
     try:

@@ -261,7 +261,8 @@ class Spec(Section):
         return out
 
     def diagnostic_warnings(self) -> list[tuple[str, str]]:
-        """Diagnostics whose chosen epochs fall past ``train.epochs``, as (path, message).
+        """Diagnostics whose chosen epochs fall past ``train.epochs``, or whose Fourier
+        measures cannot tell key frequencies from the rest, as (path, message).
 
         Not errors: a short run is legitimate. But the defaults are set for the paper's
         3000-epoch budget, and a 400-epoch run would otherwise draw Fig. 1 from one point
@@ -281,6 +282,13 @@ class Spec(Section):
                 shown = ", ".join(map(str, late))
                 out.append((f"metrics.{key}", f"{shown} past train.epochs = {epochs}: "
                             "not measured"))
+        p = self.task.modulus
+        if (m.fourier and p is not None and self.task.operation != "div"
+                and m.fourier_frequencies >= p // 2):
+            out.append(("metrics.fourier_frequencies",
+                        f"{m.fourier_frequencies} with task.modulus = {p}: all {p // 2} "
+                        "frequencies of Z_P are key, so the restricted loss is the test loss "
+                        "and the excluded loss has nothing left to exclude; lower it"))
         return out
 
 

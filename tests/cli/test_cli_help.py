@@ -69,7 +69,8 @@ def test_the_store_is_shown_as_an_absolute_path(write_spec, tmp_path, migrated_s
 
 def test_diagnostics_past_the_budget_are_warned_once_each(write_spec):
     spec = write_spec(SWEEP.replace("drc = false", "drc = true\ndrc_epochs = [0, 3, 50]")
-                      .replace("mc_dropout = false", "mc_dropout_every = 3"))
+                      .replace("mc_dropout = false", "mc_dropout_every = 3")
+                      .replace("checkpoints = 0", "checkpoints = 0\nfourier_frequencies = 2"))
     result = cli("validate", spec)
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
@@ -85,6 +86,22 @@ def test_diagnostics_past_the_budget_are_warned_once_each(write_spec):
     quiet = cli("validate", spec, "--set", "train.epochs=2000", "--set",
                 "metrics.mc_dropout_every=100")
     assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
+def test_fourier_measures_that_keep_every_frequency_are_warned(write_spec):
+    """Z_7 has ⌊7/2⌋ = 3 frequencies besides the constant: keeping the default 5 makes them
+    all key (restricted loss = test loss, nothing excluded); 2 leave one out. 'div' has no
+    Fourier measures (its grid is not the whole of Z_P × Z_P), so nothing to warn."""
+    spec = write_spec(SWEEP.replace("epochs = 4", "epochs = 2000")
+                      .replace("every = 2", "every = 2\nmc_dropout_every = 100"))
+    line = (f"warning: {spec}: metrics.fourier_frequencies: 5 with task.modulus = 7: all 3 "
+            "frequencies of Z_P are key, so the restricted loss is the test loss and the "
+            "excluded loss has nothing left to exclude; lower it")
+    assert cli("validate", spec).stderr.splitlines() == [line]
+    for fine in (["metrics.fourier_frequencies=2"], ["metrics.fourier=false"],
+                 ["task.modulus=13"], ['task.operation="div"']):
+        result = cli("validate", spec, "--set", *fine)
+        assert result.exit_code == 0 and "warning" not in result.stderr, fine
 
 
 def test_a_missing_run_is_bad_input(tracking_uri):

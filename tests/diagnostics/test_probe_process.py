@@ -13,7 +13,8 @@ from multiprocessing.reduction import ForkingPickler
 import pytest
 import torch
 
-from grokexp.diagnostics.probe_queue import ProbeQueue, sent
+from grokexp.diagnostics.probe_process import sent
+from grokexp.diagnostics.probe_queue import ProbeQueue
 from grokexp.diagnostics.probes import ProbeWork, drc_probe, frozen_params, mc_probe
 from grokexp.engine.data import make_splits, pair_table
 from grokexp.engine.model import Population
@@ -40,7 +41,18 @@ def tiny_population(seeds: list[int]):
     return spec, members, TrainData(table, splits), population
 
 
+def ready(queue: ProbeQueue) -> ProbeQueue:
+    """The queue once its probe process is ready: until then a waiting caller would measure
+    every probe itself."""
+    from conftest import wait_until
+
+    queue.start()
+    wait_until(queue.ready, 120, "the probe process to be ready")
+    return queue
+
+
 def probe_pid(queue: ProbeQueue, members) -> int:
+    ready(queue)
     queue.submit(0, members, torch.device("cpu"), ProbeWork(process_id))
     (probe,) = queue.finished(wait=True)
     return int(probe.result()["pid"][0])
@@ -135,7 +147,7 @@ def test_a_ctrl_c_while_the_caller_measures_a_probe_leaves_it_for_the_clean_up(
     leave that probe unfinishable: the clean-up's wait measures it again."""
     _, members, _, _ = tiny_population([0])
     release = str(tmp_path / "release")
-    queue = ProbeQueue()
+    queue = ready(ProbeQueue())
     queue.submit(0, members, torch.device("cpu"), ProbeWork(wait_for_file, release))
     queue.submit(0, members, torch.device("cpu"),
                  ProbeWork(interrupted_once_here, os.getpid()))
@@ -149,13 +161,13 @@ def test_a_ctrl_c_while_the_caller_measures_a_probe_leaves_it_for_the_clean_up(
 
 
 def test_a_probe_landing_while_the_queue_closes_starts_no_new_process(tmp_path) -> None:
-    """close() waits for the probe in flight; when it lands, the queued one is not sent to a
-    fresh process (that process would outlive the run): the caller measures it here."""
+    """A probe in flight when close() is called still lands; the queued one is then not sent
+    to a fresh process (that process would outlive the run): the caller measures it here."""
     from conftest import wait_until
 
     _, members, _, _ = tiny_population([0])
     release = tmp_path / "release"
-    queue = ProbeQueue()
+    queue = ready(ProbeQueue())
     queue.submit(0, members, torch.device("cpu"), ProbeWork(wait_for_file, str(release)))
     queue.submit(0, members, torch.device("cpu"), ProbeWork(process_id))
     closing = threading.Thread(target=queue.close)
@@ -166,3 +178,24 @@ def test_a_probe_landing_while_the_queue_closes_starts_no_new_process(tmp_path) 
     assert not closing.is_alive()
     first, second = (int(p.result()["pid"][0]) for p in queue.finished(wait=True))
     assert first != os.getpid() and second == os.getpid()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL (POSIX)")
+def test_a_caller_measures_what_a_process_still_importing_would_hold_up() -> None:
+    """Nothing goes to a process before its imports are done: a caller that waits measures
+    the probe itself (a short run waited seconds for torch to import there), and a process
+    closed while importing is killed rather than waited for."""
+    import multiprocessing
+
+    _, members, _, _ = tiny_population([0])
+    before = set(multiprocessing.active_children())
+    queue = ProbeQueue()
+    queue.start()
+    (child,) = [p for p in multiprocessing.active_children() if p not in before]
+    assert not queue.ready()  # importing torch takes seconds; this state holds well before
+    queue.submit(0, members, torch.device("cpu"), ProbeWork(process_id))
+    (probe,) = queue.finished(wait=True)
+    assert int(probe.result()["pid"][0]) == os.getpid()
+    queue.close()
+    child.join(timeout=60)
+    assert child.exitcode == -signal.SIGKILL

@@ -1,0 +1,168 @@
+"""The probe process, and what travels to it: a probe's work with its tensors copied.
+
+Not a thread: each of a probe's small ops takes the GIL, which the training thread's ops must
+take back, and beside a thread of small ops the one-member training ran 30 % slower. Its
+values are those computed in place: a probe is a module-level function of inputs that travel
+by value. ``probe_queue.py`` decides what is sent and when.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..figures.render import (
+    children_without_main,
+    collect_only_new_objects,
+    leave_interrupts_to_the_parent,
+)
+
+if TYPE_CHECKING:  # imported where a probe is made or run: starting the process needs neither
+    import numpy as np
+
+    from .probes import ProbeWork, Values
+
+__all__ = ["ProbeProcess", "SentWork", "sent", "run_in_worker"]
+
+
+@dataclass(frozen=True)
+class _Array:
+    array: np.ndarray
+
+
+def _by_value(obj: Any) -> Any:
+    """Tensors as copies in numpy arrays (sent as bytes, never through shared memory)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return _Array(obj.detach().cpu().numpy().copy())
+    if isinstance(obj, dict):
+        return {k: _by_value(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_by_value(v) for v in obj)
+    return obj
+
+
+def _as_tensors(obj: Any) -> Any:  # _by_value's inverse, in the probe process
+    import torch
+
+    if isinstance(obj, _Array):
+        return torch.from_numpy(obj.array)
+    if isinstance(obj, dict):
+        return {k: _as_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_as_tensors(v) for v in obj)
+    return obj
+
+
+@dataclass(frozen=True)
+class SentWork:
+    """:class:`ProbeWork` with its tensors copied into numpy arrays."""
+
+    fn: Callable[..., Values]
+    args: tuple[Any, ...]
+
+    def __call__(self) -> Values:
+        return self.fn(*_as_tensors(self.args))
+
+
+def sent(work: ProbeWork) -> SentWork:
+    """The same work on copies of its tensors, made now: what the probe process gets (the
+    copies travel by value), and what training going on cannot change."""
+    return SentWork(work.fn, _by_value(work.args))
+
+
+def run_in_worker(work: SentWork) -> dict[str, np.ndarray]:
+    """In the probe process: the work's values, as arrays (they travel back by value)."""
+    import torch
+
+    with torch.no_grad():
+        return {name: value.numpy() for name, value in work().items()}
+
+
+def _start_worker() -> None:
+    """The probe process: Ctrl-C left to the parent, which stops the run and still wants the
+    probes in flight; what the probes import (torch, the measures) imported now, and kept out
+    of the collector's scans, at its exit too; one intra-op thread (the cores are the
+    training's)."""
+    leave_interrupts_to_the_parent()
+    import torch
+
+    from . import probes  # noqa: F401  (the measures a probe's work calls)
+
+    torch.set_num_threads(1)
+    collect_only_new_objects()
+
+
+def _ready() -> None:  # the first task: done once the process can measure a probe
+    pass
+
+
+class ProbeProcess:
+    """One worker process (``spawn``: importing torch there costs about 2 s of CPU), started
+    on first use, replaced when it is found dead, stopped by :meth:`close`.
+
+    It is *ready* once its imports are done. ``on_ready`` is called then (on the executor's
+    thread): until that moment nothing is sent to it, so a caller that has to wait measures
+    the probes itself rather than wait for torch to import. A process closed before it is
+    ready is killed, not waited for.
+    """
+
+    def __init__(self, on_ready: Callable[[], None] = lambda: None) -> None:
+        self._executor: ProcessPoolExecutor | None = None
+        self._started: Future[None] | None = None  # the process's first task, ``_ready``
+        self._children: list[multiprocessing.process.BaseProcess] = []
+        self._lock = threading.Lock()
+        self.on_ready = on_ready  # the queue's: it sends the oldest queued probe
+
+    def executor(self) -> Executor:
+        with self._lock:
+            if self._executor is not None:
+                return self._executor
+            executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_start_worker)
+            before = set(multiprocessing.active_children())
+            with children_without_main():  # the process starts within this submit
+                started = executor.submit(_ready)
+            self._executor, self._started = executor, started
+            self._children = [p for p in multiprocessing.active_children() if p not in before]
+        started.add_done_callback(lambda done: self._started_done(executor, done))
+        return executor
+
+    def _started_done(self, executor: Executor, started: Future[None]) -> None:
+        if started.cancelled() or started.exception() is not None:
+            self.forget(executor)  # died importing: the next probe starts another
+        else:
+            self.on_ready()
+
+    def ready(self) -> bool:
+        """Whether the process is up and its imports done (a dead one is not ready)."""
+        with self._lock:
+            started = self._started
+        return (started is not None and started.done() and not started.cancelled()
+                and started.exception() is None)
+
+    def forget(self, broken: Executor | None) -> None:  # not a successor started meanwhile
+        with self._lock:
+            if broken is not None and self._executor is broken:
+                self._executor.shutdown(wait=False)
+                self._executor, self._started = None, None
+
+    def close(self) -> None:
+        """Stop the process: after the probe in flight, if any; at once, if it is still
+        importing (nothing was sent to it). Its exit is not waited for: it ends on its own
+        (``collect_only_new_objects`` keeps that short) while the caller goes on."""
+        ready = self.ready()
+        with self._lock:
+            executor, self._executor, self._started = self._executor, None, None
+            children, self._children = self._children, []
+        if executor is None:
+            return
+        if not ready:
+            for child in children:  # only the ``_ready`` task is there: nothing is lost
+                child.kill()
+        executor.shutdown(wait=False, cancel_futures=not ready)

@@ -1,0 +1,64 @@
+"""The helper processes of a run, started before the run's own imports.
+
+A run hands its drawing to figure workers and its probes to the probe process. Each is a
+fresh interpreter that imports matplotlib or torch before it can work: about 1 s and 2 s of
+CPU. Started when the run begins, they were still importing when a short run ended, and the
+run waited for them. :func:`start_helpers` starts them as soon as the spec is read, before
+the command imports torch, MLflow and the store, so that on a second core their imports
+overlap the command's own. It imports neither torch nor matplotlib itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..diagnostics.probe_process import ProbeProcess
+from ..figures.render import MAX_WORKERS, FigurePool
+
+__all__ = ["Helpers", "start_helpers", "helpers_for"]
+
+
+@dataclass
+class Helpers:
+    """The figure workers and the probe process one run will use (``None``: the probes run in
+    the training process, as they do off the CPU)."""
+
+    figures: FigurePool
+    probes: ProbeProcess | None
+
+    def close(self) -> None:
+        """Stop both (the run closes them itself when it ends; this is for a command that
+        fails before its run begins, and closing twice is harmless)."""
+        try:
+            if self.probes is not None:
+                self.probes.close()
+        finally:
+            self.figures.close()
+
+
+def start_helpers(device: str) -> Helpers:
+    """Start the figure workers, and the probe process unless the run trains on a GPU
+    (``device`` is the spec's ``train.device``; on ``auto`` the process is started, and stays
+    idle if a GPU is found: probes off the CPU run in place)."""
+    figures = FigurePool(MAX_WORKERS)
+    figures.start()
+    probes = None
+    if not device.startswith(("cuda", "mps")):
+        probes = ProbeProcess()
+        probes.executor()
+    return Helpers(figures, probes)
+
+
+@contextlib.contextmanager
+def helpers_for(spec: Any) -> Iterator[Helpers]:
+    """:func:`start_helpers` for ``spec``, stopped on the way out when the command fails
+    before its run took them over."""
+    helpers = start_helpers(spec.train.device)
+    try:
+        yield helpers
+    except BaseException:
+        helpers.close()
+        raise
