@@ -72,6 +72,7 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
     from ..run.budget import check_memory
     from ..run.runner import resolve_device
     from ..tracking.mlflow_tracker import MlflowTracker
+    from ..tracking.reader import RunReader
     from .progress import ProgressHook
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -98,12 +99,13 @@ def do_reproduce(out_dir: str, quick: bool, specs_dir: str, only: tuple[str, ...
     out.mkdir(parents=True, exist_ok=True)
     tags = {"mlflow.source.git.commit": commit} if (commit := git_commit()) else {}
     outcomes = []
+    stored = None  # --reuse reads the store and writes nothing: no experiment is made
     if reuse:
         require_store(uri)
+        stored = RunReader.open(uri)
     for name in names:
         click.echo(f"reproduce: {name}", err=True)
-        # (opening the tracker makes the spec's experiment if it is not there, even on --reuse)
-        reader = MlflowTracker(uri, name).reader()
+        reader = stored if stored is not None else MlflowTracker(uri, name).reader()
         if reuse:
             found = outcome_from_store(reader, name, quick)
             if found is None:

@@ -123,11 +123,19 @@ def test_reproduce_quick_writes_gallery_and_reuse_rebuilds_it(tmp_path, tracking
     assert "reproduce: constant_rest: 2 member(s) in" in result.output
 
     count = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    experiments = sorted(e.name for e in client.search_experiments())
     again = CliRunner().invoke(main, [*args[:-4], "--out", str(tmp_path / "g2"), "--reuse",
                                       "--specs-dir", str(specs), "--tracking-uri", tracking_uri])
     assert again.exit_code == 0, again.output
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) \
         == count  # nothing trained
+    # every paper spec: those without runs are skipped, and no empty experiment is made
+    every = CliRunner().invoke(main, ["reproduce", "--quick", "--reuse", "--specs-dir",
+                                      str(specs), "--out", str(tmp_path / "g3"),
+                                      "--tracking-uri", tracking_uri])
+    assert every.exit_code == 0, every.output
+    assert "reproduce: scale_sweep: no runs in" in every.output
+    assert sorted(e.name for e in client.search_experiments()) == experiments
     assert (tmp_path / "g2" / "claims.md").read_text() == claims_md
     bad = CliRunner().invoke(main, ["reproduce", "--only", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "not a paper spec" in bad.output

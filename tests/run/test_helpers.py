@@ -50,8 +50,8 @@ def test_the_run_and_its_figures_modules_import_no_matplotlib() -> None:
 def test_a_command_that_fails_before_its_run_stops_its_helpers(write_spec, tmp_path,
                                                                problem) -> None:
     """The helpers start before the memory check and the store's opening; when either
-    refuses (exit 2 for the memory, 1 for the store), the command stops them: no helper outlives it. Run in a subprocess,
-    whose children are counted there."""
+    refuses (exit 2 for the memory, 1 for the store), the command stops them: no helper
+    outlives it. Run in a subprocess, whose children are counted there."""
     spec = write_spec('name = "h"\n[task]\nmodulus = 7\n[model]\nembedding_dim = 4\n'
                       'hidden = 8\n[train]\nepochs = 2\nbatch_size = 8\n')
     args, code = [str(spec)], 2 if problem == "memory" else 1
