@@ -8,6 +8,7 @@ by value. ``probe_queue.py`` decides what is sent and when.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import threading
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from ..figures.render import (
     children_without_main,
     collect_only_new_objects,
     leave_interrupts_to_the_parent,
+    leave_with_the_parent,
 )
 
 if TYPE_CHECKING:  # imported where a probe is made or run: starting the process needs neither
@@ -26,7 +28,10 @@ if TYPE_CHECKING:  # imported where a probe is made or run: starting the process
 
     from .probes import ProbeWork, Values
 
-__all__ = ["ProbeProcess", "SentWork", "sent", "run_in_worker"]
+__all__ = ["ProbeProcess", "SentWork", "sent", "run_in_worker", "MAX_FAILED_STARTS"]
+
+MAX_FAILED_STARTS = 3  # processes that died importing, before the probes stay in the run
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,11 @@ def run_in_worker(work: SentWork) -> dict[str, np.ndarray]:
 
 def _start_worker() -> None:
     """The probe process: Ctrl-C left to the parent, which stops the run and still wants the
-    probes in flight; what the probes import (torch, the measures) imported now, and kept out
-    of the collector's scans, at its exit too; one intra-op thread (the cores are the
-    training's)."""
+    probes in flight; its end tied to the parent's; what the probes import (torch, the
+    measures) imported now, and kept out of the collector's scans, at its exit too; one
+    intra-op thread (the cores are the training's)."""
     leave_interrupts_to_the_parent()
+    leave_with_the_parent()
     import torch
 
     from . import probes  # noqa: F401  (the measures a probe's work calls)
@@ -109,7 +115,8 @@ class ProbeProcess:
     It is *ready* once its imports are done. ``on_ready`` is called then (on the executor's
     thread): until that moment nothing is sent to it, so a caller that has to wait measures
     the probes itself rather than wait for torch to import. A process closed before it is
-    ready is killed, not waited for.
+    ready is killed, not waited for. After ``MAX_FAILED_STARTS`` processes died before they
+    were ready, or once closed, none is started: the probes are measured where they wait.
     """
 
     def __init__(self, on_ready: Callable[[], None] = lambda: None) -> None:
@@ -117,39 +124,63 @@ class ProbeProcess:
         self._started: Future[None] | None = None  # the process's first task, ``_ready``
         self._children: list[multiprocessing.process.BaseProcess] = []
         self._lock = threading.Lock()
+        self._closed = False
+        self._failed_starts = 0
         self.on_ready = on_ready  # the queue's: it sends the oldest queued probe
 
-    def executor(self) -> Executor:
+    def executor(self) -> Executor | None:
+        """The process's executor, started now if there is none; None once closed or given
+        up on."""
         with self._lock:
-            if self._executor is not None:
+            if self._executor is not None or self._closed:
                 return self._executor
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                return None
             executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                            initializer=_start_worker)
-            before = set(multiprocessing.active_children())
-            with children_without_main():  # the process starts within this submit
+            with children_without_main():  # the process starts within this submit (and no
+                before = set(multiprocessing.active_children())  # other of ours meanwhile)
                 started = executor.submit(_ready)
-            self._executor, self._started = executor, started
-            self._children = [p for p in multiprocessing.active_children() if p not in before]
+                children = [p for p in multiprocessing.active_children() if p not in before]
+            self._executor, self._started, self._children = executor, started, children
         started.add_done_callback(lambda done: self._started_done(executor, done))
         return executor
 
     def _started_done(self, executor: Executor, started: Future[None]) -> None:
-        if started.cancelled() or started.exception() is not None:
-            self.forget(executor)  # died importing: the next probe starts another
+        """On the executor's thread (which may hold the executor's own locks: nothing here
+        calls the executor)."""
+        error = None if started.cancelled() else started.exception()
+        if started.cancelled() or error is not None:
+            with self._lock:  # died importing: a broken pool shuts itself down
+                if self._executor is executor:
+                    self._executor, self._started = None, None
+                    self._failed_starts += 1
+                    if not self._closed:
+                        _log.warning("the probe process died before it was ready (%s): its "
+                                     "probes are measured in the run's own process", error)
         else:
             self.on_ready()
 
     def ready(self) -> bool:
-        """Whether the process is up and its imports done (a dead one is not ready)."""
+        """Whether the process is up and its imports done (one found dead, and forgotten,
+        is not)."""
         with self._lock:
             started = self._started
         return (started is not None and started.done() and not started.cancelled()
                 and started.exception() is None)
 
-    def forget(self, broken: Executor | None) -> None:  # not a successor started meanwhile
+    @property
+    def failed_starts(self) -> int:
+        """Processes that died before they were ready."""
+        with self._lock:
+            return self._failed_starts
+
+    def forget(self, broken: Executor | None) -> None:
+        """Drop a process found dead (not a successor started meanwhile): the next
+        :meth:`executor` starts another. A broken pool has shut itself down; calling it here
+        could deadlock, as this may run on its own thread."""
         with self._lock:
             if broken is not None and self._executor is broken:
-                self._executor.shutdown(wait=False)
                 self._executor, self._started = None, None
 
     def close(self) -> None:
@@ -160,6 +191,7 @@ class ProbeProcess:
         with self._lock:
             executor, self._executor, self._started = self._executor, None, None
             children, self._children = self._children, []
+            self._closed = True
         if executor is None:
             return
         if not ready:

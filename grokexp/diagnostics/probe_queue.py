@@ -118,23 +118,21 @@ class ProbeQueue:
             probe = next((p for p in self._pending if p.state is ProbeState.QUEUED), None)
             if probe is None:
                 return
-            self._process.executor()
-            if not self._process.ready():
+            executor = self._process.executor()
+            if executor is None or not self._process.ready():
                 return
             probe.state = ProbeState.SENT
         assert probe.work is not None
-        executor, future = self._process.executor(), None
+        future = None
         try:
             future = executor.submit(run_in_worker, probe.work)
-        except BrokenProcessPool:  # found dead: a successor starts, and is sent it when ready
+        except BrokenProcessPool:  # found dead: the next probe starts a successor
             self._process.forget(executor)
         except RuntimeError:  # shut down meanwhile (interpreter exit): leave it here
             pass
         if future is None:
             with self._lock:
                 probe.state = ProbeState.QUEUED  # for a waiting caller to measure here
-            if not self._closed:
-                self._process.executor()
             return
         probe.sent_to = executor
         future.add_done_callback(lambda landed: self._landed(probe, landed))

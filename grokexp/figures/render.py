@@ -20,6 +20,7 @@ import contextlib
 import gc
 import io
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.spawn
 import signal
 import threading
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["FigurePool", "FigureJob", "png_bytes", "draw", "children_without_main",
-           "leave_interrupts_to_the_parent", "collect_only_new_objects", "MAX_WORKERS",
-           "DRAWING_RC"]
+           "leave_interrupts_to_the_parent", "leave_with_the_parent", "collect_only_new_objects",
+           "MAX_WORKERS", "DRAWING_RC"]
 
 FigureJob = Callable[..., Mapping[str, "Figure"]]  # plain data in, {artifact path: Figure} out
 MAX_WORKERS = 2  # figure processes at most: each holds matplotlib (about 80 MB)
@@ -69,6 +70,22 @@ def leave_interrupts_to_the_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def leave_with_the_parent() -> None:
+    """End this worker when the process that started it is gone without stopping it (killed
+    before the run could: SIGKILL, or SIGTERM before the command handles it). A pool's worker
+    would otherwise wait on its task queue forever, holding that queue's write end itself.
+    The parent's sentinel turns readable when it dies; a daemon thread waits for that."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        signal.raise_signal(getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    threading.Thread(target=watch, name="grokexp-parent-watch", daemon=True).start()
+
+
 def collect_only_new_objects() -> None:
     """Keep every object made so far (the imported modules, mostly) out of the cyclic
     garbage collector's scans, in this process's work and at its exit.
@@ -81,9 +98,11 @@ def collect_only_new_objects() -> None:
 
 
 def _start_worker() -> None:
-    """A figure process: Ctrl-C left to the parent, and matplotlib's drawing imported now,
-    before the imports are kept out of the collector's scans."""
+    """A figure process: Ctrl-C left to the parent, its end tied to the parent's, and
+    matplotlib's drawing imported now, before the imports are kept out of the collector's
+    scans."""
     leave_interrupts_to_the_parent()
+    leave_with_the_parent()
     import matplotlib
 
     matplotlib.use("Agg")

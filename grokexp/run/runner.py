@@ -179,7 +179,8 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
     run (the parent, or the only run), open runs end KILLED and :class:`RunInterrupted` is
     raised. ``resume`` is such a checkpoint: its runs are reopened and training goes on.
     ``helpers``: figure workers and a probe process the caller started (``start_helpers``),
-    which the run takes over and stops.
+    which the run stops when it ends, finished or not; should it fail before its training
+    begins (the store refusing its runs), stopping them is the caller's (``helpers_for``).
     """
     tags = tags or {}
     by_index = {m.index: m for m in members}

@@ -199,3 +199,31 @@ def test_a_caller_measures_what_a_process_still_importing_would_hold_up() -> Non
     queue.close()
     child.join(timeout=60)
     assert child.exitcode == -signal.SIGKILL
+
+
+def test_a_process_that_dies_importing_is_replaced_then_given_up_on() -> None:
+    """A probe process killed before it is ready is forgotten (the next use starts another);
+    after MAX_FAILED_STARTS such deaths none is started and a waiting caller measures every
+    probe; nothing hangs on the way (the dying pool's own thread reports the death, and
+    must not call that pool)."""
+    import multiprocessing
+
+    from conftest import wait_until
+
+    from grokexp.diagnostics.probe_process import MAX_FAILED_STARTS, ProbeProcess
+
+    _, members, _, _ = tiny_population([0])
+    process = ProbeProcess()
+    for attempt in range(MAX_FAILED_STARTS):
+        before = set(multiprocessing.active_children())
+        assert process.executor() is not None
+        (child,) = [p for p in multiprocessing.active_children() if p not in before]
+        child.kill()
+        wait_until(lambda n=attempt + 1: process.failed_starts == n, 60,
+                   "the dead process to be counted and forgotten")
+    assert process.executor() is None and not process.ready()
+    queue = ProbeQueue(process=process)
+    queue.submit(0, members, torch.device("cpu"), ProbeWork(process_id))
+    (probe,) = queue.finished(wait=True)
+    assert int(probe.result()["pid"][0]) == os.getpid()
+    queue.close()

@@ -70,3 +70,39 @@ def test_a_command_that_fails_before_its_run_stops_its_helpers(write_spec, tmp_p
         "for child in mp.active_children():\n"
         "    child.join(timeout=60)\n"
         "assert not [c for c in mp.active_children() if c.is_alive()], mp.active_children()\n")
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie that nobody reaps is gone for our purpose)."""
+    from pathlib import Path
+
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_helpers_end_when_the_command_is_killed_before_it_stops_them(tmp_path) -> None:
+    """A command killed before it could stop its helpers (SIGKILL; or SIGTERM before the run
+    handles it): each helper waits for its parent's end and ends too, rather than wait on
+    its task queue forever."""
+    from conftest import wait_until
+
+    pids = tmp_path / "pids"
+    code = ("import os, signal, time, multiprocessing as mp\n"
+            "from grokexp.run.helpers import start_helpers\n"
+            "helpers = start_helpers('cpu')\n"
+            "for _ in range(2400):\n"  # bounded: until the probe process is ready
+            "    if helpers.probes.ready():\n"
+            "        break\n"
+            "    time.sleep(0.05)\n"
+            f"open({str(pids)!r}, 'w').write(' '.join(str(p.pid) for p in mp.active_children()))\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == -9, done.stderr[-2000:]
+    children = [int(p) for p in pids.read_text().split()]
+    assert len(children) == 3
+    wait_until(lambda: not any(_alive(p) for p in children), 60, "the helpers to end")
