@@ -202,12 +202,9 @@ class MlflowTracker:
         self._log_artifact(run_id, artifact_file, lambda p: p.write_text(text, "utf-8"))
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
-        import matplotlib.pyplot as plt
-
-        try:
-            self._log_artifact(run_id, artifact_file, lambda p: figure.savefig(p))
-        finally:
-            plt.close(figure)
+        """A matplotlib ``Figure`` (grokexp's are made without pyplot, so nothing here picks
+        a backend or keeps the figure open) saved as the artifact."""
+        self._log_artifact(run_id, artifact_file, lambda p: figure.savefig(p))
 
     def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
         """Several artifacts (path → content, e.g. a member's drawn figures) in one store

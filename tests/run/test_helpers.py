@@ -46,6 +46,27 @@ def test_the_run_and_its_figures_modules_import_no_matplotlib() -> None:
         "assert 'matplotlib' in sys.modules\n")
 
 
+def test_a_figure_is_logged_without_pyplot(tmp_path) -> None:
+    """The tracker saves a Figure as it is: importing pyplot would pick a backend (a GUI one
+    where a display is set), which the figure workers' Agg never needed."""
+    from mlflow.tracking import MlflowClient
+
+    _python(
+        "import sys\n"
+        "from grokexp.figures.margins import fixed_figure\n"
+        "from grokexp.tracking.mlflow_tracker import MlflowTracker\n"
+        f"tracker = MlflowTracker('sqlite:///{tmp_path / 'mlflow.db'}', 'figs')\n"
+        "run = tracker.start_run('r', {}, {})\n"
+        "tracker.log_figure(run, fixed_figure(2, 2), 'figures/f.png')\n"
+        "tracker.end_run(run, 'FINISHED')\n"
+        "tracker.flush()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("figs").experiment_id])
+    (png,) = client.list_artifacts(run.info.run_id, "figures")
+    assert png.path == "figures/f.png" and png.file_size > 0
+
+
 @pytest.mark.parametrize("problem", ["memory", "store"])
 def test_a_command_that_fails_before_its_run_stops_its_helpers(write_spec, tmp_path,
                                                                problem) -> None:
