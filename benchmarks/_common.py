@@ -13,6 +13,7 @@ import json
 import resource
 import statistics
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 P, EMBED, HIDDEN, BATCH = 53, 128, 256, 128
@@ -102,3 +103,26 @@ def create_mlflow_store(tracking_uri: str) -> None:
             "MlflowClient(tracking_uri=sys.argv[1]).search_experiments()\n")
     subprocess.run([sys.executable, "-c", code, tracking_uri], check=True,
                    capture_output=True)
+
+
+def timed_grokexp_run(spec: str, overrides: Sequence[str] = ()) -> tuple[dict[str, Any], float]:
+    """``grokexp run SPEC --set … --json`` into a fresh store (made untimed first) in a
+    scratch folder: its JSON result and its wall seconds. A failed run ends the benchmark
+    with its stderr."""
+    import subprocess
+    import tempfile
+    import time
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        create_mlflow_store(uri)
+        sets = [word for item in overrides for word in ("--set", item)]
+        command = [sys.executable, "-m", "grokexp", "run", spec, *sets, "--tracking-uri", uri,
+                   "--json"]
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"grokexp run {spec} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), wall

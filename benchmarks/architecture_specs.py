@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from _common import create_mlflow_store, emit
+from _common import emit, timed_grokexp_run
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = ("specs/transformer.toml", "specs/power_decoder.toml", "specs/onehot_mlp.toml")
@@ -28,17 +25,8 @@ SPECS = ("specs/transformer.toml", "specs/power_decoder.toml", "specs/onehot_mlp
 
 def run_spec(spec: str, seeds: list[int]) -> tuple[list[dict], float]:
     """The members of one ``grokexp run --json`` and its wall seconds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        create_mlflow_store(uri)
-        command = [sys.executable, "-m", "grokexp", "run", str(REPO / spec),
-                   "--set", f"sweep.seeds={json.dumps(seeds)}", "--tracking-uri", uri, "--json"]
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"grokexp run {spec} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["members"], wall
+    result, wall = timed_grokexp_run(str(REPO / spec), [f"sweep.seeds={json.dumps(seeds)}"])
+    return result["members"], wall
 
 
 def main() -> None:

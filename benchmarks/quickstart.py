@@ -11,33 +11,18 @@ minute on a 2-core CPU.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
-from _common import create_mlflow_store, emit
+from _common import emit, timed_grokexp_run
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 60.0
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        create_mlflow_store(uri)
-        command = [sys.executable, "-m", "grokexp", "run", str(REPO / "specs/quickstart.toml"),
-                   "--tracking-uri", uri, "--json"]
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"grokexp run failed:\n{done.stderr[-4000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result, wall = timed_grokexp_run(str(REPO / "specs/quickstart.toml"))
     members = result["members"]
     print("| seed | train ≥ 0.95 at epoch | test ≥ 0.95 at epoch | grokking delay | "
           "final test acc |")

@@ -15,14 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import torch
-from _common import create_mlflow_store
+from _common import timed_grokexp_run
 
 from grokexp.engine.data import pair_table
 from grokexp.spec.io import validate_spec
@@ -50,18 +46,8 @@ def table() -> None:
 
 
 def timed_run(epochs: int) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        create_mlflow_store(uri)
-        command = [sys.executable, "-m", "grokexp", "run",
-                   str(REPO / "specs/s5_transformer.toml"), "--set", f"train.epochs={epochs}",
-                   "--tracking-uri", uri, "--json"]
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"grokexp run failed:\n{done.stderr[-4000:]}")
-    return wall
+    return timed_grokexp_run(str(REPO / "specs/s5_transformer.toml"),
+                             [f"train.epochs={epochs}"])[1]
 
 
 def speed() -> None:
