@@ -85,10 +85,6 @@ class DiagnosticsHook(Hook):
         self._arch: Architecture | None = None  # the population's, seen at each evaluation
         self._key_frequencies: dict[int, str] = {}  # member → at its last Fourier measure
 
-    def start(self) -> None:
-        """Start the probe process now, so that its start-up overlaps the caller's set-up."""
-        self._probes.start()
-
     def _record(self, member: Member) -> MemberSnapshots:
         if member.index not in self.records:
             cfg = member.spec.metrics
