@@ -61,6 +61,7 @@ MODELS = (
     BeyondModel("one-hot MLP [200, 200], a + b mod 53", "beyond_onehot_mlp",
                 "beyond_onehot_scale"),
     BeyondModel("one-hot MLP [200, 200], s5 (non-abelian)", "beyond_onehot_s5"),
+    BeyondModel("1-layer transformer (Nanda et al.), s5 (non-abelian)", "beyond_transformer_s5"),
 )
 BEYOND_SPECS = tuple(dict.fromkeys(
     name for m in MODELS for name in (m.spec, m.scale_spec) if name is not None))
