@@ -132,3 +132,53 @@ def test_a_study_logs_only_its_best_trials_networks(write_spec, tracking_uri, tm
     logits = [mlflow.pytorch.load_model(m.artifact_location)(pairs) for m in models]
     assert [tuple(x.shape) for x in logits] == [(17 * 17, 17)] * 2
     assert not torch.equal(logits[0], logits[1])  # the two seeds' networks, not one twice
+
+
+def _python(code: str, cwd: Path) -> str:
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_prepare_imports_the_export_stack_on_the_logging_thread(tmp_path):
+    """``ModelLog.prepare`` loads what a first export loads (torch.export's compiler stack,
+    MLflow's pytorch flavour) before any network is there, on the logging thread, drawing
+    nothing from torch's generator; without it, none of that is imported."""
+    _python(
+        "import sys, threading, torch\n"
+        "from grokexp.tracking.logged_model import ModelLog\n"
+        "stack = ('torch._dynamo', 'sympy', 'mlflow.pytorch')\n"
+        "assert not [m for m in stack if m in sys.modules]\n"
+        "log = ModelLog(sink=None)\n"
+        "rng = torch.get_rng_state()\n"
+        "seen = []\n"
+        "log.prepare()\n"
+        "log._pool.submit(lambda: seen.append(threading.current_thread().name)).result()\n"
+        "log.prepare()  # once\n"
+        "assert log.finish() == [] and log.failed == []\n"
+        "missing = [m for m in stack if m not in sys.modules]\n"
+        "assert not missing, missing\n"
+        "assert seen[0].startswith('grokexp-model-log'), seen\n"
+        "assert torch.equal(torch.get_rng_state(), rng)\n", tmp_path)
+
+
+def test_a_run_without_logged_models_imports_no_export_stack(tmp_path, tracking_uri):
+    """The run prepares the export only where a member logs its network: with
+    ``log_model = false`` the command's process never imports torch.export's stack."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(TINY.replace("epochs = 20", "epochs = 5"), encoding="utf-8")
+    code = ("import sys\n"
+            "from grokexp.cli import main\n"
+            f"args = ['run', {str(spec)!r}, '--tracking-uri', {tracking_uri!r}, '--quiet',\n"
+            "        '--set', 'tracking.log_model=' + sys.argv[1]]\n"
+            "try:\n"
+            "    main(args)\n"
+            "except SystemExit as stop:\n"
+            "    assert not stop.code, stop.code\n"
+            "print('torch._dynamo' in sys.modules, 'mlflow.pytorch' in sys.modules)\n")
+    for logged, expected in (("false", "False False"), ("true", "True True")):
+        done = subprocess.run([sys.executable, "-c", code, logged], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip().splitlines()[-1] == expected, (logged, done.stdout)
