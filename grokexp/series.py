@@ -48,6 +48,20 @@ class MemberSeries:
     lr: float | None = None
     weight_decay: float | None = None
 
+    @classmethod
+    def from_points(cls, points: Mapping[str, Mapping[int, float]],
+                    **fields: Any) -> MemberSeries:
+        """A member read back from {metric: {epoch: value}} (a tracked run's histories): a
+        column per metric in epoch order, its evaluations the epochs of ``test_acc`` (the
+        loop measures it at every one). ``fields``: the other attributes; the grok epochs
+        are left to ``grokking.grok_epochs``."""
+        columns = {name: ([int(e) for e in sorted(values)],
+                          [float(values[e]) for e in sorted(values)])
+                   for name, values in points.items()}
+        epochs = list(columns.get("test_acc", ([], []))[0])
+        return cls(epochs=epochs, columns=columns, last_epoch=epochs[-1] if epochs else 0,
+                   **fields)
+
     @property
     def grokking_delay(self) -> int | None:
         """Test grok epoch − train grok epoch; None when either was not reached."""

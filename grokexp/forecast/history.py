@@ -32,13 +32,9 @@ def member_from_points(label: str, points: Mapping[str, Mapping[int, float]], bu
                        threshold: float = 0.95, **context: Any) -> MemberSeries:
     """A member read back from {metric: {epoch: value}}, its grok epochs by the one rule;
     ``context``: ``run_id``, ``varied``, ``lr``, ``weight_decay``."""
-    columns = {name: ([int(e) for e in sorted(values)], [float(values[e]) for e in sorted(values)])
-               for name, values in points.items()}
-    series = MemberSeries(label=label, epochs=list(columns[TARGET][0]), columns=columns,
-                          threshold=threshold, budget=budget, **context)
-    series.train_grok_epoch, series.test_grok_epoch = grok_epochs(columns, threshold)
-    if series.epochs:
-        series.last_epoch = series.epochs[-1]
+    series = MemberSeries.from_points(points, label=label, threshold=threshold, budget=budget,
+                                      **context)
+    series.train_grok_epoch, series.test_grok_epoch = grok_epochs(series.columns, threshold)
     return series
 
 

@@ -205,21 +205,18 @@ class RunReader:
         its last value."""
         params = run.params
         epochs = params.get("train.epochs")
-        member = MemberSeries(
-            index=run.member, label=run.label, run_id=run.run_id,
+        points: dict[str, dict[int, float]] = {}
+        for key in sorted(set(run.metrics) - set(SUMMARY_METRICS)):
+            history = self._read(partial(self._client.get_metric_history, run.run_id, key))
+            points[key] = {int(m.step): float(m.value) for m in history}  # twice: the last
+        member = MemberSeries.from_points(
+            points, index=run.member, label=run.label, run_id=run.run_id,
             status=run.tags.get("grokexp.status", run.status),
             reason=run.tags.get("grokexp.reason", ""),
             threshold=float(params.get("metrics.grok_threshold", 0.95)),
             budget=None if epochs is None else int(epochs), varied=run.varied,
             lr=_number(params.get("train.lr")),
             weight_decay=_number(params.get("train.weight_decay")))
-        for key in sorted(set(run.metrics) - set(SUMMARY_METRICS)):
-            history = self._read(partial(self._client.get_metric_history, run.run_id, key))
-            points = {int(m.step): float(m.value) for m in history}  # a step logged twice: the last
-            for step in sorted(points):
-                member.add(key, step, points[step])
-        member.epochs = list(member.epochs_of("test_acc"))  # the loop's evaluations
-        member.last_epoch = member.epochs[-1] if member.epochs else 0
         member.train_grok_epoch, member.test_grok_epoch = grok_epochs(member.columns,
                                                                       member.threshold)
         return member
