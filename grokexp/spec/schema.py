@@ -284,6 +284,7 @@ class Spec(Section):
                             "not measured"))
         p = self.task.modulus
         if (m.fourier and p is not None and self.task.operation != "div"
+                and self.model.activation == "relu"  # every architecture's ReLU site
                 and m.fourier_frequencies >= p // 2):
             out.append(("metrics.fourier_frequencies",
                         f"{m.fourier_frequencies} with task.modulus = {p}: all {p // 2} "

@@ -91,7 +91,8 @@ def test_diagnostics_past_the_budget_are_warned_once_each(write_spec):
 def test_fourier_measures_that_keep_every_frequency_are_warned(write_spec):
     """Z_7 has ⌊7/2⌋ = 3 frequencies besides the constant: keeping the default 5 makes them
     all key (restricted loss = test loss, nothing excluded); 2 leave one out. 'div' has no
-    Fourier measures (its grid is not the whole of Z_P × Z_P), so nothing to warn."""
+    Fourier measures (its grid is not the whole of Z_P × Z_P), nor has a model without a ReLU
+    layer (whose activations give the key frequencies), so nothing to warn."""
     spec = write_spec(SWEEP.replace("epochs = 4", "epochs = 2000")
                       .replace("every = 2", "every = 2\nmc_dropout_every = 100"))
     line = (f"warning: {spec}: metrics.fourier_frequencies: 5 with task.modulus = 7: all 3 "
@@ -99,7 +100,7 @@ def test_fourier_measures_that_keep_every_frequency_are_warned(write_spec):
             "excluded loss has nothing left to exclude; lower it")
     assert cli("validate", spec).stderr.splitlines() == [line]
     for fine in (["metrics.fourier_frequencies=2"], ["metrics.fourier=false"],
-                 ["task.modulus=13"], ['task.operation="div"']):
+                 ["task.modulus=13"], ['task.operation="div"'], ['model.activation="gelu"']):
         result = cli("validate", spec, "--set", *fine)
         assert result.exit_code == 0 and "warning" not in result.stderr, fine
 
