@@ -167,9 +167,13 @@ TINY = {  # the probes each claim reads, on the transformer; the one-hot MLP wit
                            '"init.scale" = [2.0]\n',
     "beyond_onehot_s5": '[model]\narchitecture = "onehot_mlp"\nhidden = [8, 8]\n[metrics]\n'
                         'every = 2\nmc_dropout = false\ndrc = false\n',
+    "beyond_transformer_s5": '[model]\narchitecture = "transformer"\nd_model = 8\nn_heads = 2\n'
+                             'd_mlp = 16\n[metrics]\nevery = 2\nmc_dropout = false\n'
+                             'drc = false\n',
 }
 # s5 has no modulus and 14,400 pairs: large batches keep its four epochs short
-TASK = {"beyond_onehot_s5": ('[task]\noperation = "s5"\n', 4096)}
+TASK = {name: ('[task]\noperation = "s5"\n', 4096)
+        for name in ("beyond_onehot_s5", "beyond_transformer_s5")}
 
 
 def test_the_suite_runs_and_writes_a_row_per_model_and_claim(tmp_path, tracking_uri) -> None:
@@ -193,10 +197,11 @@ def test_the_suite_runs_and_writes_a_row_per_model_and_claim(tmp_path, tracking_
         (m.label, i.short) for m in MODELS for i in INDICATORS}
     assert all(VERDICT.match(r[5]) for r in rows), [r[5] for r in rows]
     unmeasured = [(r[0], r[5]) for r in rows if r[3] != "3"]  # others cover three splits
-    # no α sweep of the one-hot MLP on s5 in the suite
-    assert unmeasured == [(MODELS[2].label, "not measured")]
-    s5_rows = {r[1].rsplit(" (", 1)[0]: r for r in rows if r[0] == MODELS[2].label}
-    assert s5_rows["codiagonal cosine structure before the test rise"][5] == "does not apply"
+    # no α sweep of either model on s5 in the suite
+    assert unmeasured == [(MODELS[2].label, "not measured"), (MODELS[3].label, "not measured")]
+    for s5 in MODELS[2:]:
+        s5_rows = {r[1].rsplit(" (", 1)[0]: r for r in rows if r[0] == s5.label}
+        assert s5_rows["codiagonal cosine structure before the test rise"][5] == "does not apply"
     fourier = table.split("\n\n")[1].splitlines()[2:]  # one line per model, either way
     assert [line.split(" | ")[0].strip("| ") for line in fourier] == [m.label for m in MODELS]
     assert all(line.endswith(("| not logged |", "− is before) |")) for line in fourier)
