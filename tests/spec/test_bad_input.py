@@ -576,7 +576,10 @@ def test_optimize_and_reproduce_refuse_what_run_refuses_for_memory(tmp_path, tra
     assert re.fullmatch(r"error: population of 1 member\(s\) \(task\.modulus=4093, .*\) needs "
                         r"~[\d.]+ GiB, limit [\d.]+ GiB \(80% of available memory\); .*\n",
                         lines["run"]), lines["run"]
-    assert lines["optimize"] == lines["run"] == lines["reproduce"]
+    # the limit is a share of the memory available at each command, which other processes
+    # move between the three: the same line but for that number
+    same = {re.sub(r"limit [\d.]+ GiB", "limit L GiB", line) for line in lines.values()}
+    assert len(same) == 1, lines
     assert files_under(store) == before
 
 
