@@ -62,6 +62,8 @@ MODELS = (
                 "beyond_onehot_scale"),
     BeyondModel("one-hot MLP [200, 200], s5 (non-abelian)", "beyond_onehot_s5"),
     BeyondModel("1-layer transformer (Nanda et al.), s5 (non-abelian)", "beyond_transformer_s5"),
+    BeyondModel("1-layer transformer (Nanda et al.), s5, 40 % of the pairs train",
+                "beyond_transformer_s5_40"),
 )
 BEYOND_SPECS = tuple(dict.fromkeys(
     name for m in MODELS for name in (m.spec, m.scale_spec) if name is not None))
