@@ -8,7 +8,8 @@ measure reads (``{"baseline": transformer_members}``, ``{"scale_sweep": ...}``):
 mapping below is new. A row whose indicator has nothing to read on that model (no such series
 logged: no ReLU site, no embedding) says "does not apply", never a number.
 
-Beside each model, the Fourier progress measures (Nanda et al.), when its members logged
+Beside each model, when its members memorised and generalised, and the Fourier progress
+measures (Nanda et al.), when its members logged
 them: the onset of the restricted loss falling and of the excluded loss rising, each
 relative to the test accuracy's onset (``grokking.onset``; falling = the negated series').
 """
@@ -21,13 +22,14 @@ from typing import Any
 
 from .. import grokking
 from ..series import MemberSnapshots
-from .claim_rules import Members, column, is_censored
+from .claim_rules import CENSORED, Members, column, is_censored
 from .claim_wording import span
 from .claims import CLAIMS, splits_covered, verdict_of
 from .reproduce import SpecOutcome, runs_table
 
 __all__ = ["BeyondModel", "Indicator", "BeyondRow", "MODELS", "INDICATORS", "BEYOND_SPECS",
-           "VERDICTS", "roles", "evaluate_beyond", "fourier_onsets", "beyond_markdown"]
+           "VERDICTS", "roles", "evaluate_beyond", "grokking_epochs", "fourier_onsets",
+           "beyond_markdown"]
 
 Group = Sequence[tuple[Mapping[str, Any], MemberSnapshots]]
 
@@ -158,6 +160,17 @@ def _onset_from_extreme(epochs: Sequence[int], values: Sequence[float],
     return grokking.onset([e for e, _ in tail], [v for _, v in tail])
 
 
+def grokking_epochs(group: Group) -> str:
+    """When the model's members memorised and generalised (train and test accuracy reaching
+    the spec's threshold) and the delay between, as ranges over members: whether there was
+    any grokking for the indicators to foretell."""
+    records = [record for _, record in group]
+    test = [CENSORED if is_censored(r) else r.series.test_grok_epoch for r in records]
+    delay = [CENSORED if is_censored(r) else r.series.grokking_delay for r in records]
+    return (f"train at {span([r.series.train_grok_epoch for r in records])}, test at "
+            f"{span(test)}, delay {span(delay)} epochs ({len(records)} members)")
+
+
 def fourier_onsets(group: Group) -> str:
     """Onsets of the restricted loss falling (from its highest point) and the excluded loss
     rising (from its lowest), in epochs after the test accuracy's onset (negative: before
@@ -183,15 +196,16 @@ def fourier_onsets(group: Group) -> str:
 def beyond_markdown(rows: Sequence[BeyondRow], groups: Members,
                     outcomes: Sequence[SpecOutcome] = (),
                     models: Sequence[BeyondModel] = MODELS) -> str:
-    """The beyond table, the Fourier measures per model, and the runs they come from."""
+    """The beyond table, each model's grok epochs and Fourier measures, and the runs they
+    come from."""
     lines = ["| model / task | claim (paper) | measured (range over seeds) | splits | censored "
              "| verdict |", "|---|---|---|---|---|---|"]
     lines += [f"| {r.model} | {r.claim} ({r.figure}) | {r.measured} | {r.splits} | "
               f"{r.censored} | {r.verdict} |" for r in rows]
-    lines += ["", "| model / task | Fourier progress measures (onsets against the test "
-              "accuracy's onset) |", "|---|---|"]
-    lines += [f"| {m.label} | {fourier_onsets(groups.get(m.spec, ()))} |" for m in models
-              if groups.get(m.spec)]
+    lines += ["", "| model / task | grok epochs (≥ threshold) and delay | Fourier progress "
+              "measures (onsets against the test accuracy's onset) |", "|---|---|---|"]
+    lines += [f"| {m.label} | {grokking_epochs(groups[m.spec])} | "
+              f"{fourier_onsets(groups[m.spec])} |" for m in models if groups.get(m.spec)]
     if outcomes:
         lines += ["", *runs_table(outcomes)]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from grokexp.paper.beyond import (
     BeyondModel,
     evaluate_beyond,
     fourier_onsets,
+    grokking_epochs,
     roles,
 )
 from grokexp.series import MemberSeries, MemberSnapshots
@@ -44,6 +45,17 @@ def _member(split: int, **columns) -> tuple[dict, MemberSnapshots]:
     series = MemberSeries(columns=cols, budget=3000)
     series.train_grok_epoch, series.test_grok_epoch = 200, 1430  # first ≥ 0.95 of each ramp
     return {"train.seed": split, "train.split_seed": split}, MemberSnapshots(series)
+
+
+def test_grok_epochs_and_delays_are_ranges_over_members_with_the_censored_counted():
+    """Beside each model: when its members memorised and generalised, so that a row about
+    indicators can be read against whether there was any delay to foretell. A member whose
+    test accuracy missed its budget is counted as censored, not dropped."""
+    group = [_member(0), _member(1), _member(2)]
+    group[1][1].series.train_grok_epoch, group[1][1].series.test_grok_epoch = 150, 1900
+    group[2][1].series.test_grok_epoch = None  # censored at its budget of 3000
+    assert grokking_epochs(group) == ("train at 150–200, test at 1430–1900 (1 censored), "
+                                      "delay 1230–1750 (1 censored) epochs (3 members)")
 
 
 def _onset_reference(epochs, values, window: int = 5, share: float = 0.5):
