@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import grokking
 from ..series import MemberSnapshots
-from .claim_rules import CENSORED, Members, column, is_censored
+from .claim_rules import Members, column, grok_epoch, grokking_delay, is_censored
 from .claim_wording import span
 from .claims import CLAIMS, splits_covered, verdict_of
 from .reproduce import SpecOutcome, runs_table
@@ -164,11 +164,10 @@ def grokking_epochs(group: Group) -> str:
     """When the model's members memorised and generalised (train and test accuracy reaching
     the spec's threshold) and the delay between, as ranges over members: whether there was
     any grokking for the indicators to foretell."""
-    records = [record for _, record in group]
-    test = [CENSORED if is_censored(r) else r.series.test_grok_epoch for r in records]
-    delay = [CENSORED if is_censored(r) else r.series.grokking_delay for r in records]
-    return (f"train at {span([r.series.train_grok_epoch for r in records])}, test at "
-            f"{span(test)}, delay {span(delay)} epochs ({len(records)} members)")
+    records = [record for _, record in group]  # censored: never reached (the claims' rule)
+    return (f"train at {span([grok_epoch(r, 'train_acc') for r in records])}, test at "
+            f"{span([grok_epoch(r, 'test_acc') for r in records])}, delay "
+            f"{span([grokking_delay(r) for r in records])} epochs ({len(records)} members)")
 
 
 def fourier_onsets(group: Group) -> str:

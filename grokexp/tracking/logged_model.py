@@ -104,7 +104,7 @@ class ModelLog:
         self.sink = sink
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[str, Future[None]]] = []
-        self._prepared: Future[None] | None = None  # its failure shows in the first export's
+        self._prepared: Future[None] | None = None  # the imports ahead of the first export
         self.failed: list[str] = []  # "run id: why", for each network that was not logged
 
     def prepare(self) -> None:
@@ -137,7 +137,9 @@ class ModelLog:
         logged = self._wait(self._pending)
         self._pending = []
         if self._prepared is not None:
-            self._prepared.exception()  # waited for, not raised: see ``_prepared``
+            failed = self._prepared.exception()  # never fails the run: a network that then
+            if failed is not None:  # fails to export is named in ``failed``
+                _log.debug("preparing the export failed: %s", failed)
             self._prepared = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)

@@ -208,7 +208,8 @@ class RunReader:
         points: dict[str, dict[int, float]] = {}
         for key in sorted(set(run.metrics) - set(SUMMARY_METRICS)):
             history = self._read(partial(self._client.get_metric_history, run.run_id, key))
-            points[key] = {int(m.step): float(m.value) for m in history}  # twice: the last
+            if history:  # a step logged twice: its last value
+                points[key] = {int(m.step): float(m.value) for m in history}
         member = MemberSeries.from_points(
             points, index=run.member, label=run.label, run_id=run.run_id,
             status=run.tags.get("grokexp.status", run.status),

@@ -51,11 +51,15 @@ def test_grok_epochs_and_delays_are_ranges_over_members_with_the_censored_counte
     """Beside each model: when its members memorised and generalised, so that a row about
     indicators can be read against whether there was any delay to foretell. A member whose
     test accuracy missed its budget is counted as censored, not dropped."""
-    group = [_member(0), _member(1), _member(2)]
+    group = [_member(0), _member(1), _member(2), _member(3)]
     group[1][1].series.train_grok_epoch, group[1][1].series.test_grok_epoch = 150, 1900
     group[2][1].series.test_grok_epoch = None  # censored at its budget of 3000
-    assert grokking_epochs(group) == ("train at 150–200, test at 1430–1900 (1 censored), "
-                                      "delay 1230–1750 (1 censored) epochs (3 members)")
+    group[3][1].series.train_grok_epoch = None  # never memorised, yet generalised
+    assert grokking_epochs(group) == ("train at 150–200 (1 censored), test at 1430–1900 "
+                                      "(1 censored), delay 1230–1750 (2 censored) epochs "
+                                      "(4 members)")
+    group[0][1].series.test_grok_epoch = 3100  # past its budget: censored, as the claims say
+    assert "test at 1430–1900 (2 censored)" in grokking_epochs(group)
 
 
 def _onset_reference(epochs, values, window: int = 5, share: float = 0.5):
