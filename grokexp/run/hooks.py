@@ -63,8 +63,6 @@ class TrackingHook(Hook):
     def on_evaluation(self, ctx: EvalContext, values: dict[str, list[float]]) -> None:
         for pos, member in enumerate(ctx.members):
             self.log(member.index, ctx.epoch, {name: vals[pos] for name, vals in values.items()})
-        if self._arch is None and any(m.spec.tracking.log_model for m in ctx.members):
-            self.models.prepare()  # the export's imports, while the loop waits for probes
         self._arch = ctx.population.arch
         self._example = ctx.data.table.pairs[:EXAMPLE_PAIRS].cpu()
 

@@ -10,10 +10,7 @@ requirements are given (``torch==…``): MLflow's inference of them costs about 
 
 :class:`ModelLog` hands each network to one background thread, so the training loop never waits
 for an export (about 0.2 s of CPU a member, and 2 to 3 s once per process for torch.export's
-imports: ``benchmarks/logged_model_cost.py``); ``finish`` waits for all of them. Those
-imports can go first (:meth:`ModelLog.prepare`, as soon as a run knows it will log a network),
-so that they fill the seconds the main process spends waiting for probes and figures rather
-than being waited for at the end.
+imports: ``benchmarks/logged_model_cost.py``); ``finish`` waits for all of them.
 """
 
 from __future__ import annotations
@@ -75,20 +72,6 @@ def log_logged_model(client: Any, experiment_id: str, run_id: str, module: nn.Mo
     return str(model.model_id)
 
 
-def prepare_export() -> None:
-    """Import what a first export and save import (torch.export's compiler stack, sympy,
-    MLflow's pytorch flavour: about 1 s of CPU once per process) by exporting a trivial
-    parameter-free module."""
-    import mlflow.pytorch  # noqa: F401
-    import torch
-
-    class Plus1(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x + 1
-
-    torch.export.export(Plus1(), (torch.zeros(2, 1),))
-
-
 class ModelSink(Protocol):
     """Where :class:`ModelLog` sends each network (the tracker's ``log_model``)."""
 
@@ -97,21 +80,14 @@ class ModelSink(Protocol):
 
 
 class ModelLog:
-    """Networks waiting to be logged, logged one at a time by a background thread (started by
-    :meth:`prepare` or on the first network: nothing runs when no model is logged)."""
+    """Networks waiting to be logged, logged one at a time by a background thread (started on
+    the first one: nothing runs when no model is logged)."""
 
     def __init__(self, sink: ModelSink):
         self.sink = sink
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[str, Future[None]]] = []
-        self._prepared: Future[None] | None = None  # the imports ahead of the first export
         self.failed: list[str] = []  # "run id: why", for each network that was not logged
-
-    def prepare(self) -> None:
-        """Start the first export's imports now, on the logging thread (once)."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-model-log")
-            self._prepared = self._pool.submit(prepare_export)
 
     def submit(self, run_id: str, module: nn.Module | Callable[[], nn.Module],
                example: torch.Tensor, step: int = 0) -> None:
@@ -136,11 +112,6 @@ class ModelLog:
         stops. Returns the run ids whose network was logged."""
         logged = self._wait(self._pending)
         self._pending = []
-        if self._prepared is not None:
-            failed = self._prepared.exception()  # never fails the run: a network that then
-            if failed is not None:  # fails to export is named in ``failed``
-                _log.debug("preparing the export failed: %s", failed)
-            self._prepared = None
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

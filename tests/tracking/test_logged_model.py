@@ -134,39 +134,10 @@ def test_a_study_logs_only_its_best_trials_networks(write_spec, tracking_uri, tm
     assert not torch.equal(logits[0], logits[1])  # the two seeds' networks, not one twice
 
 
-def _python(code: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
-def test_prepare_imports_the_export_stack_on_the_logging_thread(tmp_path):
-    """``ModelLog.prepare`` loads what a first export loads (torch.export's compiler stack,
-    MLflow's pytorch flavour) before any network is there, on the logging thread, drawing
-    nothing from torch's generator; without it, none of that is imported."""
-    _python(
-        "import sys, torch\n"
-        "from grokexp.tracking.logged_model import ModelLog\n"
-        "stack = ('torch._dynamo', 'sympy', 'mlflow.pytorch')\n"
-        "assert not [m for m in stack if m in sys.modules]\n"
-        "log = ModelLog(sink=None)\n"
-        "rng = torch.get_rng_state()\n"
-        "log.prepare()\n"
-        "assert not log._prepared.done()  # the caller goes on while the thread imports\n"
-        "first = log._prepared\n"
-        "log.prepare()\n"
-        "assert log._prepared is first  # once\n"
-        "assert log._prepared.result() is None  # the trivial export itself worked\n"
-        "assert log.finish() == [] and log.failed == []\n"
-        "missing = [m for m in stack if m not in sys.modules]\n"
-        "assert not missing, missing\n"
-        "assert torch.equal(torch.get_rng_state(), rng)\n", tmp_path)
-
-
 def test_a_run_without_logged_models_imports_no_export_stack(tmp_path, tracking_uri):
-    """The run prepares the export only where a member logs its network: with
-    ``log_model = false`` the command's process never imports torch.export's stack."""
+    """Only a member that logs its network costs the export's imports (torch's compiler
+    stack, sympy, MLflow's pytorch flavour: about 3 s of CPU once per process): with
+    ``log_model = false`` the command's process never imports them."""
     spec = tmp_path / "spec.toml"
     spec.write_text(TINY.replace("epochs = 20", "epochs = 5"), encoding="utf-8")
     code = ("import sys\n"
@@ -184,22 +155,3 @@ def test_a_run_without_logged_models_imports_no_export_stack(tmp_path, tracking_
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip().splitlines()[-1] == expected, (logged, done.stdout)
 
-
-def test_the_run_prepares_the_export_once_before_its_first_network(write_spec, tracking_uri,
-                                                                    monkeypatch):
-    """A run whose members log their networks starts the export's imports at its first
-    evaluation, before any member ends; one that logs none never starts them."""
-    from grokexp.tracking.logged_model import ModelLog
-
-    calls: list[str] = []
-    prepare, submit = ModelLog.prepare, ModelLog.submit
-    monkeypatch.setattr(ModelLog, "prepare",
-                        lambda self: (calls.append("prepare"), prepare(self))[1])
-    monkeypatch.setattr(ModelLog, "submit",
-                        lambda self, *a, **k: (calls.append("submit"), submit(self, *a, **k))[1])
-    spec = TINY.replace("epochs = 20", "epochs = 5") + SEEDS
-    run_cli(write_spec(spec), tracking_uri)
-    assert calls == ["prepare", "submit", "submit"]
-    calls.clear()
-    run_cli(write_spec(spec + "\n[tracking]\nlog_model = false\n", "off.toml"), tracking_uri)
-    assert calls == []
