@@ -152,8 +152,7 @@ class ProbeProcess:
         error = None if started.cancelled() else started.exception()
         if started.cancelled() or error is not None:
             with self._lock:  # died importing: a broken pool shuts itself down
-                if self._executor is executor:
-                    self._executor, self._started = None, None
+                if self._drop(executor):
                     self._failed_starts += 1
                     if not self._closed:
                         _log.warning("the probe process died before it was ready (%s): its "
@@ -180,8 +179,15 @@ class ProbeProcess:
         :meth:`executor` starts another. A broken pool has shut itself down; calling it here
         could deadlock, as this may run on its own thread."""
         with self._lock:
-            if broken is not None and self._executor is broken:
-                self._executor, self._started = None, None
+            self._drop(broken)
+
+    def _drop(self, broken: Executor | None) -> bool:
+        """Forget ``broken`` if it is still this process's executor (the lock held); whether
+        it was."""
+        if broken is None or self._executor is not broken:
+            return False
+        self._executor, self._started = None, None
+        return True
 
     def close(self) -> None:
         """Stop the process: after the probe in flight, if any; at once, if it is still
