@@ -4,8 +4,8 @@ Trains the same spec three times into a throw-away MLflow store: with every diag
 switched off, with the defaults of ``[metrics]``, and with the defaults but the Fourier
 progress measures (on by default at every evaluation of a modular task), and prints the
 wall-clock ratios.
-Training is identical in both (the probes draw from their own generators), so the
-difference is the cost of the metrics, their checkpoints, tables and figures.
+Training is identical in all three (the probes draw from their own generators), so the
+differences are the cost of the metrics, their checkpoints, tables and figures.
 
     python benchmarks/metrics_overhead.py [SPEC] [--epochs N] [--seeds K] [--repeats R]
 
