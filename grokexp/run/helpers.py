@@ -39,11 +39,16 @@ class Helpers:
             self.figures.close()
 
 
-def start_helpers(device: str) -> Helpers:
+def start_helpers(device: str, members: int = MAX_WORKERS) -> Helpers:
     """Start the figure workers, and the probe process unless the run trains on a GPU
     (``device`` is the spec's ``train.device``; on ``auto`` the process is started, and stays
-    idle if a GPU is found: probes off the CPU run in place)."""
-    figures = FigurePool(MAX_WORKERS)
+    idle if a GPU is found: probes off the CPU run in place).
+
+    One figure worker per member, up to ``MAX_WORKERS``: a second worker costs its own
+    matplotlib import (about 0.7 s of CPU) to halve the drawing of one member's figures
+    (about 1.2 s), which gains nothing where the cores are already full, as they are in a
+    one-member run on two cores (the performance page has the measurement)."""
+    figures = FigurePool(max(1, min(MAX_WORKERS, members)))
     figures.start()
     probes = None
     if not device.startswith(("cuda", "mps")):
@@ -53,10 +58,10 @@ def start_helpers(device: str) -> Helpers:
 
 
 @contextlib.contextmanager
-def helpers_for(spec: Any) -> Iterator[Helpers]:
-    """:func:`start_helpers` for ``spec``, stopped on the way out when the command fails
-    before its run took them over."""
-    helpers = start_helpers(spec.train.device)
+def helpers_for(spec: Any, members: int) -> Iterator[Helpers]:
+    """:func:`start_helpers` for ``spec`` and its ``members`` (how many), stopped on the way
+    out when the command fails before its run took them over."""
+    helpers = start_helpers(spec.train.device, members)
     try:
         yield helpers
     except BaseException:

@@ -18,13 +18,16 @@ def _python(code: str) -> None:
 
 def test_helpers_start_before_torch_and_matplotlib_are_imported() -> None:
     """``start_helpers`` runs right after the spec is read, while the command has imported
-    neither torch nor matplotlib: so it must import neither, and it starts two figure
-    workers and the probe process (on the CPU), or no probe process on a GPU."""
+    neither torch nor matplotlib: so it must import neither, and it starts a figure worker
+    per member, two at most, and the probe process (on the CPU), or no probe process on a
+    GPU."""
     _python(
         "import sys, multiprocessing as mp\n"
         "from grokexp.run.helpers import start_helpers\n"
-        "for device, started in (('cpu', 3), ('auto', 3), ('cuda', 2)):\n"
-        "    helpers = start_helpers(device)\n"
+        "for device, members, started in (('cpu', 16, 3), ('auto', 2, 3), ('cuda', 5, 2),\n"
+        "                                 ('cpu', 1, 2), ('cuda', 1, 1)):\n"
+        "    helpers = start_helpers(device, members)\n"
+        "    assert helpers.figures.workers == min(2, members), (members, helpers.figures)\n"
         "    assert len(mp.active_children()) == started, (device, mp.active_children())\n"
         "    assert (helpers.probes is None) == (device == 'cuda')\n"
         "    heavy = [m for m in ('torch', 'matplotlib', 'mlflow') if m in sys.modules]\n"
