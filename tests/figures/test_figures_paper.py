@@ -58,3 +58,26 @@ def test_short_labels_for_init_tables() -> None:
             "output": {"scheme": "normal", "mean": 0.2, "std": 0.1}}
     assert short_value(rest) == "hidden+output: normal(0.2, 0.1)"
     assert short_value(2.0) == "2.0"
+
+
+def test_the_fourier_figure_labels_its_log_axis_in_plain_numbers() -> None:
+    """The losses' log axis reads "3.9", "1e-02": no mathtext ("3.9×10⁰"), whose parse of each
+    new label was two fifths of the figure's drawing. Checked on a narrow range (minor ticks
+    labelled) and a wide one (decades), against the numbers written out by hand."""
+    from grokexp.figures.fourier import fourier_figure
+
+    def labels(low: float, high: float) -> list[str]:
+        fig = fourier_figure([0, 10], [0.1, 1.0], [0.0, 1.0], [0, 10], [high, low],
+                             [low, high], [0, 10], [0.1, 0.9])
+        _png(fig)  # the labels are set when drawn
+        middle = fig.axes[1]
+        texts = [t.get_text() for t in (*middle.yaxis.get_ticklabels(),
+                                         *middle.yaxis.get_ticklabels(minor=True))]
+        return [t.replace("\u2212", "-") for t in texts if t]  # matplotlib's minus sign
+
+    narrow = labels(3.9, 3.98)
+    assert narrow and not any("$" in t for t in narrow), narrow
+    assert "3.9" in narrow, narrow
+    wide = labels(0.001, 1.0)
+    assert {"1", "1e-01", "1e-02", "1e-03"} <= set(wide), wide
+    assert not any("$" in t for t in wide), wide
