@@ -48,12 +48,13 @@ sys.path.insert(0, str(HERE))
 from _common import engine_epoch_flops, model_epoch_flops  # noqa: E402
 
 PARTS = ("matmul", "peer", "vmap", "grokexp", "compile", "gpu", "cli", "overhead", "fixed",
-         "sweep", "optimize", "reproduce", "peer-study", "quickstart", "transformer")
+         "figures", "sweep", "optimize", "reproduce", "peer-study", "quickstart", "transformer")
 # whole-command benchmarks that print their own table: part → (script, its arguments)
 TABLES = {
     "compile": ("compiled_step.py", []),
     "overhead": ("metrics_overhead.py", ["--repeats", "3"]),
     "fixed": ("fixed_cost.py", []),
+    "figures": ("figure_cost.py", []),
     "sweep": ("scale_sweep.py", []),
     "optimize": ("optimize_batch.py", []),
     "reproduce": ("reproduce_time.py", []),
