@@ -26,7 +26,8 @@ Then the whole-command benchmarks, each printing its own table: the default diag
 overhead on the baseline (``metrics_overhead.py``), ``grokexp run specs/scale_sweep.toml``
 against the peer training the same members one by one (``scale_sweep.py``), and a 32-trial
 study with ``--batch 8`` against ``--batch 1`` (``optimize_batch.py``), the fixed cost of one
-more member at K = 16 (``fixed_cost.py``), the whole ``grokexp reproduce``, quick and full,
+more member at K = 16 (``fixed_cost.py``), one member's figures figure by figure
+(``figure_cost.py``), the whole ``grokexp reproduce``, quick and full,
 with the time of each spec (``reproduce_time.py``), and ``grokexp optimize`` against Optuna's
 ``study.optimize`` over the hand-written loop on the same 32 trials (``optimize_vs_peer.py``).
 """

@@ -43,8 +43,8 @@ def fourier_figure(epochs: Sequence[int], train_acc: Series, test_acc: Series,
         from matplotlib.ticker import LogFormatter
 
         middle.set_yscale("log")
-        # plain labels ("3.9", "0.1"): the default's "3.9×10⁰" goes through mathtext, whose
-        # parse of each label, new values in every member, was two fifths of this figure's CPU
+        # plain labels ("3.9", "1e-02"): the default's "3.9×10⁰" goes through mathtext,
+        # parsed anew for each member's new values (about a sixth of this figure's CPU)
         middle.yaxis.set_major_formatter(LogFormatter())
         middle.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     middle.set(ylabel="cross-entropy")

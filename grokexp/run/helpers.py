@@ -11,6 +11,7 @@ overlap the command's own. It imports neither torch nor matplotlib itself.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,16 +40,21 @@ class Helpers:
             self.figures.close()
 
 
-def start_helpers(device: str, members: int = MAX_WORKERS) -> Helpers:
+def start_helpers(device: str, members: int = MAX_WORKERS,
+                  cores: int | None = None) -> Helpers:
     """Start the figure workers, and the probe process unless the run trains on a GPU
     (``device`` is the spec's ``train.device``; on ``auto`` the process is started, and stays
     idle if a GPU is found: probes off the CPU run in place).
 
-    One figure worker per member, up to ``MAX_WORKERS``: a second worker costs its own
-    matplotlib import (about 0.7 s of CPU) to halve the drawing of one member's figures
-    (about 1.2 s), which gains nothing where the cores are already full, as they are in a
-    one-member run on two cores (the performance page has the measurement)."""
-    figures = FigurePool(max(1, min(MAX_WORKERS, members)))
+    ``MAX_WORKERS`` figure workers, but one for a one-member run on two cores or fewer
+    (``cores``: this process's, unless given): a second worker halves the drawing of one
+    member's figures and costs its own matplotlib import, which on two full cores only takes
+    CPU from the main process, the short command's longer path (the performance page has
+    the measurement). With two members or more, or a free core, two draw sooner."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+    figures = FigurePool(1 if members <= 1 and cores <= 2 else MAX_WORKERS)
     figures.start()
     probes = None
     if not device.startswith(("cuda", "mps")):

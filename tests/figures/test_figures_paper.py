@@ -61,8 +61,8 @@ def test_short_labels_for_init_tables() -> None:
 
 
 def test_the_fourier_figure_labels_its_log_axis_in_plain_numbers() -> None:
-    """The losses' log axis reads "3.9", "1e-02": no mathtext ("3.9×10⁰"), whose parse of each
-    new label was two fifths of the figure's drawing. Checked on a narrow range (minor ticks
+    """The losses' log axis reads "3.9", "1e-02": no mathtext ("3.9×10⁰"), parsed anew for each
+    member's new labels. Checked on a narrow range (minor ticks
     labelled) and a wide one (decades), against the numbers written out by hand."""
     from grokexp.figures.fourier import fourier_figure
 

@@ -18,22 +18,30 @@ def _python(code: str) -> None:
 
 def test_helpers_start_before_torch_and_matplotlib_are_imported() -> None:
     """``start_helpers`` runs right after the spec is read, while the command has imported
-    neither torch nor matplotlib: so it must import neither, and it starts a figure worker
-    per member, two at most, and the probe process (on the CPU), or no probe process on a
-    GPU."""
+    neither torch nor matplotlib: so it must import neither, and it starts two figure
+    workers (one for a one-member run on two cores or fewer) and the probe process (on the
+    CPU), or no probe process on a GPU. A closed pass's children are awaited (bounded) before
+    the next is counted: a probe process closed while importing is killed, not waited for."""
     _python(
-        "import sys, multiprocessing as mp\n"
+        "import sys, time, multiprocessing as mp\n"
         "from grokexp.run.helpers import start_helpers\n"
-        "for device, members, started in (('cpu', 16, 3), ('auto', 2, 3), ('cuda', 5, 2),\n"
-        "                                 ('cpu', 1, 2), ('cuda', 1, 1)):\n"
-        "    helpers = start_helpers(device, members)\n"
-        "    assert helpers.figures.workers == min(2, members), (members, helpers.figures)\n"
-        "    assert len(mp.active_children()) == started, (device, mp.active_children())\n"
+        "for device, members, cores, workers in (('cpu', 16, 2, 2), ('auto', 2, 2, 2),\n"
+        "        ('cuda', 5, 2, 2), ('cpu', 1, 2, 1), ('cuda', 1, 1, 1), ('cpu', 1, 8, 2)):\n"
+        "    helpers = start_helpers(device, members, cores)\n"
+        "    started = workers + (device != 'cuda')\n"
+        "    assert helpers.figures.workers == workers, (members, cores, helpers.figures)\n"
+        "    children = mp.active_children()\n"
+        "    assert len(children) == started, (device, children)\n"
         "    assert (helpers.probes is None) == (device == 'cuda')\n"
         "    heavy = [m for m in ('torch', 'matplotlib', 'mlflow') if m in sys.modules]\n"
         "    assert not heavy, heavy\n"
         "    helpers.close()\n"
-        "    helpers.close()  # twice is harmless\n")
+        "    helpers.close()  # twice is harmless\n"
+        "    deadline = time.monotonic() + 60\n"  # bounded: until this pass's helpers ended
+        "    while any(c.exitcode is None for c in children) and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "    assert all(c.exitcode is not None for c in children), children\n"
+        "    mp.active_children()  # reaps them\n")
 
 
 def test_the_run_and_its_figures_modules_import_no_matplotlib() -> None:
