@@ -44,7 +44,8 @@ finally:
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     profile.dump_stats(stem + ".prof")
     with open(stem + ".json", "w") as out:
-        json.dump({"returned": returned, "cpu": cpu.ru_utime + cpu.ru_stime}, out)
+        json.dump({"returned": returned, "cpu": cpu.ru_utime + cpu.ru_stime,
+                   "dumped": time.perf_counter()}, out)
 """
 
 IMPORT_MACHINERY = ("<frozen importlib", "{built-in method builtins.__import__}",
@@ -57,7 +58,8 @@ class Profiled:
 
     wall_s: float  # interpreter start to process end
     command_s: float  # interpreter start to the command's return
-    exit_s: float  # the command's return to the process's end
+    exit_s: float  # the command's return to the process's end, less the profile's dump
+    dump_s: float  # cProfile writing its statistics, after the return (not grokexp's)
     cpu_main_s: float
     cpu_children_s: float
     imports_by_package: dict[str, float] = field(default_factory=dict)
@@ -194,7 +196,8 @@ def profile_command(words: list[str], cwd: Path, root: str, min_s: float = 0.1,
         stats = pstats.Stats(stem + ".prof")
     return Profiled(
         wall_s=ended - started, command_s=facts["returned"] - started,
-        exit_s=ended - facts["returned"], cpu_main_s=facts["cpu"],
+        exit_s=ended - facts["dumped"], dump_s=facts["dumped"] - facts["returned"],
+        cpu_main_s=facts["cpu"],
         cpu_children_s=max(0.0, cpu - facts["cpu"]),
         imports_by_package=imports_by_package(stderr),
         tree=call_tree(stats, root, min_s), self_by_kind=self_by_kind(stats))
@@ -203,7 +206,8 @@ def profile_command(words: list[str], cwd: Path, root: str, min_s: float = 0.1,
 def print_profile(profiled: Profiled, indent: str = "  ") -> None:
     """The profile as lines: timings, imports by package, then the call tree."""
     print(f"{indent}one profiled run: {profiled.command_s:.2f} s from the interpreter's start "
-          f"to the command's return, then {profiled.exit_s:.2f} s to the process's end; CPU "
+          f"to the command's return, then {profiled.exit_s:.2f} s to the process's end "
+          f"(after cProfile's {profiled.dump_s:.2f} s writing its statistics); CPU "
           f"{profiled.cpu_main_s:.2f} s in the main process, {profiled.cpu_children_s:.2f} s "
           "in the processes it started (probe process, figure workers)")
     shown = [f"{name} {s:.2f}" for name, s in profiled.imports_by_package.items() if s >= 0.05]

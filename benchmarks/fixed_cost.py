@@ -145,7 +145,8 @@ def short_command(repeats: int, tmp: Path) -> None:
     profiled = profile_command(SHORT, folder, "do_run")
     print_profile(profiled)
     emit({"bench": "short_command_profile", "command_s": profiled.command_s,
-          "exit_s": profiled.exit_s, "cpu_main_s": profiled.cpu_main_s,
+          "exit_s": profiled.exit_s, "dump_s": profiled.dump_s,
+          "cpu_main_s": profiled.cpu_main_s,
           "cpu_children_s": profiled.cpu_children_s,
           "imports_by_package": profiled.imports_by_package})
 
