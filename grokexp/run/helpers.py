@@ -40,8 +40,7 @@ class Helpers:
             self.figures.close()
 
 
-def start_helpers(device: str, members: int = MAX_WORKERS,
-                  cores: int | None = None) -> Helpers:
+def start_helpers(device: str, members: int, cores: int | None = None) -> Helpers:
     """Start the figure workers, and the probe process unless the run trains on a GPU
     (``device`` is the spec's ``train.device``; on ``auto`` the process is started, and stays
     idle if a GPU is found: probes off the CPU run in place).

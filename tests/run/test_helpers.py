@@ -130,7 +130,7 @@ def test_helpers_end_when_the_command_is_killed_before_it_stops_them(tmp_path) -
     pids = tmp_path / "pids"
     code = ("import os, signal, time, multiprocessing as mp\n"
             "from grokexp.run.helpers import start_helpers\n"
-            "helpers = start_helpers('cpu')\n"
+            "helpers = start_helpers('cpu', members=2)\n"
             "for _ in range(2400):\n"  # bounded: until the probe process is ready
             "    if helpers.probes.ready():\n"
             "        break\n"
