@@ -159,18 +159,18 @@ def _relog(folder: str, tracking_uri: str | None) -> None:
 
 
 @main.command()
-@click.argument("run_id")
+@click.argument("run_ids", nargs=-1, required=True)
 @uri_option
-def figures(run_id: str, tracking_uri: str | None) -> None:
-    """Redraw a run's paper figures from its metrics and checkpoints, and log them to it."""
-    _figures(run_id, tracking_uri)
+def figures(run_ids: tuple[str, ...], tracking_uri: str | None) -> None:
+    """Redraw each run's paper figures from its metrics and checkpoints, and log them to it."""
+    _figures(run_ids, tracking_uri)
 
 
 @clean_errors
-def _figures(run_id: str, tracking_uri: str | None) -> None:
+def _figures(run_ids: tuple[str, ...], tracking_uri: str | None) -> None:
     from .paper import do_figures
 
-    do_figures(run_id, tracking_uri)
+    do_figures(run_ids, tracking_uri)
 
 
 @main.command()

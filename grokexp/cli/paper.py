@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -24,7 +25,9 @@ suite_option = click.option(
          "indicators on other models, specs from SPECS_DIR/beyond/ (claims-beyond.md).")
 
 
-def do_figures(run_id: str, tracking_uri: str | None) -> None:
+def do_figures(run_ids: Sequence[str], tracking_uri: str | None) -> None:
+    """Each run's figures, redrawn and logged to it; every run is found before any is drawn,
+    so a mistyped id changes nothing."""
     from ..paper.recompute import redraw
     from ..tracking.mlflow_tracker import MlflowTracker
     from ..tracking.reader import RunReader
@@ -33,16 +36,19 @@ def do_figures(run_id: str, tracking_uri: str | None) -> None:
     uri = resolve_tracking_uri(tracking_uri)
     require_store(uri)
     reader = RunReader.open(uri)
-    run = reader.run(run_id)
-    tracker = MlflowTracker(uri, reader.experiment_name(run))  # the figures go to the run
-    drawn = redraw(reader, run)
-    for path, figure in drawn.items():
-        tracker.log_figure(run_id, figure, path)
-        click.echo(f"{run_id}: {path}")
-    if drawn and (where := artifact_location(run.artifact_uri)) is not None:
-        click.echo(f"on disk under {where}")
-    if not drawn:
-        click.echo(f"{run_id}: nothing to draw (no diagnostics were recorded)")
+    runs = [reader.run(run_id) for run_id in dict.fromkeys(run_ids)]
+    trackers: dict[str, MlflowTracker] = {}
+    for run in runs:
+        experiment = reader.experiment_name(run)  # the figures go to the run
+        tracker = trackers.setdefault(experiment, MlflowTracker(uri, experiment))
+        drawn = redraw(reader, run)
+        for path, figure in drawn.items():
+            tracker.log_figure(run.run_id, figure, path)
+            click.echo(f"{run.run_id}: {path}")
+        if drawn and (where := artifact_location(run.artifact_uri)) is not None:
+            click.echo(f"on disk under {where}")
+        if not drawn:
+            click.echo(f"{run.run_id}: nothing to draw (no diagnostics were recorded)")
 
 
 def artifact_location(artifact_uri: str) -> str | None:

@@ -227,7 +227,8 @@ class DiagnosticsHook(Hook):
                            header=f"epoch {epoch}")
             tables["diagnostics/cosine.csv"] = buffer.getvalue()
         files = {path: text.encode("utf-8") for path, text in tables.items()}
-        if self.figures:  # a copy: the record itself goes on without its final weights
+        if self.figures and member.spec.metrics.figures:  # a copy: the record itself goes on
+            # without its final weights
             parts = max(1, self._figure_log.pool.workers)  # a run's figures on every worker
             drawn = replace(record)
             for part in range(parts):

@@ -22,6 +22,7 @@ from ..diagnostics.probes import figure_weights
 from ..engine.arch import architecture_of
 from ..engine.data import make_splits, pair_table
 from ..engine.seeding import generator_for
+from ..figures.run import ACCURACY_COLUMNS, accuracy_figures
 from ..figures.sets import run_figures, sweep_figures
 from ..series import MemberSnapshots
 from ..spec.io import load_spec
@@ -125,9 +126,15 @@ def _drc(spec: Spec, states: dict[int, dict[str, torch.Tensor]]) -> dict[int, li
 
 
 def redraw(reader: RunReader, run: TrackedRun) -> dict[str, Any]:
-    """All figures of a run (member or sweep parent), recomputed; keyed by artifact path."""
+    """All figures of a run (member or sweep parent), recomputed; keyed by artifact path. A
+    member's are those its run draws (``metrics.figures``): its accuracy and its diagnostics."""
     if run.role != "sweep":
-        return run_figures(load_record(reader, run))
+        record = load_record(reader, run)
+        drawn = run_figures(record)
+        if set(ACCURACY_COLUMNS) <= set(record.series.columns):
+            drawn.update(accuracy_figures(record.series, record.series.threshold,
+                                          record.series.label))
+        return drawn
     members = [(child.varied, reader.series(child)) for child in reader.children(run)]
     threshold = float(run.params.get("metrics.grok_threshold", 0.95))
     return sweep_figures(members, threshold, run.label)

@@ -40,7 +40,8 @@ class Helpers:
             self.figures.close()
 
 
-def start_helpers(device: str, members: int, cores: int | None = None) -> Helpers:
+def start_helpers(device: str, members: int, cores: int | None = None,
+                  figures: bool = True) -> Helpers:
     """Start the figure workers, and the probe process unless the run trains on a GPU
     (``device`` is the spec's ``train.device``; on ``auto`` the process is started, and stays
     idle if a GPU is found: probes off the CPU run in place).
@@ -49,24 +50,29 @@ def start_helpers(device: str, members: int, cores: int | None = None) -> Helper
     (``cores``: this process's, unless given): a second worker halves the drawing of one
     member's figures and costs its own matplotlib import, which on two full cores only takes
     CPU from the main process, the short command's longer path (the performance page has
-    the measurement). With two members or more, or a free core, two draw sooner."""
+    the measurement). With two members or more, or a free core, two draw sooner. Without
+    ``figures`` (no member draws its own: ``metrics.figures = false``) one worker draws a
+    population's figures, and a one-member run starts none."""
     if cores is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
-    figures = FigurePool(1 if members <= 1 and cores <= 2 else MAX_WORKERS)
-    figures.start()
+    if not figures:
+        pool = FigurePool(1 if members > 1 else 0)
+    else:
+        pool = FigurePool(1 if members <= 1 and cores <= 2 else MAX_WORKERS)
+    pool.start()
     probes = None
     if not device.startswith(("cuda", "mps")):
         probes = ProbeProcess()
         probes.executor()
-    return Helpers(figures, probes)
+    return Helpers(pool, probes)
 
 
 @contextlib.contextmanager
-def helpers_for(spec: Any, members: int) -> Iterator[Helpers]:
+def helpers_for(spec: Any, members: int, figures: bool = True) -> Iterator[Helpers]:
     """:func:`start_helpers` for ``spec`` and its ``members`` (how many), stopped on the way
     out when the command fails before its run took them over."""
-    helpers = start_helpers(spec.train.device, members)
+    helpers = start_helpers(spec.train.device, members, figures=figures)
     try:
         yield helpers
     except BaseException:

@@ -81,8 +81,9 @@ class TrackingHook(Hook):
             arch = self._arch  # the twin is built on the logging thread
             self.models.submit(run_id, lambda: arch.twin(state), self._example,
                                history.last_epoch)
-        self.figure_log.submit(run_id, accuracy_figures, history.only(*ACCURACY_COLUMNS),
-                               member.spec.metrics.grok_threshold, member.label)
+        if member.spec.metrics.figures:
+            self.figure_log.submit(run_id, accuracy_figures, history.only(*ACCURACY_COLUMNS),
+                                   member.spec.metrics.grok_threshold, member.label)
         self.tracker.end_run(run_id, MLFLOW_STATUS.get(history.status, "FINISHED"))
         if self.on_finished is not None:
             self.on_finished(member, history)

@@ -207,7 +207,8 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                 finished(by_index[h.index], h)
     # the figure workers and the probe process: the command's, or started now, so that
     # their start-up overlaps the population's set-up at least
-    helpers = helpers or start_helpers(spec.train.device, len(members))
+    helpers = helpers or start_helpers(spec.train.device, len(members),
+                                       figures=any(m.spec.metrics.figures for m in members))
     figure_log = FigureLog(tracker, helpers.figures)
     tracking = TrackingHook(tracker, run_ids, finished, figure_log)
     diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=figure_log, report=tracking.log,

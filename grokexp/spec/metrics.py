@@ -19,7 +19,8 @@ DropoutSite = Literal["embedding", "hidden", "attention", "mlp"]
 _DRC_RATES = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 MAX_DRC_RATES = 1000  # each rate is drc_samples passes over the test set per DRC epoch
 FOURIER_FREQUENCIES = 5  # key frequencies Nanda et al. found at P = 113
-_FOURIER_DEFAULTS = {"fourier": True, "fourier_frequencies": FOURIER_FREQUENCIES}
+# keys added after specs were first hashed, with their defaults: dumped only when changed
+_LATER_DEFAULTS = {"fourier": True, "fourier_frequencies": FOURIER_FREQUENCIES, "figures": True}
 
 
 def _all_sites() -> list[DropoutSite]:
@@ -88,14 +89,21 @@ class MetricsSpec(Section):
     # Log-spaced checkpoints of every member's weights (0 switches them off).
     checkpoints: int = Field(16, ge=0, le=1000)
     """Log-spaced checkpoints of every member's weights, for grokexp figures (0: none)."""
+    figures: bool = True
+    """Draw each member's figures during the run and log them to its run. false: none are
+    drawn (a population's own figures, in its parent run, still are); ``grokexp figures
+    RUN_ID ...`` draws them later from what the run logged. Drawing costs about a second of
+    CPU a member, which on a few cores is most of a short member's cost beyond training."""
 
     @model_serializer(mode="wrap")
-    def _fourier_when_changed(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """The Fourier keys are dumped only when not at their defaults, so a spec's dump and
-        hash (its runs' resume, its studies) stay what they were before the keys existed."""
+    def _later_keys_when_changed(self, handler: SerializerFunctionWrapHandler
+                                 ) -> dict[str, Any]:
+        """The keys added later (Fourier, figures) are dumped only when not at their
+        defaults, so a spec's dump and hash (its runs' resume, its studies) stay what they
+        were before the keys existed."""
         dumped: dict[str, Any] = handler(self)
         return {k: v for k, v in dumped.items()
-                if k not in _FOURIER_DEFAULTS or v != _FOURIER_DEFAULTS[k]}
+                if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
 
     @field_validator("mc_sites")
     @classmethod

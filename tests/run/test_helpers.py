@@ -19,15 +19,18 @@ def _python(code: str) -> None:
 def test_helpers_start_before_torch_and_matplotlib_are_imported() -> None:
     """``start_helpers`` runs right after the spec is read, while the command has imported
     neither torch nor matplotlib: so it must import neither, and it starts two figure
-    workers (one for a one-member run on two cores or fewer) and the probe process (on the
-    CPU), or no probe process on a GPU. A closed pass's children are awaited (bounded) before
+    workers (one for a one-member run on two cores or fewer; without member figures one for
+    a population's own and none for one member) and the probe process (on the CPU), or no
+    probe process on a GPU. A closed pass's children are awaited (bounded) before
     the next is counted: a probe process closed while importing is killed, not waited for."""
     _python(
         "import sys, time, multiprocessing as mp\n"
         "from grokexp.run.helpers import start_helpers\n"
-        "for device, members, cores, workers in (('cpu', 16, 2, 2), ('auto', 2, 2, 2),\n"
-        "        ('cuda', 5, 2, 2), ('cpu', 1, 2, 1), ('cuda', 1, 1, 1), ('cpu', 1, 8, 2)):\n"
-        "    helpers = start_helpers(device, members, cores)\n"
+        "for device, members, cores, figures, workers in (('cpu', 16, 2, True, 2),\n"
+        "        ('auto', 2, 2, True, 2), ('cuda', 5, 2, True, 2), ('cpu', 1, 2, True, 1),\n"
+        "        ('cuda', 1, 1, True, 1), ('cpu', 1, 8, True, 2), ('cpu', 16, 8, False, 1),\n"
+        "        ('cpu', 1, 8, False, 0), ('cuda', 1, 2, False, 0)):\n"
+        "    helpers = start_helpers(device, members, cores, figures)\n"
         "    started = workers + (device != 'cuda')\n"
         "    assert helpers.figures.workers == workers, (members, cores, helpers.figures)\n"
         "    children = mp.active_children()\n"

@@ -1,0 +1,107 @@
+"""``metrics.figures = false``: the members draw no figures (their parent still does), and
+everything the figures are drawn from is logged all the same, so ``grokexp figures ID ...``
+draws them afterwards: the set a drawing run logs, from the same measurements."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from grokexp.cli import main
+from grokexp.spec.io import spec_to_dict
+from grokexp.spec.schema import Spec
+
+SPEC = """
+name = "switch"
+[task]
+modulus = 11
+[model]
+embedding_dim = 16
+hidden = 32
+[train]
+epochs = 20
+lr = 1e-2
+batch_size = 16
+[metrics]
+every = 5
+mc_dropout_every = 10
+mc_samples = 4
+drc_epochs = [0, 12]
+drc_rates = [0.0, 0.5]
+drc_samples = 2
+heatmap_epochs = [0, 20]
+histogram_epochs = [7]
+checkpoints = 3
+[sweep]
+seeds = [0, 1]
+"""
+
+
+def _run(spec: str, uri: str, *args: str) -> dict:
+    result = CliRunner().invoke(main, ["run", spec, "--tracking-uri", uri, "--json", *args],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def _paths(client: MlflowClient, run_id: str, folder: str) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id, folder)}
+
+
+def _histories(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    run = client.get_run(run_id)
+    return {key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+            for key in run.data.metrics}
+
+
+def test_members_without_figures_draw_them_later(tmp_path: Path, migrated_store: Path) -> None:
+    spec = tmp_path / "switch.toml"
+    spec.write_text(SPEC)
+    uris = {}
+    for name in ("drawn", "later"):
+        (tmp_path / name).mkdir()
+        shutil.copy(migrated_store, tmp_path / name / "mlflow.db")
+        uris[name] = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+    drawn = _run(str(spec), uris["drawn"])
+    later = _run(str(spec), uris["later"], "--set", "metrics.figures=false")
+    on, off = MlflowClient(uris["drawn"]), MlflowClient(uris["later"])
+
+    # the parent's figures are drawn either way; the members' only when asked
+    assert "figures/accuracy_overlay.png" in _paths(off, later["parent_run_id"], "figures")
+    for drawing, quiet in zip(drawn["run_ids"], later["run_ids"], strict=True):
+        assert len(_paths(on, drawing, "figures")) >= 8
+        assert _paths(off, quiet, "figures") == set()
+        # nothing the figures are drawn from is missing: tables, checkpoints, weights, and
+        # every metric, equal step for step (the same seeds; drawing changes no measurement)
+        for folder in ("diagnostics", "checkpoints", "weights"):
+            assert _paths(off, quiet, folder) == _paths(on, drawing, folder), folder
+        assert _histories(off, quiet) == _histories(on, drawing)
+        assert off.get_run(quiet).data.params["metrics.figures"] == "False"
+        assert "metrics.figures" not in on.get_run(drawing).data.params  # at its default
+
+    # a mistyped id among good ones: one clear line, and no run gets a figure
+    typo = CliRunner().invoke(main, ["figures", later["run_ids"][0], "0" * 32,
+                                     "--tracking-uri", uris["later"]])
+    assert typo.exit_code == 2 and "no run" in typo.output, typo.output
+    assert _paths(off, later["run_ids"][0], "figures") == set()
+
+    result = CliRunner().invoke(main, ["figures", *later["run_ids"],
+                                       "--tracking-uri", uris["later"]])
+    assert result.exit_code == 0, result.output
+    for drawing, quiet in zip(drawn["run_ids"], later["run_ids"], strict=True):
+        assert _paths(off, quiet, "figures") == _paths(on, drawing, "figures")
+        assert f"{quiet}: figures/accuracy.png" in result.output
+
+
+def test_the_switch_leaves_older_specs_as_they_were() -> None:
+    """Added after specs were hashed (a run's resume and a study find theirs by the hash):
+    at its default the key is not dumped, so an older spec's dump is unchanged."""
+    plain = Spec.model_validate({"name": "plain"})
+    assert plain.metrics.figures
+    assert "figures" not in spec_to_dict(plain)["metrics"]
+    off = Spec.model_validate({"name": "off", "metrics": {"figures": False}})
+    assert spec_to_dict(off)["metrics"]["figures"] is False
