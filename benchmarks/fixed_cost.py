@@ -9,7 +9,10 @@ no store) training the same 16 members for the same epochs. Then
 
 the seconds each extra member adds that are not its training: its run and params in the
 store, its metrics, epoch-0 probes, checkpoints, figures and tables. Process start-up and
-the store's opening are in both runs and cancel.
+the store's opening are in both runs and cancel. It is measured with the default
+``[metrics]``, without the dropout probes, without them and the logged models, and without
+them and the member figures (``metrics.figures = false``): the last two rows price the
+models and the figures.
 
 Last, the floor the default ``[metrics]`` set: the epoch-0 dropout probes' matmuls at the
 two-core matmul limit, plus the random words of their masks drawn with torch's generator
@@ -22,9 +25,10 @@ started (the figure workers, the probe process).
 
 Last, a short command: ``grokexp run specs/baseline.toml --set train.epochs=1``, as typed, in
 a scratch folder whose default store (``mlruns/``) an untimed first run made; its wall time
-against the 6 s target, then one profiled run: the imports by package, the main thread's
-call tree, the CPU of the other processes, and the seconds from the command's return to the
-process's end.
+against the 6 s target (and without the logged model, and without member figures, in turn
+with it, so that all three see the same machine), then one profiled run: the imports by
+package, the main thread's call tree, the CPU of the other processes, and the seconds from
+the command's return to the process's end.
 
     python benchmarks/fixed_cost.py [--epochs 10] [--repeats 2] [--parts fixed,short]
 """
@@ -67,7 +71,11 @@ WITHOUT_PROBES = "without the dropout probes"
 METRICS = {"default [metrics]": "", WITHOUT_PROBES: "mc_dropout = false\ndrc = false\n",
            # the row above less this one: each member's network logged as an MLflow model
            "without the probes and the logged models":
-           "mc_dropout = false\ndrc = false\n[tracking]\nlog_model = false\n"}
+           "mc_dropout = false\ndrc = false\n[tracking]\nlog_model = false\n",
+           # the second row less this one: each member's figures (metrics.figures)
+           "without the probes and the member figures":
+           "mc_dropout = false\ndrc = false\nfigures = false\n"}
+WITHOUT_FIGURES = "without the probes and the member figures"
 
 
 def spec_text(seeds: int, epochs: int, metrics: str = "") -> str:
@@ -123,10 +131,12 @@ def short_command(repeats: int, tmp: Path) -> None:
     command = [sys.executable, "-m", "grokexp", *SHORT]
     without_model = [*command, "--set", "tracking.log_model=false"]
     run_timed(command, folder)  # makes the default store, mlruns/ (untimed)
-    runs, bare = [], []
-    for _ in range(repeats):  # alternating, so that both see the same machine
+    without_figures = [*command, "--set", "metrics.figures=false"]
+    runs, bare, figureless = [], [], []
+    for _ in range(repeats):  # alternating, so that all see the same machine
         runs.append(run_timed(command, folder))
         bare.append(run_timed(without_model, folder))
+        figureless.append(run_timed(without_figures, folder))
     wall, cpu = min(runs)
     print(f"the short command: grokexp {' '.join(SHORT)} (default [metrics], an existing "
           f"default store), best of {repeats}: {wall:.1f} s wall (target <= "
@@ -137,8 +147,13 @@ def short_command(repeats: int, tmp: Path) -> None:
           f"imports torch.export once, about 3 s of CPU): {bare_wall:.1f} s wall "
           f"({bare_wall / SHORT_TARGET_S:.2f}x the target), {bare_cpu:.1f} s of CPU",
           flush=True)
+    figureless_wall, figureless_cpu = min(figureless)
+    print(f"  the same without member figures (--set metrics.figures=false; no figure worker "
+          f"starts): {figureless_wall:.1f} s wall ({figureless_wall / SHORT_TARGET_S:.2f}x "
+          f"the target), {figureless_cpu:.1f} s of CPU", flush=True)
     emit({"bench": "short_command", "wall_s": wall, "cpu_s": cpu, "runs": runs,
-          "without_model_wall_s": bare_wall, "without_model_runs": bare})
+          "without_model_wall_s": bare_wall, "without_model_runs": bare,
+          "without_figures_wall_s": figureless_wall, "without_figures_runs": figureless})
     start = run_timed([sys.executable, "-c", "import grokexp.cli"], folder)[0]
     print(f"  where it goes: starting the interpreter and importing the CLI {start:.2f} s; "
           "then")
@@ -275,6 +290,11 @@ def fixed_cost(epochs: int, repeats: int, tmp: Path) -> None:
         emit({"bench": "fixed_cost", "metrics": label, "k": K, "epochs": epochs,
               "wall_1": one, "wall_k": many, "engine_k": engine, "each_s": each,
               "fixed_s_per_member": fixed})
+    figures = fixed_by_metrics[WITHOUT_PROBES] - fixed_by_metrics[WITHOUT_FIGURES]
+    print(f"the member figures' share: {fixed_by_metrics[WITHOUT_PROBES]:.2f} s per member "
+          f"{WITHOUT_PROBES}, {fixed_by_metrics[WITHOUT_FIGURES]:.2f} s without their figures "
+          f"too, so drawing a member's figures adds {figures:.2f} s", flush=True)
+    emit({"bench": "fixed_cost_figures_share", "figures_s_per_member": figures})
     print(f"where it goes ({WITHOUT_PROBES}; one profiled run with 1 seed, one with {K}):")
     print_per_member(run_profiled(1, epochs, tmp, METRICS[WITHOUT_PROBES]),
                      run_profiled(K, epochs, tmp, METRICS[WITHOUT_PROBES]))
