@@ -9,7 +9,9 @@ import click
 __all__ = ["print_summary", "summary_table"]
 
 
-def print_summary(result: Any, uri: str) -> None:
+def print_summary(result: Any, uri: str, member_figures: bool = True) -> None:
+    """Where the run went and a row per member; without ``member_figures`` (none drawn,
+    ``metrics.figures = false``) the command that draws them."""
     from .common import store_label, store_location
 
     click.echo(f"experiment {result.experiment_id} in {store_label(uri)}")
@@ -19,6 +21,9 @@ def print_summary(result: Any, uri: str) -> None:
         click.echo(f"parent run {result.parent_run_id}")
     for line in summary_table(result.members):
         click.echo(line)
+    if not member_figures:
+        click.echo("the members' figures were not drawn (metrics.figures = false); "
+                   "draw them with: grokexp figures RUN_ID ...")
 
 
 def summary_table(members: Any) -> list[str]:

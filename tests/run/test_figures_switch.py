@@ -97,6 +97,24 @@ def test_members_without_figures_draw_them_later(tmp_path: Path, migrated_store:
         assert f"{quiet}: figures/accuracy.png" in result.output
 
 
+def test_one_member_without_figures_says_how_to_draw_them(write_spec, tracking_uri) -> None:
+    """A one-member run without figures logs none, keeps what they are drawn from, and its
+    summary names the command that draws them; a run that drew them does not."""
+    spec = write_spec(SPEC.replace("seeds = [0, 1]", "seeds = [0]"))
+    result = CliRunner().invoke(main, ["run", spec, "--tracking-uri", tracking_uri,
+                                       "--set", "metrics.figures=false"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "draw them with: grokexp figures RUN_ID ..." in result.output
+    client = MlflowClient(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("switch").experiment_id])
+    assert _paths(client, run.info.run_id, "figures") == set()
+    assert "diagnostics/drc.csv" in _paths(client, run.info.run_id, "diagnostics")
+    drawing = CliRunner().invoke(main, ["run", spec, "--tracking-uri", tracking_uri],
+                                 catch_exceptions=False)
+    assert "grokexp figures" not in drawing.output  # it drew them itself
+
+
 def test_the_switch_leaves_older_specs_as_they_were() -> None:
     """Added after specs were hashed (a run's resume and a study find theirs by the hash):
     at its default the key is not dumped, so an older spec's dump is unchanged."""
