@@ -26,8 +26,9 @@ suite_option = click.option(
 
 
 def do_figures(run_ids: Sequence[str], tracking_uri: str | None) -> None:
-    """Each run's figures, redrawn and logged to it; every run is found before any is drawn,
-    so a mistyped id changes nothing."""
+    """Each run's figures, redrawn and logged to it. Every run is read and drawn before any
+    figure is logged, so a mistyped id or a damaged checkpoint changes nothing."""
+    from ..figures.render import png_bytes
     from ..paper.recompute import redraw
     from ..tracking.mlflow_tracker import MlflowTracker
     from ..tracking.reader import RunReader
@@ -37,13 +38,17 @@ def do_figures(run_ids: Sequence[str], tracking_uri: str | None) -> None:
     require_store(uri)
     reader = RunReader.open(uri)
     runs = [reader.run(run_id) for run_id in dict.fromkeys(run_ids)]
+    # as PNG bytes (what a run's figure workers send back): a few tens of kB a figure
+    drawings = [{path: png_bytes(figure) for path, figure in redraw(reader, run).items()}
+                for run in runs]
     trackers: dict[str, MlflowTracker] = {}
-    for run in runs:
+    for run, drawn in zip(runs, drawings, strict=True):
         experiment = reader.experiment_name(run)  # the figures go to the run
-        tracker = trackers.setdefault(experiment, MlflowTracker(uri, experiment))
-        drawn = redraw(reader, run)
-        for path, figure in drawn.items():
-            tracker.log_figure(run.run_id, figure, path)
+        if experiment not in trackers:
+            trackers[experiment] = MlflowTracker(uri, experiment)
+        tracker = trackers[experiment]
+        tracker.log_files(run.run_id, drawn)  # one store write a run
+        for path in drawn:
             click.echo(f"{run.run_id}: {path}")
         if drawn and (where := artifact_location(run.artifact_uri)) is not None:
             click.echo(f"on disk under {where}")

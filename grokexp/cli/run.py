@@ -191,7 +191,8 @@ def _run(spec: Any, members: Any, checkpoint: Any, experiment: Any, spec_file: s
     else:
         from .summary import print_summary
 
-        print_summary(result, uri, any(m.spec.metrics.figures for m in members))
+        off = {m.index for m in members if not m.spec.metrics.figures}
+        print_summary(result, uri, [m.run_id for m in result.members if m.index in off])
     failed = [m for m in result.members if m.status == "FAILED"]
     if failed:
         click.echo(f"error: {len(failed)} of {len(result.members)} member(s) failed:", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -9,9 +10,9 @@ import click
 __all__ = ["print_summary", "summary_table"]
 
 
-def print_summary(result: Any, uri: str, member_figures: bool = True) -> None:
-    """Where the run went and a row per member; without ``member_figures`` (none drawn,
-    ``metrics.figures = false``) the command that draws them."""
+def print_summary(result: Any, uri: str, undrawn: Sequence[str] = ()) -> None:
+    """Where the run went and a row per member; for the ``undrawn`` members' runs (their
+    figures not drawn: ``metrics.figures = false``) the command that draws them."""
     from .common import store_label, store_location
 
     click.echo(f"experiment {result.experiment_id} in {store_label(uri)}")
@@ -21,9 +22,9 @@ def print_summary(result: Any, uri: str, member_figures: bool = True) -> None:
         click.echo(f"parent run {result.parent_run_id}")
     for line in summary_table(result.members):
         click.echo(line)
-    if not member_figures:
-        click.echo("the members' figures were not drawn (metrics.figures = false); "
-                   "draw them with: grokexp figures RUN_ID ...")
+    if undrawn:
+        click.echo(f"figures not drawn for {len(undrawn)} member(s) (metrics.figures = false); "
+                   f"draw them with: grokexp figures {' '.join(undrawn)}")
 
 
 def summary_table(members: Any) -> list[str]:

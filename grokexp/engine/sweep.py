@@ -26,7 +26,7 @@ from ..spec.schema import Spec
 from ..spec.task import leave_modulus
 
 __all__ = ["Member", "expand_members", "group_by_shape", "shape_key", "MAX_MEMBERS",
-           "PER_MEMBER"]
+           "PER_MEMBER", "member_label"]
 
 MAX_MEMBERS = 100_000  # members in one spec: a grid beyond this is a typo, not a study
 
@@ -41,9 +41,14 @@ class Member:
 
     @property
     def label(self) -> str:
-        if not self.varied:
-            return f"member-{self.index}"
-        return ", ".join(f"{k}={v}" for k, v in self.varied.items())
+        return member_label(self.index, self.varied)
+
+
+def member_label(index: int, varied: dict[str, Any]) -> str:
+    """A member's name in figures and tables: what its sweep varied, or its index."""
+    if not varied:
+        return f"member-{index}"
+    return ", ".join(f"{k}={v}" for k, v in varied.items())
 
 
 def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
@@ -95,7 +100,7 @@ def expand_members(spec: Spec, source: str = "spec") -> list[Member]:
 PER_MEMBER = ("train.lr", "train.weight_decay", "train.betas", "train.eps", "train.seed",
               "train.split_seed", "train.stop_after_generalized", "metrics.grok_threshold",
               "init", "train.grad_filter", "train.orthogonal_grad", "train.weight_norm",
-              "train.embedding_lr_scale")
+              "train.embedding_lr_scale", "metrics.figures")
 
 
 def shape_key(spec: Spec) -> tuple[Any, ...]:

@@ -22,6 +22,7 @@ from ..diagnostics.probes import figure_weights
 from ..engine.arch import architecture_of
 from ..engine.data import make_splits, pair_table
 from ..engine.seeding import generator_for
+from ..engine.sweep import member_label
 from ..figures.run import ACCURACY_COLUMNS, accuracy_figures
 from ..figures.sets import run_figures, sweep_figures
 from ..series import MemberSnapshots
@@ -131,9 +132,9 @@ def redraw(reader: RunReader, run: TrackedRun) -> dict[str, Any]:
     if run.role != "sweep":
         record = load_record(reader, run)
         drawn = run_figures(record)
-        if set(ACCURACY_COLUMNS) <= set(record.series.columns):
+        if set(ACCURACY_COLUMNS) <= set(record.series.columns):  # titled as the run did
             drawn.update(accuracy_figures(record.series, record.series.threshold,
-                                          record.series.label))
+                                          member_label(run.member, run.varied)))
         return drawn
     members = [(child.varied, reader.series(child)) for child in reader.children(run)]
     threshold = float(run.params.get("metrics.grok_threshold", 0.95))

@@ -92,8 +92,8 @@ class MetricsSpec(Section):
     figures: bool = True
     """Draw each member's figures during the run and log them to its run. false: none are
     drawn (a population's own figures, in its parent run, still are); ``grokexp figures
-    RUN_ID ...`` draws them later from what the run logged. Drawing costs about a second of
-    CPU a member, which on a few cores is most of a short member's cost beyond training."""
+    RUN_ID ...`` draws them later from what the run logged (its checkpoints among it). On a
+    few cores, drawing is a large part of a short member's cost beyond its training."""
 
     @model_serializer(mode="wrap")
     def _later_keys_when_changed(self, handler: SerializerFunctionWrapHandler

@@ -24,15 +24,8 @@ from .model import ModelSpec
 from .optimize import OptimizeSpec
 from .task import TaskSpec
 
-__all__ = [
-    "Spec",
-    "TaskSpec",
-    "ModelSpec",
-    "TrainSpec",
-    "GradFilterSpec",
-    "MetricsSpec",
-    "TrackingSpec",
-]
+__all__ = ["Spec", "TaskSpec", "ModelSpec", "TrainSpec", "GradFilterSpec", "MetricsSpec",
+           "TrackingSpec"]
 
 
 class GradFilterSpec(Section):
@@ -261,8 +254,8 @@ class Spec(Section):
         return out
 
     def diagnostic_warnings(self) -> list[tuple[str, str]]:
-        """Diagnostics whose chosen epochs fall past ``train.epochs``, or whose Fourier
-        measures cannot tell key frequencies from the rest, as (path, message).
+        """Diagnostics whose chosen epochs fall past ``train.epochs``, figures never drawable,
+        or whose Fourier measures cannot tell key frequencies from the rest, as (path, msg).
 
         Not errors: a short run is legitimate. But the defaults are set for the paper's
         3000-epoch budget, and a 400-epoch run would otherwise draw Fig. 1 from one point
@@ -282,6 +275,9 @@ class Spec(Section):
                 shown = ", ".join(map(str, late))
                 out.append((f"metrics.{key}", f"{shown} past train.epochs = {epochs}: "
                             "not measured"))
+        if not m.figures and m.checkpoints == 0:  # grokexp figures redraws from checkpoints
+            out.append(("metrics.figures", "false with metrics.checkpoints = 0: no member's "
+                        "figures can be drawn later (grokexp figures needs checkpoints)"))
         p = self.task.modulus
         if (m.fourier and p is not None and self.task.operation != "div"
                 and self.model.activation == "relu"  # every architecture's ReLU site

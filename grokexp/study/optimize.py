@@ -108,6 +108,7 @@ def study_hash(spec: Spec) -> str:
         del raw["model"]["architecture"]
     for key in ("n_trials", "batch", "heartbeat_s", "grace_s"):
         raw.get("optimize", {}).pop(key, None)
+    raw.get("metrics", {}).pop("figures", None)  # a study's trials draw no member figures
     blob = json.dumps(raw, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
