@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from grokexp.cli import main
-from grokexp.spec.io import spec_to_dict
+from grokexp.spec.io import load_spec, masked_spec_toml, spec_to_dict
 from grokexp.spec.schema import Spec
 
 SPEC = """
@@ -158,9 +158,12 @@ def test_a_sweep_of_the_switch(write_spec, tracking_uri) -> None:
 
 def test_the_switch_leaves_older_specs_as_they_were() -> None:
     """Added after specs were hashed (a run's resume and a study find theirs by the hash):
-    at its default the key is not dumped, so an older spec's dump is unchanged."""
+    at its default the key is not dumped, so an older spec's dump is unchanged; set, it
+    survives the spec a checkpoint keeps for its resume."""
     plain = Spec.model_validate({"name": "plain"})
     assert plain.metrics.figures
     assert "figures" not in spec_to_dict(plain)["metrics"]
     off = Spec.model_validate({"name": "off", "metrics": {"figures": False}})
     assert spec_to_dict(off)["metrics"]["figures"] is False
+    resumed = load_spec(masked_spec_toml(off), "checkpoint")
+    assert resumed.metrics.figures is False and resumed == off
