@@ -35,6 +35,21 @@ batch_size = 16
 every = 5
 """
 
+# The tiny model with every diagnostic on, its chosen epochs reached between evaluations, and
+# three checkpoints: what the diagnostics tests run.
+TINY_DIAGNOSED = TINY.replace("[metrics]\nevery = 5\n", "") + """
+[metrics]
+every = 5
+mc_dropout_every = 10
+mc_samples = 4
+drc_epochs = [0, 12]
+drc_rates = [0.0, 0.5]
+drc_samples = 2
+heatmap_epochs = [0, 20]
+histogram_epochs = [7]
+checkpoints = 3
+"""
+
 
 # Two seeds of a tiny model, 40 epochs: what the fault tests interrupt, break and resume.
 TWO_SEEDS = """

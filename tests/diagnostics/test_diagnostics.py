@@ -11,24 +11,11 @@ from mlflow.tracking import MlflowClient
 from grokexp.cli import main
 from grokexp.diagnostics.schedule import checkpoint_targets, due
 
-DIAG = """
-[metrics]
-every = 5
-mc_dropout_every = 10
-mc_samples = 4
-drc_epochs = [0, 12]
-drc_rates = [0.0, 0.5]
-drc_samples = 2
-heatmap_epochs = [0, 20]
-histogram_epochs = [7]
-checkpoints = 3
-"""
-
 
 def _tiny(write_spec, extra: str = "") -> str:
-    from conftest import TINY
+    from conftest import TINY_DIAGNOSED
 
-    return write_spec(TINY.replace("[metrics]\nevery = 5\n", "") + DIAG + extra)
+    return write_spec(TINY_DIAGNOSED + extra)
 
 
 def _run(*args: str) -> dict:

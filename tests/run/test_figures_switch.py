@@ -18,30 +18,12 @@ from grokexp.cli import main
 from grokexp.spec.io import load_spec, masked_spec_toml, spec_to_dict
 from grokexp.spec.schema import Spec
 
-SPEC = """
-name = "switch"
-[task]
-modulus = 11
-[model]
-embedding_dim = 16
-hidden = 32
-[train]
-epochs = 20
-lr = 1e-2
-batch_size = 16
-[metrics]
-every = 5
-mc_dropout_every = 10
-mc_samples = 4
-drc_epochs = [0, 12]
-drc_rates = [0.0, 0.5]
-drc_samples = 2
-heatmap_epochs = [0, 20]
-histogram_epochs = [7]
-checkpoints = 3
-[sweep]
-seeds = [0, 1, 2]
-"""
+
+def _spec(sweep: str = "seeds = [0, 1, 2]") -> str:
+    """The tiny model with every diagnostic, as a population (``sweep``: its lines)."""
+    from conftest import TINY_DIAGNOSED
+
+    return TINY_DIAGNOSED.replace('name = "tiny"', 'name = "switch"') + f"[sweep]\n{sweep}\n"
 
 
 def _run(spec: str, uri: str, *args: str) -> dict:
@@ -68,7 +50,7 @@ def _histories(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, f
 
 def test_members_without_figures_draw_them_later(tmp_path: Path, migrated_store: Path) -> None:
     spec = tmp_path / "switch.toml"
-    spec.write_text(SPEC)
+    spec.write_text(_spec())
     uris = {}
     for name in ("drawn", "later"):
         (tmp_path / name).mkdir()
@@ -119,7 +101,7 @@ def test_one_member_without_figures_draws_nothing(write_spec, tracking_uri) -> N
     """A one-member run without figures logs none and keeps what they are drawn from; its
     process never imports matplotlib (it has nothing to draw, so no figure worker, and
     nothing drawn in its place); its summary names the command that draws them."""
-    spec = write_spec(SPEC.replace("seeds = [0, 1, 2]", "seeds = [0]"))
+    spec = write_spec(_spec("seeds = [0]"))
     code = ("import sys\nfrom grokexp.cli import main\n"
             f"main(['run', {spec!r}, '--tracking-uri', {tracking_uri!r}, '--set', "
             "'metrics.figures=false'], standalone_mode=False)\n"
@@ -137,7 +119,7 @@ def test_one_member_without_figures_draws_nothing(write_spec, tracking_uri) -> N
 def test_a_sweep_of_the_switch(write_spec, tracking_uri) -> None:
     """Members that draw and members that do not, in one run: each as its spec says, and
     the summary names only the runs without figures."""
-    spec = write_spec(SPEC.replace("seeds = [0, 1, 2]", '"metrics.figures" = [true, false]')
+    spec = write_spec(_spec('"metrics.figures" = [true, false]')
                       .replace("checkpoints = 3", "checkpoints = 0"))
     result = CliRunner().invoke(main, ["run", spec, "--tracking-uri", tracking_uri],
                                 catch_exceptions=False)
