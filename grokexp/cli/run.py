@@ -117,8 +117,7 @@ def do_run(spec_file: str | None, overrides: tuple[str, ...], tracking_uri: str 
         uri = resolve_tracking_uri(tracking_uri, spec.tracking.tracking_uri)
     from ..run.helpers import helpers_for
 
-    drawn = any(m.spec.metrics.figures for m in members)
-    with helpers_for(spec, len(members), drawn) as helpers:  # their imports overlap the command's
+    with helpers_for(spec, members) as helpers:  # their imports overlap the command's own
         _run(spec, members, checkpoint, experiment, spec_file, tracking_uri, uri, resume,
              recovery, memory_gib, force, as_json, quiet, helpers)
 

@@ -227,10 +227,9 @@ class DiagnosticsHook(Hook):
                            header=f"epoch {epoch}")
             tables["diagnostics/cosine.csv"] = buffer.getvalue()
         files = {path: text.encode("utf-8") for path, text in tables.items()}
-        if self.figures and member.spec.metrics.figures:  # a copy: the record itself goes on
-            # without its final weights
+        if self.figures and member.spec.metrics.figures:
             parts = max(1, self._figure_log.pool.workers)  # a run's figures on every worker
-            drawn = replace(record)
+            drawn = replace(record)  # a copy: the record itself goes on without its weights
             for part in range(parts):
                 self._figure_log.submit(run_id, run_figures, drawn, part, parts,
                                         extra=files if part == 0 else None)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..diagnostics.probe_process import ProbeProcess
 from ..figures.render import MAX_WORKERS, FigurePool
 
-__all__ = ["Helpers", "start_helpers", "helpers_for"]
+__all__ = ["Helpers", "start_helpers", "helpers_of", "helpers_for"]
 
 
 @dataclass
@@ -68,11 +68,18 @@ def start_helpers(device: str, members: int, cores: int | None = None,
     return Helpers(pool, probes)
 
 
+def helpers_of(spec: Any, members: Sequence[Any]) -> Helpers:
+    """:func:`start_helpers` for ``spec`` and its ``members``: as many, and figure workers
+    for their own figures when any of them draws its own (``metrics.figures``)."""
+    return start_helpers(spec.train.device, len(members),
+                         figures=any(m.spec.metrics.figures for m in members))
+
+
 @contextlib.contextmanager
-def helpers_for(spec: Any, members: int, figures: bool = True) -> Iterator[Helpers]:
-    """:func:`start_helpers` for ``spec`` and its ``members`` (how many), stopped on the way
-    out when the command fails before its run took them over."""
-    helpers = start_helpers(spec.train.device, members, figures=figures)
+def helpers_for(spec: Any, members: Sequence[Any]) -> Iterator[Helpers]:
+    """:func:`helpers_of`, stopped on the way out when the command fails before its run took
+    them over."""
+    helpers = helpers_of(spec, members)
     try:
         yield helpers
     except BaseException:

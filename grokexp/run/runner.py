@@ -42,7 +42,7 @@ from ..tracking.figure_log import FigureLog
 from ..tracking.redact import redact_params
 from ..tracking.resume import CHECKPOINT_ID_TAG
 from ..tracking.tracker import Tracker
-from .helpers import Helpers, start_helpers
+from .helpers import Helpers, helpers_of
 from .hooks import CheckpointHook, TrackingHook
 
 __all__ = ["MemberResult", "ExperimentResult", "TrackingHook", "run_experiment",
@@ -178,7 +178,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
     When ``should_stop`` answers True between two epochs, a checkpoint is logged on the root
     run (the parent, or the only run), open runs end KILLED and :class:`RunInterrupted` is
     raised. ``resume`` is such a checkpoint: its runs are reopened and training goes on.
-    ``helpers``: figure workers and a probe process the caller started (``start_helpers``),
+    ``helpers``: figure workers and a probe process the caller started (``helpers_for``),
     which the run stops when it ends, finished or not; should it fail before its training
     begins (the store refusing its runs), stopping them is the caller's (``helpers_for``).
     """
@@ -207,8 +207,7 @@ def run_experiment(spec: Spec, members: Sequence[Member], tracker: Tracker,
                 finished(by_index[h.index], h)
     # the figure workers and the probe process: the command's, or started now, so that
     # their start-up overlaps the population's set-up at least
-    helpers = helpers or start_helpers(spec.train.device, len(members),
-                                       figures=any(m.spec.metrics.figures for m in members))
+    helpers = helpers or helpers_of(spec, members)
     figure_log = FigureLog(tracker, helpers.figures)
     tracking = TrackingHook(tracker, run_ids, finished, figure_log)
     diagnostics = DiagnosticsHook(tracker, run_ids, figure_log=figure_log, report=tracking.log,
