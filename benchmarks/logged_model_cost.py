@@ -52,7 +52,7 @@ def main() -> None:
             run_id = tracker.start_run(f"member-{k}", {}, {})
             twin = population.arch.twin(population.member_state(k))
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            tracker.log_model(run_id, twin, example, step=0)
+            tracker.log_model(run_id, twin, example, step=0, kind=population.arch)
             walls.append(time.perf_counter() - wall0)
             cpus.append(time.process_time() - cpu0)
             tracker.end_run(run_id)

@@ -74,17 +74,16 @@ class TrackingHook(Hook):
                 "grokexp.status": history.status}
         if history.reason:
             tags["grokexp.reason"] = history.reason
-        self.tracker.set_tags(run_id, tags)
         self.tracker.log_state(run_id, state, "weights/final.pt")
         if member.spec.tracking.log_model and self._arch is not None:
             assert self._example is not None
             arch = self._arch  # the twin is built on the logging thread
             self.models.submit(run_id, lambda: arch.twin(state), self._example,
-                               history.last_epoch)
+                               history.last_epoch, kind=arch)
         if member.spec.metrics.figures:
             self.figure_log.submit(run_id, accuracy_figures, history.only(*ACCURACY_COLUMNS),
                                    member.spec.metrics.grok_threshold, member.label)
-        self.tracker.end_run(run_id, MLFLOW_STATUS.get(history.status, "FINISHED"))
+        self.tracker.end_run(run_id, MLFLOW_STATUS.get(history.status, "FINISHED"), tags)
         if self.on_finished is not None:
             self.on_finished(member, history)
 

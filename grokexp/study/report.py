@@ -149,7 +149,7 @@ def log_best_networks(spec: Spec, trial: optuna.trial.FrozenTrial, chosen: Spec,
         if state is None:
             continue
         try:
-            tracker.log_model(run_id, arch.twin(state), example)
+            tracker.log_model(run_id, arch.twin(state), example, kind=arch)
             logged += 1
         except Exception as err:  # the study's result stands without it
             logging.getLogger("grokexp.study_report").warning(

@@ -88,6 +88,11 @@ class Journal:
         self._append({"op": "artifact", "run_id": run_id, "file": rel.as_posix(),
                       "artifact_dir": artifact_dir})
 
+    def artifacts(self, run_id: str, copies: dict[Path, str | None]) -> None:
+        """Several files: local copy → its artifact folder."""
+        for local, artifact_dir in copies.items():
+            self.artifact(run_id, local, artifact_dir)
+
     def dataset(self, run_id: str, entry: dict[str, Any], context: str) -> None:
         self._append({"op": "dataset", "run_id": run_id, "dataset": entry, "context": context})
 

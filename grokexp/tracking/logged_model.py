@@ -7,6 +7,8 @@ no grokexp. The input example is a numpy array: MLflow infers the ``(-1, 2)`` te
 from it (from a tensor it infers none, and ``pt2`` needs one), and its batch of more than one
 pair leaves the exported batch axis dynamic (``torch.export`` pins an axis of size 1). The
 requirements are given (``torch==…``): MLflow's inference of them costs about 11 s a model.
+The folder is written by ``model_folder.ModelFolders``, which exports a population's network
+once and writes each later member's weights into that program.
 
 :class:`ModelLog` hands each network to one background thread, so the training loop never waits
 for an export (about 0.2 s of CPU a member, and 2 to 3 s once per process for torch.export's
@@ -22,12 +24,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .model_folder import ModelFolders
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from torch import nn
 
-__all__ = ["ModelLog", "log_logged_model", "requirements", "MODEL_NAME", "SEED_WEIGHTS"]
+__all__ = ["ModelLog", "log_logged_model", "MODEL_NAME", "SEED_WEIGHTS"]
 
 MODEL_NAME = "model"  # the LoggedModel's name, and its folder in the run page's "Logged models"
 # a study trial's final weights of one seed, in the trial's run: what the best trial's networks
@@ -36,15 +40,9 @@ SEED_WEIGHTS = "weights/seed{seed}.pt"
 _log = logging.getLogger("grokexp.logged_model")
 
 
-def requirements() -> list[str]:
-    """What loading the model needs besides MLflow (which MLflow adds itself): this torch."""
-    import torch
-
-    return [f"torch=={torch.__version__.split('+')[0]}"]
-
-
 def log_logged_model(client: Any, experiment_id: str, run_id: str, module: nn.Module,
-                     example: np.ndarray, step: int = 0) -> str:
+                     example: np.ndarray, step: int = 0, folders: ModelFolders | None = None,
+                     kind: object | None = None) -> str:
     """Log ``module`` as a LoggedModel whose source run is ``run_id``, an output of that run
     at ``step`` (the run page lists it under "Logged models"); return its id. ``client`` is an
     ``MlflowClient`` of the store; the run may have ended.
@@ -53,16 +51,16 @@ def log_logged_model(client: Any, experiment_id: str, run_id: str, module: nn.Mo
     nothing here touches MLflow's process-wide tracking URI (which ``mlflow.pytorch.log_model``
     reads, and sets in the environment when told one). Made here, the model neither gets the
     run's params copied onto it nor every metric's history read to copy the metrics at
-    ``step`` (0.4 s a model), nor is it loaded back to check its serving example (0.4 s)."""
-    import mlflow.pytorch
+    ``step`` (0.4 s a model), nor is it loaded back to check its serving example (0.4 s).
+    ``folders`` and ``kind``: see :meth:`ModelFolders.save` (networks of one kind are
+    exported once)."""
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     model = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
     try:
         with tempfile.TemporaryDirectory(prefix="grokexp-model-") as scratch:
             folder = os.path.join(scratch, MODEL_NAME)
-            mlflow.pytorch.save_model(module.eval(), folder, serialization_format="pt2",
-                                      input_example=example, pip_requirements=requirements())
+            (folders or ModelFolders()).save(module, folder, example, kind)
             client.log_model_artifacts(model.model_id, folder)
     except BaseException:  # marked FAILED, so nobody loads a half-written model
         client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
@@ -76,7 +74,7 @@ class ModelSink(Protocol):
     """Where :class:`ModelLog` sends each network (the tracker's ``log_model``)."""
 
     def log_model(self, run_id: str, module: nn.Module, example: torch.Tensor,
-                  step: int = 0) -> None: ...
+                  step: int = 0, kind: object | None = None) -> None: ...
 
 
 class ModelLog:
@@ -90,22 +88,23 @@ class ModelLog:
         self.failed: list[str] = []  # "run id: why", for each network that was not logged
 
     def submit(self, run_id: str, module: nn.Module | Callable[[], nn.Module],
-               example: torch.Tensor, step: int = 0) -> None:
+               example: torch.Tensor, step: int = 0, kind: object | None = None) -> None:
         """Log ``module`` (which the caller no longer changes) to ``run_id`` soon. A callable
         that makes the module is called on the background thread (building a module takes time,
-        and draws a throw-away default init from torch's global generator)."""
+        and draws a throw-away default init from torch's global generator). Modules of one
+        ``kind`` (the population's architecture) are exported once (``model_folder.py``)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="grokexp-model-log")
         self._pending.append(
-            (run_id, self._pool.submit(self._log, run_id, module, example, step)))
+            (run_id, self._pool.submit(self._log, run_id, module, example, step, kind)))
 
     def _log(self, run_id: str, module: nn.Module | Callable[[], nn.Module],
-             example: torch.Tensor, step: int) -> None:
+             example: torch.Tensor, step: int, kind: object | None) -> None:
         import torch
 
         if not isinstance(module, torch.nn.Module):
             module = module()  # training and probes draw from their own generators only
-        self.sink.log_model(run_id, module, example, step)
+        self.sink.log_model(run_id, module, example, step, kind)
 
     def finish(self) -> list[str]:
         """Every network submitted is logged (or its failure noted in ``failed``); the thread

@@ -17,6 +17,7 @@ from typing import Any
 
 from .experiment import open_experiment, quiet_store_errors
 from .journal import DATASET_SOURCE_TYPE, Journal, dataset_input
+from .model_folder import ModelFolders
 from .reader import RunReader
 from .redact import one_line, redact_text
 from .retry import Backoff, retry
@@ -33,8 +34,8 @@ class MlflowTracker:
     """A real MLflow store (embedded sqlite by default, or any tracking server).
 
     Every write is retried (:data:`WRITE_RETRY`; ``retry_delays`` gives other pauses, e.g. a
-    test's short ones). When the store still fails, the
-    tracker goes offline: that write and all later ones go to a :class:`~.journal.Journal`
+    test's short ones). When the store still fails, the tracker goes offline: that write
+    and all later ones go to a :class:`~.journal.Journal`
     in a new folder under ``recovery_dir``, ``failure`` says why, and ``grokexp relog``
     replays the folder once the store works again. Nothing computed is lost, unless the
     folder cannot be written either (a full disk): then ``lost`` says why, and the writes
@@ -60,6 +61,7 @@ class MlflowTracker:
         self._buffer: dict[str, list[Any]] = {}
         self._last_flush = time.monotonic()
         self._flush_every_s = flush_every_s
+        self._model_folders = ModelFolders()  # each population's network exported once
 
     def _write(self, what: str, action: Callable[[], Any],
                offline: Callable[[Journal], None]) -> None:
@@ -166,24 +168,34 @@ class MlflowTracker:
             self.flush()
 
     def flush(self) -> None:
+        self._flush({})
+
+    def _flush(self, tags: Mapping[str, Mapping[str, str]]) -> None:
+        """Every run's buffered metrics, with ``tags[run]`` in its first write."""
         buffer, self._buffer = self._buffer, {}
-        for run_id, metrics in buffer.items():
-            for start in range(0, len(metrics), 1000):
-                self._flush_chunk(run_id, metrics[start:start + 1000])
+        for run_id in {**buffer, **tags}:
+            metrics, first_tags = buffer.get(run_id, []), tags.get(run_id, {})
+            for start in range(0, max(len(metrics), 1 if first_tags else 0), 1000):
+                self._flush_chunk(run_id, metrics[start:start + 1000],
+                                  first_tags if start == 0 else {})
         self._last_flush = time.monotonic()
 
-    def _flush_chunk(self, run_id: str, chunk: list[Any]) -> None:
-        self._write("logging metrics", lambda: self.client.log_batch(run_id, metrics=chunk),
-                    lambda j: j.metrics(run_id, [(m.key, m.value, m.timestamp, m.step)
-                                                 for m in chunk]))
-
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+    def _flush_chunk(self, run_id: str, chunk: list[Any], tags: Mapping[str, str],
+                     what: str = "logging metrics") -> None:
         from mlflow.entities import RunTag
 
-        items = {k: str(v) for k, v in tags.items()}
-        self._write("setting tags", lambda: self.client.log_batch(
-            run_id, tags=[RunTag(k, v) for k, v in items.items()]),
-            lambda j: j.tags(run_id, items))
+        def offline(journal: Journal) -> None:
+            if chunk:
+                journal.metrics(run_id, [(m.key, m.value, m.timestamp, m.step) for m in chunk])
+            if tags:
+                journal.tags(run_id, dict(tags))
+
+        items = [RunTag(k, v) for k, v in tags.items()]
+        self._write(what, lambda: self.client.log_batch(run_id, metrics=chunk, tags=items),
+                    offline)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self._flush_chunk(run_id, [], {k: str(v) for k, v in tags.items()}, "setting tags")
 
     def _log_artifact(self, run_id: str, artifact_file: str,
                       write: Callable[[Path], Any]) -> None:
@@ -211,27 +223,20 @@ class MlflowTracker:
         write: one folder tree, one ``log_artifacts``."""
         if not files:
             return
+        what = f"logging {len(files)} artifacts"
         try:
-            self._log_files(run_id, files)
-        except OSError as err:
-            self._local_copy_failed(f"logging {len(files)} artifacts", err)
-
-    def _log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            for artifact_file, content in files.items():
-                folder, name = safe_artifact_path(artifact_file)
-                local = root / (folder or "") / name
-                local.parent.mkdir(parents=True, exist_ok=True)
-                local.write_bytes(content)
-
-            def offline(journal: Journal) -> None:
-                for artifact_file in files:
+            with tempfile.TemporaryDirectory() as tmp:
+                copies: dict[Path, str | None] = {}  # local copy → its artifact folder
+                for artifact_file, content in files.items():
                     folder, name = safe_artifact_path(artifact_file)
-                    journal.artifact(run_id, root / (folder or "") / name, folder)
-
-            self._write(f"logging {len(files)} artifacts",
-                        lambda: self.client.log_artifacts(run_id, str(root)), offline)
+                    local = Path(tmp) / (folder or "") / name
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    local.write_bytes(content)
+                    copies[local] = folder
+                self._write(what, lambda: self.client.log_artifacts(run_id, tmp),
+                            lambda j: j.artifacts(run_id, copies))
+        except OSError as err:
+            self._local_copy_failed(what, err)
 
     def log_file(self, run_id: str, local_path: Path, artifact_dir: str | None = None) -> None:
         import shutil
@@ -256,16 +261,18 @@ class MlflowTracker:
                     lambda: self.client.log_inputs(run_id, [dataset_input(entry, context)]),
                     lambda j: j.dataset(run_id, entry, context))
 
-    def log_model(self, run_id: str, module: Any, example: Any, step: int = 0) -> None:
+    def log_model(self, run_id: str, module: Any, example: Any, step: int = 0,
+                  kind: object | None = None) -> None:
         """The network as a LoggedModel of the run (logged_model.py), tried once and never
         journalled: while the store fails none is logged (the weights are in the run). Safe
-        beside the other writes, from another thread."""
+        beside the other writes, from another thread. Networks of one ``kind`` are exported
+        once (model_folder.py)."""
         from .logged_model import log_logged_model
 
         if self.failure is not None or self.lost is not None:
             raise store_error(self.tracking_uri, f"not taking writes: {self.failure}")
         log_logged_model(self.client, self.experiment_id, run_id, module,
-                         example.cpu().numpy(), step)
+                         example.cpu().numpy(), step, self._model_folders, kind)
 
     def load_state(self, run_id: str, artifact_file: str) -> dict[str, Any] | None:
         """What :meth:`log_state` saved there (``weights_only``), or None where it is not."""
@@ -278,8 +285,10 @@ class MlflowTracker:
         except Exception:  # not there, or the store did not answer
             return None
 
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        self.flush()
+    def end_run(self, run_id: str, status: str = "FINISHED",
+                tags: Mapping[str, str] | None = None) -> None:
+        """The run's end; ``tags`` go with its last metrics (one store write, not two)."""
+        self._flush({run_id: {k: str(v) for k, v in tags.items()}} if tags else {})
         self._write("ending a run", lambda: self.client.set_terminated(run_id, status=status),
                     lambda j: j.end(run_id, status))
 

@@ -46,7 +46,8 @@ class Tracker(Protocol):
     ``lost`` why not even the recovery folder takes them; :meth:`recovery_folder` is where
     the writes the store missed are kept, :meth:`reconnect` brings them back once it answers
     again (it raises while the store still fails). :meth:`run_exists` is None when the store
-    did not answer. :meth:`log_model` logs a member's network (an ``nn.Module``: ``(N, 2)``
+    did not answer. :meth:`end_run`'s ``tags`` are set with the run's last metrics, in one
+    write. :meth:`log_model` logs a member's network (an ``nn.Module``: ``(N, 2)``
     int64 pairs in, logits out; ``example`` a few such pairs) as a model of its run;
     :meth:`load_state` reads back what :meth:`log_state` saved (None when it is not there).
     """
@@ -69,10 +70,11 @@ class Tracker(Protocol):
                     schema: str | None = None, profile: str | None = None,
                     context: str = "training") -> None: ...
     def log_model(self, run_id: str, module: nn.Module, example: torch.Tensor,
-                  step: int = 0) -> None: ...
+                  step: int = 0, kind: object | None = None) -> None: ...
     def load_state(self, run_id: str, artifact_file: str) -> dict[str, Any] | None: ...
     def flush(self) -> None: ...
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None: ...
+    def end_run(self, run_id: str, status: str = "FINISHED",
+                tags: Mapping[str, str] | None = None) -> None: ...
     def reopen_run(self, run_id: str) -> None: ...
     def run_exists(self, run_id: str) -> bool | None: ...
     def recovery_folder(self) -> Path | None: ...
@@ -176,7 +178,7 @@ class NullTracker:
             self.runs[run_id]["datasets"].append(entry)
 
     def log_model(self, run_id: str, module: nn.Module, example: torch.Tensor,
-                  step: int = 0) -> None:
+                  step: int = 0, kind: object | None = None) -> None:
         self.runs[run_id]["models"].append({"module": module, "example": example,
                                             "step": step})
 
@@ -187,7 +189,9 @@ class NullTracker:
     def flush(self) -> None:
         pass
 
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+    def end_run(self, run_id: str, status: str = "FINISHED",
+                tags: Mapping[str, str] | None = None) -> None:
+        self.runs[run_id]["tags"].update(tags or {})
         self.runs[run_id]["status"] = status
 
     def reopen_run(self, run_id: str) -> None:

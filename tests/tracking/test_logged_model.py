@@ -5,7 +5,10 @@ The model is loaded in a child process where ``import grokexp`` fails, and its l
 pair of the task are scored here against labels written from the task's definition
 ((a + b) mod P); the accuracies on the run's split must be the ones the run logged. grokexp
 only supplies which pairs are in the training split (from the run's logged params), as in
-tests/run/test_provenance.py.
+tests/run/test_provenance.py. The logits themselves are held against the paper's network
+written out in numpy from the run's ``weights/final.pt``: a population exports its network
+once and writes each later member's weights into it (tracking/model_folder.py), so each
+member's model must carry that member's weights.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow.artifacts
 import mlflow.pytorch
+import numpy as np
 import torch
 from click.testing import CliRunner
 from conftest import TINY
+from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 from optimize_helpers import OPT_TINY, optimize
 
@@ -27,7 +33,7 @@ from grokexp.engine.data import make_splits, pair_table
 from grokexp.spec.schema import TaskSpec
 
 P = 11
-SEEDS = "\n[sweep]\nseeds = [0, 1]\n"
+SEEDS = "\n[sweep]\nseeds = [0, 1, 2]\n"
 REPO = str(Path(__file__).resolve().parents[2])
 
 # Run in a child process: find each run's model, load it with MLflow alone, and print its
@@ -48,7 +54,7 @@ for run_id in {run_ids!r}:
     with torch.no_grad():
         logits, one = model(pairs), model(pairs[:1])
     out[run_id] = {{"found": len(found), "shape": list(logits.shape), "one": list(one.shape),
-                   "predicted": logits.argmax(1).tolist()}}
+                   "predicted": logits.argmax(1).tolist(), "logits": logits.tolist()}}
 out["grokexp"] = sys.modules.get("grokexp") is not None
 print(json.dumps(out))
 """
@@ -68,6 +74,17 @@ def load_elsewhere(tracking_uri: str, experiment_id: str, run_ids: list[str],
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def reference_logits(weights: dict[str, torch.Tensor]) -> np.ndarray:
+    """The paper's network from its definition, in float64: E[a] ‖ E[b] → ReLU layer → logits,
+    for every pair (a, b), a-major (grokexp keeps each layer's weight as in × out)."""
+    w = {name: value.double().numpy() for name, value in weights.items()}
+    embedded = w["embedding"]
+    pairs = np.array([[a, b] for a in range(P) for b in range(P)])
+    x = np.concatenate([embedded[pairs[:, 0]], embedded[pairs[:, 1]]], axis=1)
+    hidden = np.maximum(x @ w["hidden.0.weight"] + w["hidden.0.bias"], 0.0)
+    return hidden @ w["output.weight"] + w["output.bias"]
 
 
 def test_each_member_is_a_logged_model_that_reproduces_its_accuracies(
@@ -102,6 +119,18 @@ def test_each_member_is_a_logged_model_that_reproduces_its_accuracies(
         assert abs(train_acc - logged["train_acc"]) <= 1 / n_train + 1e-9
         assert abs(test_acc - logged["test_acc"]) <= 1 / (P * P - n_train) + 1e-9
         assert logged["train_acc"] == member["final_train_acc"]
+        weights = torch.load(client.download_artifacts(member["run_id"], "weights/final.pt",
+                                                       str(tmp_path)), weights_only=True)
+        # float32 sums of 2·16 and 32 products of values of order one, against float64:
+        # a few units in the sixth digit at most
+        np.testing.assert_allclose(np.array(got["logits"]), reference_logits(weights),
+                                   rtol=0, atol=1e-4)
+    # each its own MLflow model, not the first one's description copied
+    described = [Model.load(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"{m.artifact_location}/MLmodel", dst_path=str(tmp_path / m.model_id)))
+        for m in every]
+    assert len({d.model_uuid for d in described}) == len(every)
+    assert len({d.model_size_bytes for d in described}) == 1  # same tensors, same archive
 
 
 def test_log_model_false_logs_none(write_spec, tracking_uri):

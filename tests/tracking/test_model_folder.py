@@ -1,0 +1,100 @@
+"""Networks of one kind are exported once: each later one is the first's program with its own
+weights, and a network that differs in anything but its weights is exported anew.
+
+The networks here are plain ``nn.Module``s written in the test (not grokexp's twins); each
+saved folder is loaded back with MLflow alone and must give its own network's logits.
+``torch.export.export`` is the real one, wrapped only to count its calls.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pytorch
+import numpy as np
+import pytest
+import torch
+from mlflow.models import Model
+from torch import nn
+
+from grokexp.tracking.model_folder import ModelFolders
+
+PAIRS = torch.tensor([[a, b] for a in range(5) for b in range(5)])
+EXAMPLE = PAIRS[:8].numpy()
+
+
+class Plain(nn.Module):
+    """Two embedded operands, concatenated, one linear layer; a buffer outside the weights."""
+
+    def __init__(self, seed: int, width: int = 4, offset: float = 0.0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Embedding(5, 3)
+        self.out = nn.Linear(6, width)
+        self.register_buffer("offset", torch.tensor(offset), persistent=False)
+
+    def forward(self, pairs: torch.Tensor) -> torch.Tensor:
+        return self.out(self.embed(pairs).flatten(1)) + self.offset
+
+
+@pytest.fixture
+def exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = torch.export.export
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.export, "export", counted)
+    return calls
+
+
+def saved(folders: ModelFolders, module: nn.Module, where: Path, kind: object | None) -> Path:
+    folder = where / f"model-{len(list(where.iterdir()))}"
+    folders.save(module, str(folder), EXAMPLE, kind)
+    return folder
+
+
+def logits_of(folder: Path) -> torch.Tensor:
+    with torch.no_grad():
+        return mlflow.pytorch.load_model(str(folder))(PAIRS)
+
+
+def own_logits(module: nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return module.eval()(PAIRS)
+
+
+def test_one_export_for_a_kind_and_each_folder_has_its_own_weights(tmp_path, exports):
+    folders, kind = ModelFolders(), object()
+    networks = [Plain(seed) for seed in range(3)]
+    paths = [saved(folders, net, tmp_path, kind) for net in networks]
+    assert len(exports) == 1
+    for net, path in zip(networks, paths, strict=True):
+        # the exported graph and the eager module may order a sum differently: float32 ulps
+        torch.testing.assert_close(logits_of(path), own_logits(net), rtol=0, atol=1e-6)
+    assert not torch.equal(logits_of(paths[1]), logits_of(paths[2]))
+    described = [Model.load(str(p / "MLmodel")) for p in paths]
+    assert len({d.model_uuid for d in described}) == 3
+    assert {d.model_size_bytes for d in described} == {described[0].model_size_bytes}
+    assert {d.signature.to_dict()["outputs"] for d in described} == {
+        described[0].signature.to_dict()["outputs"]}
+    for name in ("input_example.json", "requirements.txt", "conda.yaml"):
+        assert (paths[2] / name).read_bytes() == (paths[0] / name).read_bytes()
+
+
+def test_anything_but_the_weights_differing_means_a_new_export(tmp_path, exports):
+    folders, kind = ModelFolders(), object()
+    cases = [Plain(0), Plain(1, width=5),  # another shape
+             Plain(2, width=5, offset=3.0),  # a buffer outside the weights
+             Plain(3, width=5, offset=3.0)]  # as the one before: no export
+    paths = [saved(folders, net, tmp_path, kind) for net in cases]
+    assert len(exports) == 3
+    paths.append(saved(folders, Plain(4, width=5, offset=3.0), tmp_path, object()))  # new kind
+    paths.append(saved(folders, Plain(5, width=5, offset=3.0), tmp_path, None))  # no kind
+    assert len(exports) == 5
+    for net, path in zip([*cases, Plain(4, width=5, offset=3.0), Plain(5, width=5, offset=3.0)],
+                         paths, strict=True):
+        torch.testing.assert_close(logits_of(path), own_logits(net), rtol=0, atol=1e-6)
+    assert np.isclose(own_logits(cases[2]) - own_logits(Plain(2, width=5)), 3.0).all()

@@ -1,0 +1,68 @@
+"""A run's end tags go with its last metrics: one ``log_batch`` for both, then its status.
+
+Written to a real sqlite store and read back through ``MlflowClient``; the tracker's client is
+the real one, its ``log_batch`` wrapped only to count the calls. When the store has failed,
+the same tags and metrics go to the recovery journal and ``grokexp relog`` puts them back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from grokexp.cli import main
+from grokexp.tracking.mlflow_tracker import MlflowTracker
+
+TAGS = {"grokked": "true", "grokexp.status": "FINISHED"}
+
+
+def test_the_end_tags_and_last_metrics_are_one_write(tracking_uri):
+    tracker = MlflowTracker(tracking_uri, "ends", flush_every_s=3600.0)
+    run_id = tracker.start_run("member", {"seed": 0}, {})
+    batches: list[tuple[int, int]] = []
+    real = tracker.client.log_batch
+
+    def counted(run_id, metrics=(), params=(), tags=(), **kwargs):
+        batches.append((len(metrics), len(tags)))
+        return real(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    tracker.client.log_batch = counted
+    for epoch in range(3):
+        tracker.log_metrics(run_id, epoch, {"test_acc": epoch / 4})
+    tracker.end_run(run_id, "FINISHED", TAGS)
+    assert batches == [(3, 2)]
+    run = MlflowClient(tracking_uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert {k: run.data.tags[k] for k in TAGS} == TAGS
+    history = MlflowClient(tracking_uri).get_metric_history(run_id, "test_acc")
+    assert [(m.step, m.value) for m in history] == [(0, 0.0), (1, 0.25), (2, 0.5)]
+    other = tracker.start_run("no metrics", {}, {})
+    tracker.end_run(other, "FINISHED", {"grokked": "false"})  # tags alone: still one write
+    tracker.end_run(tracker.start_run("bare", {}, {}))  # nothing: no write at all
+    assert batches == [(3, 2), (0, 1)]
+    assert MlflowClient(tracking_uri).get_run(other).data.tags["grokked"] == "false"
+
+
+def test_end_tags_of_a_failed_store_are_journalled_and_relogged(tracking_uri, tmp_path):
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    tracker = MlflowTracker(tracking_uri, "ends", flush_every_s=3600.0,
+                            retry_delays=(0.01,), recovery_dir=tmp_path / "rec")
+    run_id = tracker.start_run("member", {"seed": 0}, {})
+    tracker.log_metrics(run_id, 5, {"test_acc": 0.75})
+    with db.open("r+b") as f:  # the sqlite header overwritten: every write now fails
+        header = f.read(100)
+        f.seek(0)
+        f.write(b"\0" * 100)
+    tracker.end_run(run_id, "FINISHED", TAGS)
+    assert tracker.failure is not None and tracker.journal is not None
+    with db.open("r+b") as f:
+        f.write(header)
+    relogged = CliRunner().invoke(main, ["relog", str(tracker.journal.folder),
+                                         "--tracking-uri", tracking_uri])
+    assert relogged.exit_code == 0, relogged.output
+    run = MlflowClient(tracking_uri).get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert {k: run.data.tags[k] for k in TAGS} == TAGS
+    assert run.data.metrics["test_acc"] == 0.75
