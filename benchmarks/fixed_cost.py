@@ -12,7 +12,10 @@ store, its metrics, epoch-0 probes, checkpoints, figures and tables. Process sta
 the store's opening are in both runs and cancel. It is measured with the default
 ``[metrics]``, without the dropout probes, without them and the logged models, and without
 them and the member figures (``metrics.figures = false``): the last two rows price the
-models and the figures.
+models and the figures. Each row also gives the CPU seconds of all the command's processes
+per extra member (the kernel's accounting, best of the repeats); the figures' CPU (the second
+row's less the last's) over the machine's cores is the least wall time they can add while
+every core is busy, their floor.
 
 Last, the floor the default ``[metrics]`` set: the epoch-0 dropout probes' matmuls at the
 two-core matmul limit, plus the random words of their masks drawn with torch's generator
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -98,10 +102,11 @@ def _fresh_run(seeds: int, epochs: int, tmp: Path, metrics: str) -> tuple[Path, 
     return folder, ["run", str(spec), "--tracking-uri", uri, "--quiet"]
 
 
-def run_wall(seeds: int, epochs: int, tmp: Path, metrics: str) -> float:
-    """Wall seconds of one ``grokexp run`` in a fresh process and store."""
+def run_wall(seeds: int, epochs: int, tmp: Path, metrics: str) -> tuple[float, float]:
+    """Wall seconds of one ``grokexp run`` in a fresh process and store, and the CPU seconds
+    of all its processes."""
     folder, words = _fresh_run(seeds, epochs, tmp, metrics)
-    return run_timed([sys.executable, "-m", "grokexp", *words], folder)[0]
+    return run_timed([sys.executable, "-m", "grokexp", *words], folder)
 
 
 def run_profiled(seeds: int, epochs: int, tmp: Path, metrics: str) -> Profiled:
@@ -276,25 +281,41 @@ def fixed_cost(epochs: int, repeats: int, tmp: Path) -> None:
     the probes' floor."""
     engine = min(engine_seconds(epochs, tmp) for _ in range(repeats))
     fixed_by_metrics: dict[str, float] = {}
+    cpu_by_metrics: dict[str, float] = {}
     for label, metrics in METRICS.items():
-        one = min(run_wall(1, epochs, tmp, metrics) for _ in range(repeats))
-        many = min(run_wall(K, epochs, tmp, metrics) for _ in range(repeats))
+        ones = [run_wall(1, epochs, tmp, metrics) for _ in range(repeats)]
+        manys = [run_wall(K, epochs, tmp, metrics) for _ in range(repeats)]
+        one, many = min(w for w, _ in ones), min(w for w, _ in manys)
         each = (many - one) / (K - 1)
         fixed = each - engine / K
-        fixed_by_metrics[label] = fixed
+        cpu = (min(c for _, c in manys) - min(c for _, c in ones)) / (K - 1)
+        fixed_by_metrics[label], cpu_by_metrics[label] = fixed, cpu
         print(f"fixed cost per member (K = {K}, {epochs} epochs, {label}): grokexp run with "
               f"1 seed {one:.1f} s, with {K} seeds {many:.1f} s, so (wall({K}) - wall(1)) / "
               f"{K - 1} = {each:.2f} s; the engine alone trains the {K} in {engine:.2f} s; so "
               f"{fixed:.2f} s per member beyond its training (target <= {TARGET_S} s: "
-              f"{fixed / TARGET_S:.2f}x the target)", flush=True)
+              f"{fixed / TARGET_S:.2f}x the target); CPU of all its processes per extra "
+              f"member {cpu:.2f} s", flush=True)
         emit({"bench": "fixed_cost", "metrics": label, "k": K, "epochs": epochs,
               "wall_1": one, "wall_k": many, "engine_k": engine, "each_s": each,
-              "fixed_s_per_member": fixed})
+              "fixed_s_per_member": fixed, "cpu_s_per_extra_member": cpu,
+              "runs_1": ones, "runs_k": manys})
     figures = fixed_by_metrics[WITHOUT_PROBES] - fixed_by_metrics[WITHOUT_FIGURES]
     print(f"the member figures' share: {fixed_by_metrics[WITHOUT_PROBES]:.2f} s per member "
           f"{WITHOUT_PROBES}, {fixed_by_metrics[WITHOUT_FIGURES]:.2f} s without their figures "
           f"too, so drawing a member's figures adds {figures:.2f} s", flush=True)
-    emit({"bench": "fixed_cost_figures_share", "figures_s_per_member": figures})
+    figures_cpu = cpu_by_metrics[WITHOUT_PROBES] - cpu_by_metrics[WITHOUT_FIGURES]
+    cores = os.cpu_count() or 1
+    figures_floor = figures_cpu / cores
+    rest = fixed_by_metrics[WITHOUT_FIGURES]
+    print(f"the member figures' floor: they take {figures_cpu:.2f} s of CPU per member (the "
+          f"two rows' CPU per extra member, subtracted), at least {figures_floor:.2f} s of "
+          f"wall on this machine's {cores} cores; so with them the fixed cost cannot go below "
+          f"{figures_floor:.2f} + {rest:.2f} (without them) = {figures_floor + rest:.2f} s per "
+          f"member (target <= {TARGET_S} s)", flush=True)
+    emit({"bench": "fixed_cost_figures_share", "figures_s_per_member": figures,
+          "figures_cpu_s_per_member": figures_cpu, "cores": cores,
+          "figures_floor_s": figures_floor, "floor_with_the_rest_s": figures_floor + rest})
     print(f"where it goes ({WITHOUT_PROBES}; one profiled run with 1 seed, one with {K}):")
     print_per_member(run_profiled(1, epochs, tmp, METRICS[WITHOUT_PROBES]),
                      run_profiled(K, epochs, tmp, METRICS[WITHOUT_PROBES]))
