@@ -11,8 +11,9 @@ The folder is written by ``model_folder.ModelFolders``, which exports a populati
 once and writes each later member's weights into that program.
 
 :class:`ModelLog` hands each network to one background thread, so the training loop never waits
-for an export (about 0.2 s of CPU a member, and 2 to 3 s once per process for torch.export's
-imports: ``benchmarks/logged_model_cost.py``); ``finish`` waits for all of them.
+for an export (about 0.1 s of CPU a network exported anew, a few hundredths for a population's
+later members, and 2 to 3 s once per process for torch.export's imports:
+``benchmarks/logged_model_cost.py``); ``finish`` waits for all of them.
 """
 
 from __future__ import annotations
