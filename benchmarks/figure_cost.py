@@ -7,7 +7,9 @@ again the way a figure worker does (matplotlib's Agg, the imports frozen out of 
 collector, its young-collection threshold) and prints each figure's CPU seconds, best of
 ``--repeats``, with its axes, its tick objects and how many labels went through mathtext.
 Last, each Figure is drawn a second time, its tick objects made and its text laid out
-already: a bound on what keeping figures between members could save. Before each repeat
+already: a bound on what keeping figures between members could save; and a third time at
+Pillow's default zlib level (6) instead of grokexp's (``PNG_COMPRESS_LEVEL``), with both
+encodings' sizes. Before each repeat
 matplotlib's cache of parsed mathtext is emptied: a worker meets each
 member's labels (new values) once, and a repeat that found them parsed would hide that cost.
 
@@ -63,10 +65,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="grokexp-figure-cost-") as tmp:
         jobs = captured_jobs(args.epochs, Path(tmp))
 
+    import io
+
     import matplotlib
     import matplotlib.mathtext
 
-    from grokexp.figures.render import DRAWING_RC, png_bytes
+    from grokexp.figures.render import DRAWING_RC, PNG_COMPRESS_LEVEL, png_bytes
 
     matplotlib.use("Agg")
     gc.freeze()  # as a figure worker does after its imports
@@ -81,6 +85,8 @@ def main() -> None:
     matplotlib.mathtext.MathTextParser.parse = counted  # type: ignore[method-assign]
     best: dict[str, float] = {}
     again: dict[str, float] = {}  # the same Figure drawn a second time
+    at_default: dict[str, float] = {}  # and a third, at Pillow's default zlib level
+    sizes: dict[str, tuple[int, int]] = {}  # PNG bytes at ours, at the default
     shape: dict[str, tuple[int, int, int]] = {}
     with matplotlib.rc_context(DRAWING_RC):
         for _ in range(args.repeats):
@@ -98,9 +104,15 @@ def main() -> None:
                     seconds = time.process_time() - start + share
                     best[path] = min(best.get(path, seconds), seconds)
                     start = time.process_time()
-                    png_bytes(figure)  # its ticks made and its text laid out already
+                    ours = png_bytes(figure)  # its ticks made and its text laid out already
                     seconds = time.process_time() - start
                     again[path] = min(again.get(path, seconds), seconds)
+                    buffer = io.BytesIO()
+                    start = time.process_time()
+                    figure.savefig(buffer, format="png")
+                    seconds = time.process_time() - start
+                    at_default[path] = min(at_default.get(path, seconds), seconds)
+                    sizes[path] = (len(ours), len(buffer.getvalue()))
                     ticks = sum(len(axis.majorTicks) + len(axis.minorTicks)
                                 for ax in figure.axes for axis in (ax.xaxis, ax.yaxis))
                     shape[path] = (len(figure.axes), ticks, len(parsed))
@@ -115,8 +127,14 @@ def main() -> None:
     print(f"  each drawn a second time (what reusing a figure could save at most; best of "
           f"{args.repeats}): {sum(again.values()):.2f} s, "
           f"{sum(again.values()) / total:.0%} of the above", flush=True)
+    ours_bytes, default_bytes = (sum(s[i] for s in sizes.values()) for i in (0, 1))
+    print(f"  the same second drawing at zlib level 6 (Pillow's default) instead of "
+          f"{PNG_COMPRESS_LEVEL}: {sum(at_default.values()):.2f} s; the nine PNGs "
+          f"{ours_bytes / 1e3:.0f} kB at level {PNG_COMPRESS_LEVEL}, "
+          f"{default_bytes / 1e3:.0f} kB at level 6", flush=True)
     emit({"bench": "figure_cost", "total_s": total, "figures": best,
-          "again_s": sum(again.values())})
+          "again_s": sum(again.values()), "again_at_level_6_s": sum(at_default.values()),
+          "png_bytes": ours_bytes, "png_bytes_at_level_6": default_bytes})
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ MAX_WORKERS = 2  # figure processes at most: each holds matplotlib (about 80 MB)
 # measures each axes' tight box to place its title, about a tenth of a figure's drawing.
 # The PNG bytes are the same (tests/figures/test_render.py).
 DRAWING_RC: dict[Any, Any] = {"axes.titley": 1.0}
-# zlib's fastest level for the PNGs: the same pixels, encoded in about half the CPU of Pillow's
-# default (level 6; the encoding is a sixth of a figure's cost) in files about a tenth larger
+# zlib's fastest level for the PNGs: the same pixels as at Pillow's default (6), in somewhat
+# larger files, for less of a figure's CPU (benchmarks/figure_cost.py prints both)
 PNG_COMPRESS_LEVEL = 1
 
 

@@ -12,7 +12,7 @@ once and writes each later member's weights into that program.
 
 :class:`ModelLog` hands each network to one background thread, so the training loop never waits
 for an export (about 0.1 s of CPU a network exported anew, a few hundredths for a population's
-later members, and 2 to 3 s once per process for torch.export's imports:
+later members, and about 3 s once per process for torch.export's imports:
 ``benchmarks/logged_model_cost.py``); ``finish`` waits for all of them.
 """
 

@@ -1,9 +1,9 @@
 """The real tracker: an MLflow store behind the :class:`~.tracking.Tracker` interface.
 
-Only this module (and journal.py, recovery.py, reader.py, store.py and logged_model.py)
-imports mlflow, lazily, so ``grokexp --help`` stays fast. Runs are named by their MLflow run
-id; metrics are buffered and written with ``log_batch`` because one sqlite write per metric
-costs milliseconds. What the store holds is read back through :meth:`MlflowTracker.reader`.
+Only this module (and journal.py, recovery.py, reader.py, store.py, logged_model.py and
+model_folder.py) imports mlflow, lazily, so ``grokexp --help`` stays fast. Runs are named by
+their MLflow run id; metrics are buffered and written with ``log_batch`` (one sqlite write per
+metric costs milliseconds). The store is read back through :meth:`MlflowTracker.reader`.
 """
 
 from __future__ import annotations
@@ -99,8 +99,7 @@ class MlflowTracker:
             self.dropped.append(what)
 
     def _local_copy_failed(self, what: str, err: OSError) -> None:
-        """The local copy an artifact is written from could not be made (the temp dir's
-        disk is full): as for a store that failed and a folder that cannot be written."""
+        """No local copy of an artifact (a full temp dir): as for a failed store and folder."""
         if self.failure is None:
             self.failure = f"{what} failed: no local copy ({err.strerror or err})"
         if self.lost is None:
@@ -175,9 +174,12 @@ class MlflowTracker:
         buffer, self._buffer = self._buffer, {}
         for run_id in {**buffer, **tags}:
             metrics, first_tags = buffer.get(run_id, []), tags.get(run_id, {})
-            for start in range(0, max(len(metrics), 1 if first_tags else 0), 1000):
-                self._flush_chunk(run_id, metrics[start:start + 1000],
-                                  first_tags if start == 0 else {})
+            cut = 1000 - len(first_tags)  # MLflow takes 1000 metrics and tags in one write
+            if metrics or first_tags:
+                self._flush_chunk(run_id, metrics[:cut], first_tags,
+                                  "logging metrics" + " and tags" * bool(first_tags))
+            for start in range(cut, len(metrics), 1000):
+                self._flush_chunk(run_id, metrics[start:start + 1000], {})
         self._last_flush = time.monotonic()
 
     def _flush_chunk(self, run_id: str, chunk: list[Any], tags: Mapping[str, str],
@@ -214,8 +216,7 @@ class MlflowTracker:
         self._log_artifact(run_id, artifact_file, lambda p: p.write_text(text, "utf-8"))
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
-        """A matplotlib ``Figure`` (grokexp's are made without pyplot, so nothing here picks
-        a backend or keeps the figure open) saved as the artifact."""
+        """A matplotlib ``Figure`` (made without pyplot: no backend, nothing kept open)."""
         self._log_artifact(run_id, artifact_file, lambda p: figure.savefig(p))
 
     def log_files(self, run_id: str, files: Mapping[str, bytes]) -> None:

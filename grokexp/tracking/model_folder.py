@@ -5,9 +5,12 @@ of CPU a member (``benchmarks/logged_model_cost.py``), the largest part of loggi
 A population's members are one network with different weights, so :class:`ModelFolders`
 saves the first of each kind with MLflow and keeps its folder and exported program; each later
 one is that folder with its own weights written into the program (``torch.export.save``) and
-its ``MLmodel`` given its own uuid, time and size. A network that differs from its kind's
-first in anything but its weights (the parameters' names, shapes or dtypes, a buffer outside
-the weights, the input example) is saved by MLflow in full, as is one saved without a kind.
+its ``MLmodel`` given its own uuid, time and size. A kind is the caller's promise that its
+networks differ in their weights alone (for grokexp's twins, the population's architecture
+object: the same class, hyperparameters and graph). What can be checked cheaply is checked
+too: a network whose parameters' names, shapes or dtypes, tensors outside the weights
+(buffers the program keeps as constants) or input example differ from its kind's first is
+saved by MLflow in full, as is one saved without a kind, and one whose shortcut fails.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def save_model_folder(module: nn.Module, folder: str, example: np.ndarray) -> No
 def _layout(module: nn.Module, example: np.ndarray) -> tuple[Any, ...]:
     """What must match for two networks of a kind to share an exported program."""
     state = module.state_dict()
-    return (type(module), example.shape, str(example.dtype),
+    return (type(module), example.shape, str(example.dtype), example.tobytes(),
             tuple((name, tuple(value.shape), str(value.dtype)) for name, value in state.items()))
 
 
@@ -110,42 +113,61 @@ class ModelFolders:
         self._lock = threading.Lock()
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._first: _First | None = None  # the last kind's (populations train one by one)
+        self._given_up: object | None = None  # a kind whose first could not be kept or used
 
     def save(self, module: nn.Module, folder: str, example: np.ndarray,
              kind: object | None = None) -> None:
-        """Write ``module`` as an MLflow model folder at ``folder`` (which must not exist).
-        Networks given the same ``kind`` (e.g. the population's architecture object) are the
-        caller's promise of one network but for its weights; that is also checked."""
+        """Write ``module`` as an MLflow model folder at ``folder`` (which must not exist);
+        networks of one ``kind`` (see the module's docstring) are exported once."""
         if kind is None:
             save_model_folder(module, folder, example)
             return
         with self._lock:
             first = self._first
             if first is not None and first.matches(kind, module, example):
-                first.write(module.eval(), Path(folder))
-                return
+                try:
+                    first.write(module.eval(), Path(folder))
+                    return
+                except Exception:  # e.g. the kept copy is gone: export this one in full
+                    shutil.rmtree(folder, ignore_errors=True)
+                    self._given_up = kind
             save_model_folder(module, folder, example)
-            if first is not None:  # a new kind: the last one's copy goes
-                shutil.rmtree(first.folder, ignore_errors=True)
-            self._first = self._keep(kind, module, Path(folder), example)
+            self._drop()  # the last network kept is not this one's like
+            if kind is not self._given_up:
+                self._first = self._keep(kind, module, Path(folder), example)
+                self._given_up = None if self._first is not None else kind
+
+    def _drop(self) -> None:
+        first, self._first = self._first, None
+        if first is not None:
+            shutil.rmtree(first.folder, ignore_errors=True)
 
     def _keep(self, kind: object, module: nn.Module, folder: Path,
               example: np.ndarray) -> _First | None:
         """A copy of the folder MLflow just wrote, and its program loaded back; None when its
-        program's weights are not the network's state dict (then every one is saved in full)."""
+        program's weights are not the network's state dict or its constants not the tensors
+        outside it, or when it cannot be kept (then the kind's networks are saved in full)."""
         import torch
         from mlflow.models import Model
 
         programs = [p.relative_to(folder) for p in folder.rglob("*.pt2")]
         if len(programs) != 1:
             return None
-        if self._scratch is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="grokexp-models-")
-        copy = Path(self._scratch.name) / uuid.uuid4().hex
-        shutil.copytree(folder, copy)
-        program = torch.export.load(str(copy / programs[0]))
-        if set(program.state_dict) != set(module.state_dict()):
+        copy: Path | None = None
+        try:
+            program = torch.export.load(str(folder / programs[0]))
+            buffers = _other_buffers(module)
+            if (set(program.state_dict) != set(module.state_dict())
+                    or set(program.constants) != set(buffers)):
+                return None
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="grokexp-models-")
+            copy = Path(self._scratch.name) / uuid.uuid4().hex
+            shutil.copytree(folder, copy)
+            return _First(kind, _layout(module, example), copy, programs[0], program,
+                          {name: b.clone() for name, b in buffers.items()},
+                          Model.load(str(copy / MLMODEL)).model_size_bytes)
+        except Exception:  # a full disk, say: this model is saved; the next ones in full too
+            if copy is not None:
+                shutil.rmtree(copy, ignore_errors=True)
             return None
-        return _First(kind, _layout(module, example), copy, programs[0], program,
-                      {name: b.clone() for name, b in _other_buffers(module).items()},
-                      Model.load(str(copy / MLMODEL)).model_size_bytes)

@@ -1,7 +1,7 @@
 """The figure pool: figures drawn in worker processes are the figures drawn in place.
 
 A member's figures leave the training thread as plain data (MemberSnapshots, a MemberSeries) and
-come back as PNG bytes from a spawned worker. The bytes must be those ``savefig`` writes in
+come back as PNG bytes from a spawned worker. The bytes must be those ``png_bytes`` writes in
 the calling process for the same data (Agg is deterministic), the work must really happen
 in another process, and a worker's error must reach the caller.
 """

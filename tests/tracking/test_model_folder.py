@@ -8,6 +8,7 @@ saved folder is loaded back with MLflow alone and must give its own network's lo
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import mlflow.pytorch
@@ -82,6 +83,55 @@ def test_one_export_for_a_kind_and_each_folder_has_its_own_weights(tmp_path, exp
         described[0].signature.to_dict()["outputs"]}
     for name in ("input_example.json", "requirements.txt", "conda.yaml"):
         assert (paths[2] / name).read_bytes() == (paths[0] / name).read_bytes()
+
+
+def test_another_input_example_means_a_new_export(tmp_path, exports):
+    folders, kind = ModelFolders(), object()
+    first = tmp_path / "first"
+    folders.save(Plain(0), str(first), EXAMPLE, kind)
+    other_example = (PAIRS[-8:]).numpy()  # same shape, other pairs
+    second = tmp_path / "second"
+    folders.save(Plain(1), str(second), other_example, kind)
+    assert len(exports) == 2
+    assert ((second / "input_example.json").read_bytes()
+            != (first / "input_example.json").read_bytes())
+
+
+def test_a_failing_shortcut_falls_back_to_a_full_export(tmp_path, exports, monkeypatch):
+    """When writing the program with a member's weights fails (here ``torch.export.save``
+    raises once, as on a full disk), that member is exported in full, and so is the rest of
+    its kind; every folder still holds its own network."""
+    folders, kind = ModelFolders(), object()
+    networks = [Plain(seed) for seed in range(4)]
+    paths = [saved(folders, networks[0], tmp_path, kind)]
+    real, failures = torch.export.save, []
+
+    def failing_once(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.export, "save", failing_once)
+    paths += [saved(folders, net, tmp_path, kind) for net in networks[1:]]
+    assert failures == [1] and len(exports) == 4
+    for net, path in zip(networks, paths, strict=True):
+        torch.testing.assert_close(logits_of(path), own_logits(net), rtol=0, atol=1e-6)
+
+
+def test_a_new_kind_removes_the_last_kinds_kept_copy(tmp_path, exports, monkeypatch):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    out = tmp_path / "out"
+    out.mkdir()
+    folders = ModelFolders()
+    for kind in (object(), object(), object()):
+        for seed in range(2):
+            saved(folders, Plain(seed), out, kind)
+    assert len(exports) == 3
+    [kept] = list(scratch.glob("grokexp-models-*"))
+    assert len(list(kept.iterdir())) == 1  # the last kind's copy alone
 
 
 def test_anything_but_the_weights_differing_means_a_new_export(tmp_path, exports):

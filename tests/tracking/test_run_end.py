@@ -66,3 +66,30 @@ def test_end_tags_of_a_failed_store_are_journalled_and_relogged(tracking_uri, tm
     assert run.info.status == "FINISHED"
     assert {k: run.data.tags[k] for k in TAGS} == TAGS
     assert run.data.metrics["test_acc"] == 0.75
+
+
+def test_a_long_buffer_keeps_each_write_within_mlflows_1000_and_other_runs_flush_too(
+        tracking_uri):
+    """MLflow takes at most 1000 metrics and tags in one ``log_batch``: with 2 tags, the
+    first write carries 998 metrics, and the other run's buffer is flushed beside it."""
+    tracker = MlflowTracker(tracking_uri, "ends", flush_every_s=3600.0)
+    ending, other = tracker.start_run("ending", {}, {}), tracker.start_run("other", {}, {})
+    batches: list[tuple[str, int, int]] = []
+    real = tracker.client.log_batch
+
+    def counted(run_id, metrics=(), params=(), tags=(), **kwargs):
+        batches.append((run_id, len(metrics), len(tags)))
+        return real(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
+
+    tracker.client.log_batch = counted
+    for step in range(1500):
+        tracker.log_metrics(ending, step, {"loss": 1.0 / (step + 1)})
+    tracker.log_metrics(other, 0, {"loss": 2.0})
+    tracker.end_run(ending, "FINISHED", TAGS)
+    assert sorted(batches) == sorted([(ending, 998, 2), (ending, 502, 0), (other, 1, 0)])
+    client = MlflowClient(tracking_uri)
+    history = client.get_metric_history(ending, "loss")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == list(range(1500))
+    assert [m.value for m in client.get_metric_history(other, "loss")] == [2.0]
+    assert {k: client.get_run(ending).data.tags[k] for k in TAGS} == TAGS
+    assert client.get_run(other).info.status == "RUNNING"
