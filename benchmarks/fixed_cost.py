@@ -13,9 +13,9 @@ the store's opening are in both runs and cancel. It is measured with the default
 ``[metrics]``, without the dropout probes, without them and the logged models, and without
 them and the member figures (``metrics.figures = false``): the last two rows price the
 models and the figures. Each row also gives the CPU seconds of all the command's processes
-per extra member (the kernel's accounting, best of the repeats); the figures' CPU (the second
-row's less the last's) over the machine's cores is the least wall time they can take per
-member however well they overlap the rest: their floor.
+per extra member (the kernel's accounting, best of the repeats). The figures' CPU (the second
+row's less the last's) is set against the CPU a member may take while the K-member run keeps
+every core busy (the target times the cores; the run's CPU over its wall shows how busy).
 
 Last, the floor the default ``[metrics]`` set: the epoch-0 dropout probes' matmuls at the
 two-core matmul limit, plus the random words of their masks drawn with torch's generator
@@ -282,6 +282,7 @@ def fixed_cost(epochs: int, repeats: int, tmp: Path) -> None:
     engine = min(engine_seconds(epochs, tmp) for _ in range(repeats))
     fixed_by_metrics: dict[str, float] = {}
     cpu_by_metrics: dict[str, float] = {}
+    busy_by_metrics: dict[str, tuple[float, float]] = {}
     for label, metrics in METRICS.items():
         ones = [run_wall(1, epochs, tmp, metrics) for _ in range(repeats)]
         manys = [run_wall(K, epochs, tmp, metrics) for _ in range(repeats)]
@@ -290,6 +291,7 @@ def fixed_cost(epochs: int, repeats: int, tmp: Path) -> None:
         fixed = each - engine / K
         cpu = (min(c for _, c in manys) - min(c for _, c in ones)) / (K - 1)
         fixed_by_metrics[label], cpu_by_metrics[label] = fixed, cpu
+        busy_by_metrics[label] = min(manys)  # the K-member run's (wall, CPU), fastest
         print(f"fixed cost per member (K = {K}, {epochs} epochs, {label}): grokexp run with "
               f"1 seed {one:.1f} s, with {K} seeds {many:.1f} s, so (wall({K}) - wall(1)) / "
               f"{K - 1} = {each:.2f} s; the engine alone trains the {K} in {engine:.2f} s; so "
@@ -305,16 +307,18 @@ def fixed_cost(epochs: int, repeats: int, tmp: Path) -> None:
           f"{WITHOUT_PROBES}, {fixed_by_metrics[WITHOUT_FIGURES]:.2f} s without their figures "
           f"too, so drawing a member's figures adds {figures:.2f} s", flush=True)
     figures_cpu = cpu_by_metrics[WITHOUT_PROBES] - cpu_by_metrics[WITHOUT_FIGURES]
-    cores = os.cpu_count() or 1
-    figures_floor = figures_cpu / cores
-    print(f"the member figures' floor: they take {figures_cpu:.2f} s of CPU per member (the "
-          f"two rows' CPU per extra member, subtracted); spread over this machine's {cores} "
-          f"cores that is at least {figures_floor:.2f} s of wall per member, whatever else a "
-          f"member costs (target <= {TARGET_S} s: {figures_floor / TARGET_S:.2f}x the target "
-          "by the figures alone)", flush=True)
+    cores = len(os.sched_getaffinity(0))
+    budget = TARGET_S * cores  # CPU seconds a member may take while every core is busy
+    wall, cpu = busy_by_metrics[WITHOUT_PROBES]
+    print(f"the member figures' CPU: {figures_cpu:.2f} s per member (the two rows' CPU per "
+          f"extra member, subtracted). While the {K}-member run keeps this machine's {cores} "
+          f"cores busy (its CPU over its wall {WITHOUT_PROBES}: {cpu:.1f} s / {wall:.1f} s = "
+          f"{cpu / wall:.2f}), a fixed cost of {TARGET_S} s per member is a budget of "
+          f"{budget:.1f} s of CPU per member; the figures alone take {figures_cpu / budget:.2f}x "
+          "that budget", flush=True)
     emit({"bench": "fixed_cost_figures_share", "figures_s_per_member": figures,
           "figures_cpu_s_per_member": figures_cpu, "cores": cores,
-          "figures_floor_s": figures_floor})
+          "cpu_budget_s_per_member": budget, "busy_cpu_s": cpu, "busy_wall_s": wall})
     print(f"where it goes ({WITHOUT_PROBES}; one profiled run with 1 seed, one with {K}):")
     print_per_member(run_profiled(1, epochs, tmp, METRICS[WITHOUT_PROBES]),
                      run_profiled(K, epochs, tmp, METRICS[WITHOUT_PROBES]))
