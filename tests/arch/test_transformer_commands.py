@@ -279,3 +279,20 @@ def test_optimize_studies_a_transformer_and_logs_the_best_trials_networks(write_
     logits = [mlflow.pytorch.load_model(m.artifact_location)(pairs) for m in found]
     assert [tuple(x.shape) for x in logits] == [(P * P, P)] * 2
     assert not torch.equal(logits[0], logits[1])  # the two seeds' networks, not one twice
+    # each is one seed's network (exported once, the second seed's weights written into the
+    # program): the reference transformer on that seed's stored weights gives its logits
+    trial_run = runs[best].info.run_id
+    seeds = [a.path for a in client.list_artifacts(trial_run, "weights")]
+    references = []
+    for path in seeds:
+        state = torch.load(client.download_artifacts(trial_run, path, str(tmp_path / "w")),
+                           weights_only=True)
+        with torch.no_grad():
+            references.append(ReferenceTransformer.from_member(state, HEADS,
+                                                               layer_norm=False)(pairs))
+    assert len(references) == 2
+    # float32 attention and MLP sums in two orders of evaluation: ulps of logits of order one
+    matched = sorted(next(i for i, ref in enumerate(references)
+                          if torch.allclose(got.detach(), ref, rtol=0, atol=1e-4))
+                     for got in logits)
+    assert matched == [0, 1]
