@@ -95,23 +95,15 @@ def _uninterrupted_journal(path: str) -> Any:
     Optuna's file lock is released by renaming and unlinking a file; a Ctrl-C or SIGTERM
     raised between the two (our SIGTERM raises where the main thread is) broke the release
     and the clean-up that requeues the trial. SIGINT and SIGTERM are held for the append
-    and delivered right after it."""
-    import signal
-    import threading
-
+    and delivered right after it (``tracking/interrupts.py``, as for the MLflow writes)."""
     from optuna.storages.journal import JournalFileBackend
+
+    from ..tracking.interrupts import signals_held
 
     class Backend(JournalFileBackend):
         def append_logs(self, logs: list[dict[str, Any]]) -> None:
-            if (threading.current_thread() is not threading.main_thread()
-                    or not hasattr(signal, "pthread_sigmask")):  # POSIX only
-                return super().append_logs(logs)
-            held = {signal.SIGINT, signal.SIGTERM}
-            previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-            try:
+            with signals_held():
                 super().append_logs(logs)
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     return Backend(path)
 

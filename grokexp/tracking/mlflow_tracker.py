@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .experiment import open_experiment, quiet_store_errors
+from .interrupts import held, signals_held
 from .journal import DATASET_SOURCE_TYPE, Journal, dataset_input
 from .model_folder import ModelFolders
 from .reader import RunReader
@@ -74,13 +75,13 @@ class MlflowTracker:
         """
         if self.lost is not None:
             try:
-                action()
+                held(action)
             except Exception:  # the store still fails, and there is no folder to keep it
                 self.dropped.append(what)
             return
         if self.failure is None:
             try:
-                retry(action, self.retry_delays)
+                retry(lambda: held(action), self.retry_delays)
                 return
             except Exception as err:  # sqlalchemy, requests, OSError, MlflowException
                 self.failure = (f"{what} failed {len(self.retry_delays) + 1} times over "
@@ -139,16 +140,15 @@ class MlflowTracker:
                   parent_id: str | None = None) -> str:
         from mlflow.entities import Param
 
-        all_tags = dict(tags)
-        if parent_id is not None:
-            all_tags["mlflow.parentRunId"] = parent_id
+        all_tags = {**tags, **({} if parent_id is None else {"mlflow.parentRunId": parent_id})}
         run_id: str | None = None
         try:
-            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-            run_id = run.info.run_id
-            items = [Param(k, v) for k, v in flat_params(params).items()]
-            for start in range(0, len(items), 100):
-                self.client.log_batch(run_id, params=items[start:start + 100])
+            with signals_held():  # a run made, its params half written: not by a Ctrl-C
+                run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+                run_id = run.info.run_id
+                items = [Param(k, v) for k, v in flat_params(params).items()]
+                for start in range(0, len(items), 100):
+                    self.client.log_batch(run_id, params=items[start:start + 100])
         except Exception as err:  # nothing has been computed yet: fail loudly
             failed = store_error(self.tracking_uri, one_line(err))
             if run_id is not None:  # made, then the store went: end it, or journal its end
