@@ -49,9 +49,11 @@ def main() -> None:
         uri = f"sqlite:///{tmp}/mlflow.db"
         create_mlflow_store(uri)
         tracker = MlflowTracker(uri, "logged-model-cost")
-        timings: dict[str, tuple[list[float], list[float]]] = {}
-        for way, kind in (("one export", population.arch), ("each exported", None)):
-            walls, cpus = timings.setdefault(way, ([], []))
+        # as a population logs its members (one kind: exported once), then each anew
+        kinds = {"one export": population.arch, "each exported": None}
+        timings: dict[str, tuple[list[float], list[float]]] = {way: ([], []) for way in kinds}
+        for way, kind in kinds.items():
+            walls, cpus = timings[way]
             for k in range(args.k):
                 run_id = tracker.start_run(f"member-{k}", {}, {})
                 twin = population.arch.twin(population.member_state(k))
@@ -71,25 +73,20 @@ def main() -> None:
     walls, cpus = timings["one export"]
     print(f"{spec.name}: {sum(p.numel() for p in twin.parameters())} parameters a member")
     print(f"first log_model (torch.export's imports): wall {walls[0]:.2f} s, CPU {cpus[0]:.2f} s")
-    medians = {}
+    said = {"one export": ("each further member of a population (its network exported once)",
+                           "member"),
+            "each exported": ("each further member exported anew (no kind)", "exported_anew")}
+    out = {"bench": "logged_model", "first_wall_s": walls[0], "first_cpu_s": cpus[0]}
     for way, (walls, cpus) in timings.items():
+        text, key = said[way]
+        wall = statistics.median(walls[rest]) if args.k > 1 else None
+        cpu = statistics.median(cpus[rest]) if args.k > 1 else None
         if args.k > 1:
-            medians[way] = (statistics.median(walls[rest]), statistics.median(cpus[rest]))
-    if "one export" in medians:
-        wall, cpu = medians["one export"]
-        print(f"each further member of a population (its network exported once): wall "
-              f"{wall:.3f} s, CPU {cpu:.3f} s (median of {args.k - 1})")
-        wall, cpu = medians["each exported"]
-        print(f"each further member exported anew (no kind): wall {wall:.3f} s, CPU "
-              f"{cpu:.3f} s (median of {args.k - 1})")
+            print(f"{text}: wall {wall:.3f} s, CPU {cpu:.3f} s (median of {args.k - 1})")
+        out.update({f"{key}_wall_s": wall, f"{key}_cpu_s": cpu})
     print(f"load_model, imports already made: {load_s:.2f} s")
-    emit({"bench": "logged_model", "first_wall_s": timings["one export"][0][0],
-          "first_cpu_s": timings["one export"][1][0],
-          "member_wall_s": medians.get("one export", (None, None))[0],
-          "member_cpu_s": medians.get("one export", (None, None))[1],
-          "exported_anew_wall_s": medians.get("each exported", (None, None))[0],
-          "exported_anew_cpu_s": medians.get("each exported", (None, None))[1],
-          "load_s": load_s})
+    emit({**out, "load_s": load_s})
+
 
 if __name__ == "__main__":
     main()
