@@ -104,6 +104,23 @@ def working_in(folder: Path):
 
 
 @pytest.fixture
+def torch_exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per call of ``torch.export.export`` in this test: the real export, counted
+    (a network logged as an MLflow model is exported through it)."""
+    import torch
+
+    calls: list[int] = []
+    real = torch.export.export
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.export, "export", counted)
+    return calls
+
+
+@pytest.fixture
 def write_spec(tmp_path: Path):
     """Write spec text into tmp_path and return its path as a string."""
 

@@ -3,7 +3,7 @@ weights, and a network that differs in anything but its weights is exported anew
 
 The networks here are plain ``nn.Module``s written in the test (not grokexp's twins); each
 saved folder is loaded back with MLflow alone and must give its own network's logits.
-``torch.export.export`` is the real one, wrapped only to count its calls.
+``torch.export.export`` is the real one, counted (conftest's ``torch_exports``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import mlflow.pytorch
 import numpy as np
-import pytest
 import torch
 from mlflow.models import Model
 from torch import nn
@@ -38,19 +37,6 @@ class Plain(nn.Module):
         return self.out(self.embed(pairs).flatten(1)) + self.offset
 
 
-@pytest.fixture
-def exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = torch.export.export
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(torch.export, "export", counted)
-    return calls
-
-
 def saved(folders: ModelFolders, module: nn.Module, where: Path, kind: object | None) -> Path:
     folder = where / f"model-{len(list(where.iterdir()))}"
     folders.save(module, str(folder), EXAMPLE, kind)
@@ -67,11 +53,11 @@ def own_logits(module: nn.Module) -> torch.Tensor:
         return module.eval()(PAIRS)
 
 
-def test_one_export_for_a_kind_and_each_folder_has_its_own_weights(tmp_path, exports):
+def test_one_export_for_a_kind_and_each_folder_has_its_own_weights(tmp_path, torch_exports):
     folders, kind = ModelFolders(), object()
     networks = [Plain(seed) for seed in range(3)]
     paths = [saved(folders, net, tmp_path, kind) for net in networks]
-    assert len(exports) == 1
+    assert len(torch_exports) == 1
     for net, path in zip(networks, paths, strict=True):
         # the exported graph and the eager module may order a sum differently: float32 ulps
         torch.testing.assert_close(logits_of(path), own_logits(net), rtol=0, atol=1e-6)
@@ -85,19 +71,19 @@ def test_one_export_for_a_kind_and_each_folder_has_its_own_weights(tmp_path, exp
         assert (paths[2] / name).read_bytes() == (paths[0] / name).read_bytes()
 
 
-def test_another_input_example_means_a_new_export(tmp_path, exports):
+def test_another_input_example_means_a_new_export(tmp_path, torch_exports):
     folders, kind = ModelFolders(), object()
     first = tmp_path / "first"
     folders.save(Plain(0), str(first), EXAMPLE, kind)
     other_example = (PAIRS[-8:]).numpy()  # same shape, other pairs
     second = tmp_path / "second"
     folders.save(Plain(1), str(second), other_example, kind)
-    assert len(exports) == 2
+    assert len(torch_exports) == 2
     assert ((second / "input_example.json").read_bytes()
             != (first / "input_example.json").read_bytes())
 
 
-def test_a_failing_shortcut_falls_back_to_a_full_export(tmp_path, exports, monkeypatch):
+def test_a_failing_shortcut_falls_back_to_a_full_export(tmp_path, torch_exports, monkeypatch):
     """When writing the program with a member's weights fails (here ``torch.export.save``
     raises once, as on a full disk), that member is exported in full, and so is the rest of
     its kind; every folder still holds its own network."""
@@ -114,12 +100,12 @@ def test_a_failing_shortcut_falls_back_to_a_full_export(tmp_path, exports, monke
 
     monkeypatch.setattr(torch.export, "save", failing_once)
     paths += [saved(folders, net, tmp_path, kind) for net in networks[1:]]
-    assert failures == [1] and len(exports) == 4
+    assert failures == [1] and len(torch_exports) == 4
     for net, path in zip(networks, paths, strict=True):
         torch.testing.assert_close(logits_of(path), own_logits(net), rtol=0, atol=1e-6)
 
 
-def test_a_new_kind_removes_the_last_kinds_kept_copy(tmp_path, exports, monkeypatch):
+def test_a_new_kind_removes_the_last_kinds_kept_copy(tmp_path, torch_exports, monkeypatch):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -129,21 +115,21 @@ def test_a_new_kind_removes_the_last_kinds_kept_copy(tmp_path, exports, monkeypa
     for kind in (object(), object(), object()):
         for seed in range(2):
             saved(folders, Plain(seed), out, kind)
-    assert len(exports) == 3
+    assert len(torch_exports) == 3
     [kept] = list(scratch.glob("grokexp-models-*"))
     assert len(list(kept.iterdir())) == 1  # the last kind's copy alone
 
 
-def test_anything_but_the_weights_differing_means_a_new_export(tmp_path, exports):
+def test_anything_but_the_weights_differing_means_a_new_export(tmp_path, torch_exports):
     folders, kind = ModelFolders(), object()
     cases = [Plain(0), Plain(1, width=5),  # another shape
              Plain(2, width=5, offset=3.0),  # a buffer outside the weights
              Plain(3, width=5, offset=3.0)]  # as the one before: no export
     paths = [saved(folders, net, tmp_path, kind) for net in cases]
-    assert len(exports) == 3
+    assert len(torch_exports) == 3
     paths.append(saved(folders, Plain(4, width=5, offset=3.0), tmp_path, object()))  # new kind
     paths.append(saved(folders, Plain(5, width=5, offset=3.0), tmp_path, None))  # no kind
-    assert len(exports) == 5
+    assert len(torch_exports) == 5
     for net, path in zip([*cases, Plain(4, width=5, offset=3.0), Plain(5, width=5, offset=3.0)],
                          paths, strict=True):
         torch.testing.assert_close(logits_of(path), own_logits(net), rtol=0, atol=1e-6)

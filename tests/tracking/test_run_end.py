@@ -18,21 +18,27 @@ from grokexp.tracking.mlflow_tracker import MlflowTracker
 TAGS = {"grokked": "true", "grokexp.status": "FINISHED"}
 
 
-def test_the_end_tags_and_last_metrics_are_one_write(tracking_uri):
-    tracker = MlflowTracker(tracking_uri, "ends", flush_every_s=3600.0)
-    run_id = tracker.start_run("member", {"seed": 0}, {})
-    batches: list[tuple[int, int]] = []
+def counted_batches(tracker: MlflowTracker) -> list[tuple[str, int, int]]:
+    """(run, metrics, tags) of each ``log_batch`` the tracker's real client makes from now."""
+    batches: list[tuple[str, int, int]] = []
     real = tracker.client.log_batch
 
     def counted(run_id, metrics=(), params=(), tags=(), **kwargs):
-        batches.append((len(metrics), len(tags)))
+        batches.append((run_id, len(metrics), len(tags)))
         return real(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
 
     tracker.client.log_batch = counted
+    return batches
+
+
+def test_the_end_tags_and_last_metrics_are_one_write(tracking_uri):
+    tracker = MlflowTracker(tracking_uri, "ends", flush_every_s=3600.0)
+    run_id = tracker.start_run("member", {"seed": 0}, {})
+    batches = counted_batches(tracker)
     for epoch in range(3):
         tracker.log_metrics(run_id, epoch, {"test_acc": epoch / 4})
     tracker.end_run(run_id, "FINISHED", TAGS)
-    assert batches == [(3, 2)]
+    assert batches == [(run_id, 3, 2)]
     run = MlflowClient(tracking_uri).get_run(run_id)
     assert run.info.status == "FINISHED"
     assert {k: run.data.tags[k] for k in TAGS} == TAGS
@@ -41,7 +47,7 @@ def test_the_end_tags_and_last_metrics_are_one_write(tracking_uri):
     other = tracker.start_run("no metrics", {}, {})
     tracker.end_run(other, "FINISHED", {"grokked": "false"})  # tags alone: still one write
     tracker.end_run(tracker.start_run("bare", {}, {}))  # nothing: no write at all
-    assert batches == [(3, 2), (0, 1)]
+    assert batches == [(run_id, 3, 2), (other, 0, 1)]
     assert MlflowClient(tracking_uri).get_run(other).data.tags["grokked"] == "false"
 
 
@@ -74,14 +80,7 @@ def test_a_long_buffer_keeps_each_write_within_mlflows_1000_and_other_runs_flush
     first write carries 998 metrics, and the other run's buffer is flushed beside it."""
     tracker = MlflowTracker(tracking_uri, "ends", flush_every_s=3600.0)
     ending, other = tracker.start_run("ending", {}, {}), tracker.start_run("other", {}, {})
-    batches: list[tuple[str, int, int]] = []
-    real = tracker.client.log_batch
-
-    def counted(run_id, metrics=(), params=(), tags=(), **kwargs):
-        batches.append((run_id, len(metrics), len(tags)))
-        return real(run_id, metrics=metrics, params=params, tags=tags, **kwargs)
-
-    tracker.client.log_batch = counted
+    batches = counted_batches(tracker)
     for step in range(1500):
         tracker.log_metrics(ending, step, {"loss": 1.0 / (step + 1)})
     tracker.log_metrics(other, 0, {"loss": 2.0})
